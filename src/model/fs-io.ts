@@ -1,0 +1,87 @@
+/**
+ * A filesystem IOHandler for the tfjs layers format (model.json + one weights file).
+ *
+ * Without tfjs-node, tfjs has no `file://` handler in Node, so `model.save('file://...')` fails; this
+ * handler is used on every backend so that model directories are written the same way everywhere.
+ * Files are written to a temporary name, fsynced and renamed, so a crash never leaves half a model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+
+/** Writes `data` to `file` atomically: temp file, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dir = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
+}
+
+function toBytes(weightData: tf.io.WeightData | undefined): Uint8Array {
+  if (!weightData) return new Uint8Array(0);
+  return new Uint8Array(tf.io.CompositeArrayBuffer.join(weightData));
+}
+
+/** IOHandler reading and writing `dir/model.json` and `dir/weights.bin`. */
+export function fileSystem(dir: string): tf.io.IOHandler {
+  return {
+    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      if (artifacts.modelTopology instanceof ArrayBuffer) throw new Error('binary model topologies are not supported');
+      fs.mkdirSync(dir, { recursive: true });
+      const weights = toBytes(artifacts.weightData);
+      writeFileAtomic(path.join(dir, WEIGHTS_BIN), weights);
+      const modelJson = {
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        modelTopology: artifacts.modelTopology,
+        trainingConfig: artifacts.trainingConfig,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      };
+      writeFileAtomic(path.join(dir, MODEL_JSON), JSON.stringify(modelJson));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    },
+
+    async load(): Promise<tf.io.ModelArtifacts> {
+      const jsonPath = path.join(dir, MODEL_JSON);
+      const modelJson = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+      if (!modelJson.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
+        throw new Error(`${jsonPath} is not a tfjs layers model (modelTopology or weightsManifest missing)`);
+      }
+      const specs: tf.io.WeightsManifestEntry[] = [];
+      const buffers: Buffer[] = [];
+      for (const group of modelJson.weightsManifest) {
+        specs.push(...group.weights);
+        for (const p of group.paths) {
+          const resolved = path.resolve(dir, p);
+          if (path.dirname(resolved) !== path.resolve(dir)) throw new Error(`weights path escapes the model directory: ${p}`);
+          buffers.push(fs.readFileSync(resolved));
+        }
+      }
+      const all = Buffer.concat(buffers);
+      return {
+        modelTopology: modelJson.modelTopology,
+        format: modelJson.format,
+        generatedBy: modelJson.generatedBy,
+        convertedBy: modelJson.convertedBy,
+        trainingConfig: modelJson.trainingConfig,
+        weightSpecs: specs,
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+      };
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * manifest.json: what a model directory is, so the server can refuse one that does not fit.
+ * Everything that changes how pixels become a vector lives here; the same fields drive training,
+ * serving and evaluation.
+ */
+import { z } from 'zod';
+
+export const MANIFEST_FORMAT = 'likeness-model/1';
+export const MANIFEST_JSON = 'manifest.json';
+
+const resnetSchema = z.object({
+  arch: z.string().min(1),
+  stem: z.enum(['small', 'imagenet']),
+  block: z.enum(['basic', 'bottleneck']),
+  stages: z.array(z.number().int().positive()).min(1),
+  widths: z.array(z.number().int().positive()).min(1),
+  widthMultiplier: z.number().positive(),
+});
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  /** Human name of the model; the model id adds a hash of the weights (see model-dir.ts). */
+  name: z.string().min(1).max(200),
+  input: z.object({
+    size: z.number().int().min(8).max(1024),
+    channels: z.union([z.literal(1), z.literal(3)]),
+    /** Per-channel mean and std applied to pixels scaled to [0, 1]. */
+    mean: z.array(z.number()).min(1),
+    std: z.array(z.number().positive()).min(1),
+    /** How a non-square image reaches size x size: 'contain' pads with the background, 'cover' crops, 'fill' stretches. */
+    fit: z.enum(['contain', 'cover', 'fill']).default('contain'),
+    /** Colour that transparent pixels are flattened onto, and padding for 'contain'. */
+    background: z.string().regex(/^#[0-9a-fA-F]{6}$/).default('#000000'),
+  }),
+  encoder: resnetSchema,
+  /** Names of the saved network's outputs, in order (e.g. ['encoder', 'projection']). */
+  outputs: z.array(z.enum(['encoder', 'projection'])).min(1),
+  embedding: z.object({
+    output: z.enum(['encoder', 'projection']),
+    dim: z.number().int().positive(),
+  }),
+  training: z.record(z.string(), z.unknown()).optional(),
+  quality: z.record(z.string(), z.unknown()).optional(),
+  createdAt: z.string().optional(),
+});
+
+export type ModelManifest = z.infer<typeof manifestSchema>;
+export type InputSpec = ModelManifest['input'];
+
+export function parseManifest(raw: unknown, where: string): ModelManifest {
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`invalid model manifest ${where}: ${issues}`);
+  }
+  const m = parsed.data;
+  for (const key of ['mean', 'std'] as const) {
+    if (m.input[key].length !== m.input.channels) {
+      throw new Error(`invalid model manifest ${where}: input.${key} has ${m.input[key].length} values for ${m.input.channels} channel(s)`);
+    }
+  }
+  if (!m.outputs.includes(m.embedding.output)) {
+    throw new Error(`invalid model manifest ${where}: embedding.output '${m.embedding.output}' is not one of outputs [${m.outputs.join(', ')}]`);
+  }
+  return m;
+}

@@ -1,0 +1,75 @@
+/**
+ * A model directory: model.json + weights.bin (tfjs layers format) + manifest.json.
+ * Loading checks that the manifest agrees with the network (input shape, outputs, embedding size)
+ * and refuses the directory otherwise.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileSystem, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
+import { MANIFEST_JSON, ModelManifest, parseManifest } from './manifest';
+
+export interface LoadedModel {
+  /** `name@<first 12 hex of sha256(weights)>`: stored with every vector so models are never mixed. */
+  id: string;
+  dir: string;
+  manifest: ModelManifest;
+  model: tf.LayersModel;
+  /** Index into model.outputs of the served embedding. */
+  embeddingOutput: number;
+}
+
+export function readManifest(dir: string): ModelManifest {
+  const file = path.join(dir, MANIFEST_JSON);
+  if (!fs.existsSync(file)) throw new Error(`model directory ${dir} has no ${MANIFEST_JSON}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseManifest(raw, file);
+}
+
+/** The model id of a directory without loading the network (hashes the weights file). */
+export function modelIdOf(dir: string, manifest = readManifest(dir)): string {
+  const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, WEIGHTS_BIN))).digest('hex');
+  return `${manifest.name}@${digest.slice(0, 12)}`;
+}
+
+function outputDims(model: tf.LayersModel): number[] {
+  return model.outputs.map((o) => o.shape[o.shape.length - 1] as number);
+}
+
+export async function loadModelDir(dir: string): Promise<LoadedModel> {
+  const manifest = readManifest(dir);
+  const model = await tf.loadLayersModel(fileSystem(dir));
+  const where = path.join(dir, MANIFEST_JSON);
+  const [, h, w, c] = model.inputs[0].shape;
+  const { size, channels } = manifest.input;
+  if (h !== size || w !== size || c !== channels) {
+    model.dispose();
+    throw new Error(`${where} says input ${size}x${size}x${channels} but the network takes ${h}x${w}x${c}`);
+  }
+  if (model.outputs.length !== manifest.outputs.length) {
+    model.dispose();
+    throw new Error(`${where} lists ${manifest.outputs.length} outputs but the network has ${model.outputs.length}`);
+  }
+  const embeddingOutput = manifest.outputs.indexOf(manifest.embedding.output);
+  const dim = outputDims(model)[embeddingOutput];
+  if (dim !== manifest.embedding.dim) {
+    model.dispose();
+    throw new Error(`${where} says embedding.dim ${manifest.embedding.dim} but output '${manifest.embedding.output}' has ${dim}`);
+  }
+  return { id: modelIdOf(dir, manifest), dir, manifest, model, embeddingOutput };
+}
+
+/** Saves a network and its manifest as a model directory (weights first, manifest last). */
+export async function saveModelDir(dir: string, model: tf.LayersModel, manifest: ModelManifest): Promise<string> {
+  parseManifest(manifest, `for ${dir}`);
+  fs.mkdirSync(dir, { recursive: true });
+  await model.save(fileSystem(dir));
+  writeFileAtomic(path.join(dir, MANIFEST_JSON), JSON.stringify(manifest, null, 2) + '\n');
+  return modelIdOf(dir, manifest);
+}

@@ -1,0 +1,84 @@
+/**
+ * Picks the tfjs backend once per thread: tensorflow (tfjs-node-gpu, then tfjs-node) → wasm → cpu.
+ *
+ * tfjs-node and tfjs-node-gpu are optional dependencies: their install downloads libtensorflow and
+ * fails on machines without internet access, in which case `require` fails here and we fall through.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendChoice = BackendName | 'auto';
+
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** Backend tfjs runs on, as tf.getBackend() reports it. */
+  name: BackendName;
+  /** Which package provided it (e.g. '@tensorflow/tfjs-node-gpu'). */
+  provider: string;
+  /** Why earlier candidates were skipped, for `likeness info` and the start-up log. */
+  skipped: string[];
+}
+
+let chosen: BackendInfo | undefined;
+
+function tryRequire(pkg: string): string | undefined {
+  try {
+    require(pkg);
+    return undefined;
+  } catch (err) {
+    return `${pkg}: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
+
+async function tryTensorflow(skipped: string[]): Promise<BackendInfo | undefined> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    const failure = tryRequire(pkg);
+    if (failure) {
+      skipped.push(failure);
+      continue;
+    }
+    if (await tf.setBackend('tensorflow')) return { name: 'tensorflow', provider: pkg, skipped };
+    skipped.push(`${pkg}: loaded but the tensorflow backend did not initialise`);
+  }
+  return undefined;
+}
+
+async function tryWasm(skipped: string[]): Promise<BackendInfo | undefined> {
+  const failure = tryRequire('@tensorflow/tfjs-backend-wasm');
+  if (failure) {
+    skipped.push(failure);
+    return undefined;
+  }
+  // The wasm backend lacks several gradient kernels; the training kernels module registers them.
+  const { registerWasmTrainingKernels } = await import('./wasm-kernels');
+  registerWasmTrainingKernels();
+  if (await tf.setBackend('wasm')) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped };
+  skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');
+  return undefined;
+}
+
+/**
+ * Initialises the backend for this thread (idempotent). `choice` 'auto' walks the chain; a named
+ * backend is required and its absence is an error.
+ */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  if (chosen) return chosen;
+  const skipped: string[] = [];
+  let info: BackendInfo | undefined;
+  if (choice === 'auto' || choice === 'tensorflow') info = await tryTensorflow(skipped);
+  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped);
+  if (!info && (choice === 'auto' || choice === 'cpu')) {
+    await tf.setBackend('cpu');
+    info = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped };
+  }
+  if (!info) throw new Error(`backend '${choice}' is not available: ${skipped.join('; ')}`);
+  await tf.ready();
+  chosen = info;
+  return info;
+}
+
+/** The backend picked by initBackend, or undefined before it ran. */
+export function currentBackend(): BackendInfo | undefined {
+  return chosen;
+}
