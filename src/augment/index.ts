@@ -1,0 +1,4 @@
+export * from './rng';
+export * from './ops';
+export * from './views';
+export * from './grid';
