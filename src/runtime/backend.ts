@@ -5,6 +5,7 @@
  * fails on machines without internet access, in which case `require` fails here and we fall through.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerWasmTrainingKernels } from './wasm-kernels';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -51,7 +52,6 @@ async function tryWasm(skipped: string[]): Promise<BackendInfo | undefined> {
     return undefined;
   }
   // The wasm backend lacks several gradient kernels; the training kernels module registers them.
-  const { registerWasmTrainingKernels } = await import('./wasm-kernels');
   registerWasmTrainingKernels();
   if (await tf.setBackend('wasm')) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped };
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');

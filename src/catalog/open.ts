@@ -1,0 +1,72 @@
+/**
+ * Opens everything the serving flow needs from a Config: backend, embedder, catalogue, index.
+ * Used by `likeness serve` and by the CLI commands that work on the catalogue files directly.
+ */
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config';
+import { Embedder } from '../embed/embedder';
+import { IndexStore } from '../index/index-store';
+import { BackendInfo, initBackend } from '../runtime/backend';
+import { CatalogService } from './service';
+import { SqliteCatalog } from './sqlite-catalog';
+
+export interface Likeness {
+  config: Config;
+  backend: BackendInfo;
+  embedder: Embedder;
+  catalog: SqliteCatalog;
+  index: IndexStore;
+  service: CatalogService;
+  /** Snapshots the index and releases everything. */
+  close(): Promise<void>;
+}
+
+export interface OpenHooks {
+  onBatch?: (size: number, seconds: number) => void;
+}
+
+export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks = {}): Promise<Likeness> {
+  const backend = await initBackend(config.backend);
+  log.info({ backend: backend.name, provider: backend.provider, skipped: backend.skipped }, 'tfjs backend ready');
+  const embedder = await Embedder.open({
+    modelDir: config.model,
+    workers: config.workers,
+    backend: config.backend === 'auto' ? backend.name : config.backend,
+    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, maxQueue: config.maxQueue },
+    decode: { maxPixels: config.maxPixels, allowSvg: config.allowSvg, timeoutSeconds: config.decodeTimeoutSeconds },
+    onBatch: hooks.onBatch,
+  });
+  log.info({ model: embedder.modelId, dim: embedder.dim, workers: config.workers }, 'model loaded');
+  const catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
+  let index: IndexStore;
+  try {
+    index = await IndexStore.open({
+      dir: path.join(config.dataDir, 'index'),
+      dim: embedder.dim,
+      modelId: embedder.modelId,
+      catalog,
+      hnsw: { m: config.hnswM, efConstruction: config.hnswEfConstruction, efSearch: config.hnswEfSearch },
+      snapshotEvery: config.snapshotEvery,
+      log: (msg, fields) => log.info(fields ?? {}, msg),
+    });
+  } catch (err) {
+    catalog.close();
+    await embedder.close();
+    throw err;
+  }
+  const service = new CatalogService(catalog, index, embedder);
+  return {
+    config,
+    backend,
+    embedder,
+    catalog,
+    index,
+    service,
+    async close() {
+      await index.snapshot();
+      await embedder.close();
+      catalog.close();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * SQLite catalogue (better-sqlite3, WAL, synchronous=FULL): a write returns only after its
+ * transaction is on disk, so an acknowledged add survives kill -9 and power loss.
+ */
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { badRequest } from '../errors';
+import type { Catalog, CatalogStats, Item, MetadataFilter, NewItem, Page, UpsertResult } from './catalog';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+  label      INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  metadata   TEXT NOT NULL,
+  sha256     TEXT,
+  model_id   TEXT NOT NULL,
+  vector     BLOB NOT NULL,
+  seq        INTEGER NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_model_seq ON items (model_id, seq);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+-- Labels removed from the catalogue, kept until an index snapshot covers them.
+CREATE TABLE IF NOT EXISTS removed (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+`;
+
+/** Field names usable in filters: plain keys only, so they can be quoted into a JSON path safely. */
+const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
+
+interface ItemRow {
+  label: number;
+  id: string;
+  metadata: string;
+  sha256: string | null;
+  model_id: string;
+  vector: Buffer;
+  seq: number;
+  created_at: string;
+}
+
+function toItem(row: ItemRow): Item {
+  const v = row.vector;
+  // Copy: the Buffer may share memory with better-sqlite3's row storage.
+  const vector = new Float32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+  return {
+    label: row.label,
+    id: row.id,
+    metadata: JSON.parse(row.metadata),
+    sha256: row.sha256,
+    modelId: row.model_id,
+    vector,
+    seq: row.seq,
+    createdAt: row.created_at,
+  };
+}
+
+const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
+
+function decodeCursor(cursor: string): number {
+  const label = Number(Buffer.from(cursor, 'base64url').toString());
+  if (!Number.isSafeInteger(label) || label < 0) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
+  return label;
+}
+
+export class SqliteCatalog implements Catalog {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    const version = this.db.prepare(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+    if (!version) {
+      this.db.prepare(`INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('seq', '0')`).run(String(SCHEMA_VERSION));
+    } else if (Number(version.value) !== SCHEMA_VERSION) {
+      throw new Error(`catalogue ${file} has schema version ${version.value}; this build reads version ${SCHEMA_VERSION}`);
+    }
+    this.stmts = {
+      nextSeq: this.db.prepare(`UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq' RETURNING CAST(value AS INTEGER) AS seq`),
+      seq: this.db.prepare(`SELECT CAST(value AS INTEGER) AS seq FROM meta WHERE key = 'seq'`),
+      byId: this.db.prepare(`SELECT * FROM items WHERE id = ?`),
+      insert: this.db.prepare(
+        `INSERT INTO items (id, metadata, sha256, model_id, vector, seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      ),
+      deleteLabel: this.db.prepare(`DELETE FROM items WHERE label = ?`),
+      remember: this.db.prepare(`INSERT OR REPLACE INTO removed (label, seq) VALUES (?, ?)`),
+      page: this.db.prepare(`SELECT * FROM items WHERE label > ? ORDER BY label LIMIT ?`),
+      count: this.db.prepare(`SELECT COUNT(*) AS n FROM items`),
+      countModel: this.db.prepare(`SELECT COUNT(*) AS n FROM items WHERE model_id = ?`),
+      since: this.db.prepare(`SELECT * FROM items WHERE model_id = ? AND seq > ? AND label > ? ORDER BY label LIMIT ?`),
+      removedSince: this.db.prepare(`SELECT label FROM removed WHERE seq > ?`),
+      prune: this.db.prepare(`DELETE FROM removed WHERE seq <= ?`),
+    };
+  }
+
+  private nextSeq(): number {
+    return (this.stmts.nextSeq.get() as { seq: number }).seq;
+  }
+
+  private upsertOne(item: NewItem): UpsertResult {
+    const seq = this.nextSeq();
+    const old = this.stmts.byId.get(item.id) as ItemRow | undefined;
+    if (old) {
+      this.stmts.deleteLabel.run(old.label);
+      this.stmts.remember.run(old.label, seq);
+    }
+    const vec = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
+    const row = this.stmts.insert.get(item.id, JSON.stringify(item.metadata), item.sha256, item.modelId, vec, seq, new Date().toISOString()) as ItemRow;
+    return { item: toItem(row), replacedLabel: old?.label };
+  }
+
+  upsert(item: NewItem): UpsertResult {
+    return this.db.transaction(() => this.upsertOne(item))();
+  }
+
+  upsertMany(items: NewItem[]): UpsertResult[] {
+    return this.db.transaction(() => items.map((i) => this.upsertOne(i)))();
+  }
+
+  delete(id: string): { label: number; seq: number } | undefined {
+    return this.db.transaction(() => {
+      const old = this.stmts.byId.get(id) as ItemRow | undefined;
+      if (!old) return undefined;
+      const seq = this.nextSeq();
+      this.stmts.deleteLabel.run(old.label);
+      this.stmts.remember.run(old.label, seq);
+      return { label: old.label, seq };
+    })();
+  }
+
+  getById(id: string): Item | undefined {
+    const row = this.stmts.byId.get(id) as ItemRow | undefined;
+    return row && toItem(row);
+  }
+
+  getByLabels(labels: number[]): Map<number, Item> {
+    const out = new Map<number, Item>();
+    if (labels.length === 0) return out;
+    // SQLite's default limit on bound parameters is 32766; result pages are far smaller.
+    const rows = this.db.prepare(`SELECT * FROM items WHERE label IN (${labels.map(() => '?').join(',')})`).all(...labels) as ItemRow[];
+    for (const row of rows) out.set(row.label, toItem(row));
+    return out;
+  }
+
+  list({ cursor, limit }: { cursor?: string; limit: number }): Page {
+    const after = cursor ? decodeCursor(cursor) : 0;
+    const rows = this.stmts.page.all(after, limit + 1) as ItemRow[];
+    const items = rows.slice(0, limit).map(toItem);
+    return { items, next: rows.length > limit ? encodeCursor(items[items.length - 1].label) : undefined };
+  }
+
+  stats(modelId: string): CatalogStats {
+    return {
+      items: (this.stmts.count.get() as { n: number }).n,
+      itemsForModel: (this.stmts.countModel.get(modelId) as { n: number }).n,
+      seq: this.currentSeq(),
+    };
+  }
+
+  currentSeq(): number {
+    return (this.stmts.seq.get() as { seq: number }).seq;
+  }
+
+  *itemsSince(seq: number, modelId: string, chunk: number): Iterable<Item[]> {
+    let after = 0;
+    for (;;) {
+      const rows = this.stmts.since.all(modelId, seq, after, chunk) as ItemRow[];
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1].label;
+      yield rows.map(toItem);
+    }
+  }
+
+  removedSince(seq: number): number[] {
+    return (this.stmts.removedSince.all(seq) as { label: number }[]).map((r) => r.label);
+  }
+
+  pruneRemovedUpTo(seq: number): void {
+    this.stmts.prune.run(seq);
+  }
+
+  matches(label: number, filter: MetadataFilter): boolean {
+    const keys = Object.keys(filter);
+    if (keys.length === 0) return true;
+    const where = keys.map((k) => {
+      if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
+      return `json_extract(metadata, '$."${k}"') = ?`;
+    });
+    const values = keys.map((k) => (typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]));
+    const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
+    return stmt.get(label, ...values) !== undefined;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,29 @@
+/** The `likeness` command line. */
+import { Command } from 'commander';
+import { indexCommand } from './commands/index-folder';
+import { infoCommand } from './commands/info';
+import { searchCommand } from './commands/search';
+import { serveCommand } from './commands/serve';
+
+export function buildProgram(): Command {
+  const program = new Command('likeness')
+    .description('Image similarity search: contrastive encoders, HNSW index, quality checks')
+    .version(require('../../package.json').version)
+    .showHelpAfterError();
+  program.addCommand(serveCommand());
+  program.addCommand(indexCommand());
+  program.addCommand(searchCommand());
+  program.addCommand(infoCommand());
+  return program;
+}
+
+export function main(argv: string[] = process.argv): void {
+  buildProgram()
+    .parseAsync(argv)
+    .catch((err: Error) => {
+      process.stderr.write(`likeness: ${err.message}\n`);
+      process.exit(1);
+    });
+}
+
+if (require.main === module) main();

@@ -1,0 +1,130 @@
+/**
+ * Configuration: every option has a command-line flag and an environment variable, read once at start
+ * by commander (flag > environment > default). The parsed `Config` is passed down explicitly; nothing
+ * reads process.env later.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
+
+/** Root of the installed package (holds models/ and demo/). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+export const SHIPPED_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist-simclr-mini');
+export const DEMO_CATALOG = path.join(PACKAGE_ROOT, 'demo', 'catalog');
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  model: string;
+  backend: BackendChoice;
+  workers: number;
+  maxBatch: number;
+  batchWaitMs: number;
+  maxQueue: number;
+  maxUploadBytes: number;
+  maxPixels: number;
+  allowSvg: boolean;
+  decodeTimeoutSeconds: number;
+  hnswM: number;
+  hnswEfConstruction: number;
+  hnswEfSearch: number;
+  snapshotEvery: number;
+  importDir?: string;
+  logLevel: string;
+}
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+    return n;
+  };
+}
+
+function bool(value: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new InvalidArgumentError(`expected true or false, got '${value}'`);
+}
+
+const opt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
+
+/** Options shared by every command that opens the catalogue (serve, index, search, info). */
+export function catalogOptions(): Option[] {
+  return [
+    opt('--data-dir <dir>', 'catalogue database and index files', 'LIKENESS_DATA_DIR').default('./data'),
+    opt('--model <dir>', 'model directory (model.json + weights.bin + manifest.json)', 'LIKENESS_MODEL').default(SHIPPED_MODEL, 'the shipped model'),
+    opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
+    opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(int(0, 256)).default(os.availableParallelism(), 'number of cores'),
+    opt('--max-batch <n>', 'largest micro-batch per model call', 'LIKENESS_MAX_BATCH').argParser(int(1, 4096)).default(64),
+    opt('--batch-wait-ms <ms>', 'how long a request waits for a micro-batch to fill', 'LIKENESS_BATCH_WAIT_MS').argParser(int(0, 1000)).default(4),
+    opt('--max-queue <n>', 'images waiting for embedding before requests get 503', 'LIKENESS_MAX_QUEUE').argParser(int(1)).default(1024),
+    opt('--max-pixels <n>', 'largest decoded image (width x height)', 'LIKENESS_MAX_PIXELS').argParser(int(1)).default(40_000_000),
+    opt('--allow-svg [bool]', 'accept SVG uploads (they can reference external resources)', 'LIKENESS_ALLOW_SVG').argParser(bool).default(false),
+    opt('--decode-timeout <s>', 'seconds libvips may spend on one image', 'LIKENESS_DECODE_TIMEOUT').argParser(int(1, 600)).default(10),
+    opt('--hnsw-m <n>', 'HNSW graph degree', 'LIKENESS_HNSW_M').argParser(int(2, 128)).default(16),
+    opt('--hnsw-ef-construction <n>', 'HNSW build beam width', 'LIKENESS_HNSW_EF_CONSTRUCTION').argParser(int(8, 4096)).default(200),
+    opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(int(1, 4096)).default(64),
+    opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
+    opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ];
+}
+
+/** Options of `likeness serve` on top of catalogOptions. */
+export function serverOptions(): Option[] {
+  return [
+    opt('--port <n>', 'HTTP port', 'PORT').argParser(int(0, 65535)).default(8080),
+    opt('--host <addr>', 'address to listen on', 'HOST').default('0.0.0.0'),
+    opt('--max-upload-bytes <n>', 'largest upload accepted', 'LIKENESS_MAX_UPLOAD_BYTES').argParser(int(1)).default(20 * 1024 * 1024),
+    opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
+  ];
+}
+
+export const DEFAULTS: Config = {
+  port: 8080,
+  host: '0.0.0.0',
+  dataDir: './data',
+  model: SHIPPED_MODEL,
+  backend: 'auto',
+  workers: os.availableParallelism(),
+  maxBatch: 64,
+  batchWaitMs: 4,
+  maxQueue: 1024,
+  maxUploadBytes: 20 * 1024 * 1024,
+  maxPixels: 40_000_000,
+  allowSvg: false,
+  decodeTimeoutSeconds: 10,
+  hnswM: 16,
+  hnswEfConstruction: 200,
+  hnswEfSearch: 64,
+  snapshotEvery: 1000,
+  logLevel: 'info',
+};
+
+/** Maps commander's parsed options onto Config. */
+export function toConfig(opts: Record<string, unknown>): Config {
+  const pick = <K extends keyof Config>(key: K, from = key as string): Config[K] => (opts[from] ?? DEFAULTS[key]) as Config[K];
+  return {
+    port: pick('port'),
+    host: pick('host'),
+    dataDir: path.resolve(pick('dataDir')),
+    model: path.resolve(pick('model')),
+    backend: pick('backend'),
+    workers: pick('workers'),
+    maxBatch: pick('maxBatch'),
+    batchWaitMs: pick('batchWaitMs'),
+    maxQueue: pick('maxQueue'),
+    maxUploadBytes: pick('maxUploadBytes'),
+    maxPixels: pick('maxPixels'),
+    allowSvg: pick('allowSvg'),
+    decodeTimeoutSeconds: pick('decodeTimeoutSeconds', 'decodeTimeout'),
+    hnswM: pick('hnswM'),
+    hnswEfConstruction: pick('hnswEfConstruction'),
+    hnswEfSearch: pick('hnswEfSearch'),
+    snapshotEvery: pick('snapshotEvery'),
+    importDir: opts.import ? path.resolve(String(opts.import)) : undefined,
+    logLevel: pick('logLevel'),
+  };
+}

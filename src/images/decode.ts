@@ -1,0 +1,88 @@
+/**
+ * Untrusted image bytes → model-ready pixels, with sharp (libvips).
+ *
+ * Header first (cheap): reject what is not an image, formats we do not take, and decompression bombs
+ * before any pixel is decoded. Then one libvips pipeline: first frame only, EXIF rotation, alpha
+ * flattened onto the model's background, colour converted to the model's channels (CMYK and 16-bit
+ * inputs come out as 8-bit sRGB or grey), resized to the model's square input.
+ */
+import sharp, { Metadata, OutputInfo } from 'sharp';
+import { badRequest, tooLarge, unprocessable, unsupportedMedia } from '../errors';
+import type { InputSpec } from '../model/manifest';
+
+export const RASTER_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'avif', 'heif', 'tiff'] as const;
+
+export interface DecodeLimits {
+  /** Largest width x height accepted (decompression-bomb guard). */
+  maxPixels: number;
+  /** SVG can reference external resources; off unless an operator opts in. */
+  allowSvg: boolean;
+  /** libvips gives up on one image after this long. */
+  timeoutSeconds: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxPixels: 40_000_000, allowSvg: false, timeoutSeconds: 10 };
+
+export interface ImageHeader {
+  format: string;
+  width: number;
+  height: number;
+}
+
+/** Reads and checks the header. Throws 400 EMPTY_IMAGE, 415 NOT_AN_IMAGE / UNSUPPORTED_FORMAT, 413 IMAGE_TOO_LARGE, 422 CORRUPT_IMAGE. */
+export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Promise<ImageHeader> {
+  if (bytes.length === 0) throw badRequest('EMPTY_IMAGE', 'the image is empty (0 bytes)');
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/unsupported image format/i.test(msg)) throw unsupportedMedia('NOT_AN_IMAGE', 'the upload is not an image in a supported format');
+    throw unprocessable('CORRUPT_IMAGE', `the image could not be read: ${msg}`);
+  }
+  const format = meta.format ?? 'unknown';
+  const allowed: readonly string[] = limits.allowSvg ? [...RASTER_FORMATS, 'svg'] : RASTER_FORMATS;
+  if (!allowed.includes(format)) {
+    throw unsupportedMedia('UNSUPPORTED_FORMAT', `image format '${format}' is not accepted (accepted: ${allowed.join(', ')})`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (width <= 0 || height <= 0) throw unprocessable('CORRUPT_IMAGE', 'the image has no size');
+  // Compare as numbers of pixels, not bytes: a tiny PNG can declare 50,000 x 50,000.
+  if (width * height > limits.maxPixels) {
+    throw tooLarge('IMAGE_TOO_LARGE', `image is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxPixels}`, {
+      width,
+      height,
+      maxPixels: limits.maxPixels,
+    });
+  }
+  return { format, width, height };
+}
+
+/**
+ * Decodes one image to `size x size x channels` bytes, row-major, channels last.
+ * Throws the errors of inspectImage, and 422 CORRUPT_IMAGE / DECODE_TIMEOUT when decoding fails.
+ */
+export async function decodeToPixels(bytes: Uint8Array, input: InputSpec, limits: DecodeLimits): Promise<Buffer> {
+  await inspectImage(bytes, limits);
+  const { size, channels, fit, background } = input;
+  let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels, pages: 1, page: 0 })
+    .timeout({ seconds: limits.timeoutSeconds })
+    .autoOrient()
+    .flatten({ background });
+  pipeline = channels === 1 ? pipeline.greyscale() : pipeline.toColourspace('srgb');
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await pipeline
+      .resize(size, size, { fit, background, kernel: 'lanczos3' })
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (/timeout/i.test(msg)) throw unprocessable('DECODE_TIMEOUT', `decoding took longer than ${limits.timeoutSeconds} s`);
+    throw unprocessable('CORRUPT_IMAGE', `the image is truncated or corrupt: ${msg}`);
+  }
+  if (out.info.channels !== channels) throw new Error(`decoder produced ${out.info.channels} channels, expected ${channels}`);
+  return out.data;
+}

@@ -1,0 +1,120 @@
+/**
+ * HNSW index (Malkov & Yashunin 2018, arXiv:1603.09320) over hnswlib-node, cosine space.
+ *
+ * Deleted labels are only marked in hnswlib; `allowReplaceDeleted` lets new points reuse their slots so
+ * the file does not grow with churn. hnswlib cannot say which stored labels are deleted, so we track
+ * live labels ourselves; after a load the caller reconciles them with the catalogue (`retainOnly`).
+ */
+import { HierarchicalNSW } from 'hnswlib-node';
+import * as fs from 'node:fs';
+import { checkVector, Neighbour, VectorIndex } from './vector-index';
+
+export interface HnswOptions {
+  /** Graph degree: higher is more accurate and larger. */
+  m: number;
+  efConstruction: number;
+  /** Search beam width (>= k is enforced per query). */
+  efSearch: number;
+  initialCapacity: number;
+  seed: number;
+}
+
+export const DEFAULT_HNSW: HnswOptions = { m: 16, efConstruction: 200, efSearch: 64, initialCapacity: 1024, seed: 100 };
+
+export class HnswIndex implements VectorIndex {
+  private readonly live = new Set<number>();
+
+  private constructor(
+    readonly dim: number,
+    private readonly hnsw: HierarchicalNSW,
+    private readonly opts: HnswOptions,
+  ) {
+    hnsw.setEf(opts.efSearch);
+  }
+
+  static create(dim: number, opts: Partial<HnswOptions> = {}): HnswIndex {
+    const o = { ...DEFAULT_HNSW, ...opts };
+    const h = new HierarchicalNSW('cosine', dim);
+    h.initIndex({ maxElements: Math.max(16, o.initialCapacity), m: o.m, efConstruction: o.efConstruction, randomSeed: o.seed, allowReplaceDeleted: true });
+    return new HnswIndex(dim, h, o);
+  }
+
+  /** Reads a file written by `save`. Every stored label counts as live until `retainOnly` says otherwise. */
+  static async load(file: string, dim: number, opts: Partial<HnswOptions> = {}): Promise<HnswIndex> {
+    const o = { ...DEFAULT_HNSW, ...opts };
+    const h = new HierarchicalNSW('cosine', dim);
+    await h.readIndex(file, true);
+    if (h.getNumDimensions() !== dim) throw new Error(`index file ${file} has ${h.getNumDimensions()} dimensions, expected ${dim}`);
+    const index = new HnswIndex(dim, h, o);
+    for (const label of h.getIdsList()) index.live.add(label);
+    return index;
+  }
+
+  size(): number {
+    return this.live.size;
+  }
+
+  has(label: number): boolean {
+    return this.live.has(label);
+  }
+
+  labels(): IterableIterator<number> {
+    return this.live.values();
+  }
+
+  add(label: number, vector: Float32Array): void {
+    checkVector(vector, this.dim);
+    // Grow geometrically; a resize copies the graph, so doubling keeps the amortised cost low.
+    if (!this.live.has(label) && this.hnsw.getCurrentCount() >= this.hnsw.getMaxElements()) {
+      const deleted = this.hnsw.getCurrentCount() - this.live.size;
+      if (deleted === 0) this.hnsw.resizeIndex(this.hnsw.getMaxElements() * 2);
+    }
+    // Reusing a deleted slot is only safe for a new label: for a live one hnswlib would keep two copies.
+    this.hnsw.addPoint(Array.from(vector), label, !this.live.has(label));
+    this.live.add(label);
+  }
+
+  remove(label: number): void {
+    if (!this.live.delete(label)) return;
+    this.hnsw.markDelete(label);
+  }
+
+  /** Marks every label not in `keep` as deleted (reconciliation after a load). */
+  retainOnly(keep: (label: number) => boolean): number {
+    let removed = 0;
+    for (const label of [...this.live]) {
+      if (!keep(label)) {
+        this.remove(label);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  search(query: Float32Array, k: number, accept?: (label: number) => boolean): Neighbour[] {
+    checkVector(query, this.dim);
+    const n = Math.min(k, this.live.size);
+    if (n <= 0) return [];
+    this.hnsw.setEf(Math.max(this.opts.efSearch, n));
+    const res = this.hnsw.searchKnn(Array.from(query), n, accept);
+    // hnswlib's cosine space returns 1 - cos.
+    return res.neighbors.map((label, i) => ({ label, score: 1 - res.distances[i] }));
+  }
+
+  setEfSearch(ef: number): void {
+    this.opts.efSearch = ef;
+  }
+
+  /** Writes the index to `file` atomically (temp file, fsync, rename). Must not run concurrently with add/remove. */
+  async save(file: string): Promise<void> {
+    const tmp = `${file}.tmp-${process.pid}`;
+    await this.hnsw.writeIndex(tmp);
+    const fd = fs.openSync(tmp, 'r+');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  }
+}

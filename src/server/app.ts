@@ -1,0 +1,73 @@
+/**
+ * Express app factory. Routers parse and call the service; the service throws LikenessError; one
+ * error handler maps errors to JSON `{error: {code, message}}` and never leaks a stack trace.
+ */
+import express, { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import type { Likeness } from '../catalog/open';
+import { LikenessError } from '../errors';
+import type { Metrics } from './metrics';
+import { itemsRouter } from './routes/items';
+import { searchRouter } from './routes/search';
+import { systemRouter } from './routes/system';
+
+export interface AppDeps {
+  likeness: Likeness;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** body-parser's error types → our codes. */
+function fromBodyParser(err: { type?: string; status?: number; message?: string }): LikenessError | undefined {
+  switch (err.type) {
+    case 'entity.too.large':
+      return new LikenessError(413, 'BODY_TOO_LARGE', 'the request body is too large');
+    case 'entity.parse.failed':
+      return new LikenessError(400, 'BAD_JSON', 'the request body is not valid JSON');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new LikenessError(415, 'UNSUPPORTED_ENCODING', err.message ?? 'unsupported body encoding');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new LikenessError(400, 'BAD_BODY', 'the request body was cut short');
+    default:
+      return undefined;
+  }
+}
+
+export function createApp({ likeness, metrics, log }: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const end = metrics.httpDuration.startTimer({ method: req.method });
+    res.on('finish', () => {
+      // Route patterns, not raw paths, keep label cardinality bounded.
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      end({ route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  const maxUpload = likeness.config.maxUploadBytes;
+  app.use(systemRouter(likeness, metrics));
+  app.use(searchRouter(likeness.service, maxUpload));
+  app.use(itemsRouter(likeness.service, maxUpload));
+
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });
+  });
+
+  const onError: ErrorRequestHandler = (err, req, res, _next) => {
+    const known = err instanceof LikenessError ? err : fromBodyParser(err);
+    if (!known) log.error({ err, method: req.method, path: req.path }, 'unhandled error');
+    const e = known ?? new LikenessError(500, 'INTERNAL', 'internal error');
+    metrics.errors.inc({ code: e.code });
+    if (res.headersSent) return;
+    if (e.status === 503) res.set('Retry-After', '1');
+    res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+  };
+  app.use(onError);
+  return app;
+}

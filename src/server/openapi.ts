@@ -1,0 +1,130 @@
+/** The OpenAPI 3.1 description of the HTTP API, served at /openapi.json. */
+import { LIMITS } from '../catalog/service';
+
+const error = { $ref: '#/components/schemas/Error' };
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
+const imageBody = {
+  'multipart/form-data': {
+    schema: {
+      type: 'object',
+      required: ['image'],
+      properties: {
+        image: { type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, GIF (first frame), AVIF or TIFF' },
+        k: { type: 'integer', minimum: 1, maximum: LIMITS.maxK, default: LIMITS.defaultK },
+        minScore: { type: 'number', minimum: -1, maximum: 1 },
+        filter: { type: 'string', description: 'JSON object: metadata field → value, all must be equal' },
+      },
+    },
+  },
+  'image/*': { schema: { type: 'string', format: 'binary' } },
+};
+
+export function openApiDocument(dim: number): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Likeness', version: '1', description: 'Image similarity search: upload an image, get similar catalogue items.' },
+    paths: {
+      '/v1/search': {
+        post: {
+          summary: 'Find catalogue items similar to an image, a vector or a stored item',
+          description: 'Scores are cosine similarities of unit-length embeddings (1 = identical). Searching by id includes the item itself.',
+          requestBody: {
+            required: true,
+            content: {
+              ...imageBody,
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    vector: { type: 'array', items: { type: 'number' }, minItems: dim, maxItems: dim },
+                    id: { type: 'string' },
+                    k: { type: 'integer', minimum: 1, maximum: LIMITS.maxK },
+                    minScore: { type: 'number' },
+                    filter: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'Results, best first', content: { 'application/json': { schema: { $ref: '#/components/schemas/SearchResult' } } } },
+            '400': errorResponse('EMPTY_BODY, EMPTY_IMAGE, BAD_QUERY, BAD_VECTOR, BAD_K, BAD_MIN_SCORE, BAD_FILTER, BAD_JSON, BAD_MULTIPART'),
+            '404': errorResponse('ITEM_NOT_FOUND'),
+            '413': errorResponse('UPLOAD_TOO_LARGE, IMAGE_TOO_LARGE, BODY_TOO_LARGE'),
+            '415': errorResponse('NOT_AN_IMAGE, UNSUPPORTED_FORMAT, UNSUPPORTED_CONTENT_TYPE'),
+            '422': errorResponse('CORRUPT_IMAGE, DECODE_TIMEOUT'),
+            '503': errorResponse('EMBED_QUEUE_FULL'),
+          },
+        },
+      },
+      '/v1/items': {
+        post: {
+          summary: 'Add an image to the catalogue (re-adding an id replaces it)',
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  required: ['image', 'id'],
+                  properties: {
+                    image: { type: 'string', format: 'binary' },
+                    id: { type: 'string', maxLength: LIMITS.maxIdLength },
+                    metadata: { type: 'string', description: `JSON object, at most ${LIMITS.maxMetadataBytes} bytes` },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '201': { description: 'Added', content: { 'application/json': { schema: { $ref: '#/components/schemas/ItemResponse' } } } },
+            '200': { description: 'Replaced an item with the same id', content: { 'application/json': { schema: { $ref: '#/components/schemas/ItemResponse' } } } },
+            '400': errorResponse('EMPTY_BODY, EMPTY_IMAGE, BAD_ID, BAD_METADATA, BAD_ITEM, BAD_MULTIPART'),
+            '413': errorResponse('UPLOAD_TOO_LARGE, IMAGE_TOO_LARGE'),
+            '415': errorResponse('NOT_AN_IMAGE, UNSUPPORTED_FORMAT, UNSUPPORTED_CONTENT_TYPE'),
+            '422': errorResponse('CORRUPT_IMAGE, DECODE_TIMEOUT'),
+          },
+        },
+        get: {
+          summary: 'Page through the catalogue',
+          parameters: [
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: LIMITS.maxPageSize, default: LIMITS.defaultPageSize } },
+          ],
+          responses: { '200': { description: 'A page of items; `next` is the cursor of the following page' }, '400': errorResponse('BAD_LIMIT, BAD_CURSOR') },
+        },
+      },
+      '/v1/items/{id}': {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        get: { summary: 'One item', responses: { '200': { description: 'The item' }, '404': errorResponse('ITEM_NOT_FOUND') } },
+        delete: { summary: 'Delete an item', responses: { '204': { description: 'Deleted' }, '404': errorResponse('ITEM_NOT_FOUND') } },
+      },
+      '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
+    },
+    components: {
+      schemas: {
+        Error: {
+          type: 'object',
+          properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+        },
+        Item: {
+          type: 'object',
+          properties: { id: { type: 'string' }, metadata: { type: 'object' }, sha256: { type: 'string' }, model: { type: 'string' }, createdAt: { type: 'string' } },
+        },
+        ItemResponse: { type: 'object', properties: { item: { $ref: '#/components/schemas/Item' }, replaced: { type: 'boolean' } } },
+        SearchResult: {
+          type: 'object',
+          properties: {
+            results: {
+              type: 'array',
+              items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' }, metadata: { type: 'object' } } },
+            },
+            model: { type: 'string' },
+            timing: { type: 'object', properties: { embedMs: { type: 'number' }, searchMs: { type: 'number' }, totalMs: { type: 'number' } } },
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/** /healthz, /metrics, /openapi.json */
+import { Router } from 'express';
+import type { Likeness } from '../../catalog/open';
+import type { Metrics } from '../metrics';
+import { openApiDocument } from '../openapi';
+
+export function systemRouter(app: Likeness, metrics: Metrics): Router {
+  const router = Router();
+
+  router.get('/healthz', (_req, res) => {
+    const stats = app.service.stats();
+    res.json({
+      status: 'ok',
+      backend: app.backend.name,
+      backendProvider: app.backend.provider,
+      model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input },
+      items: stats.items,
+      searchable: stats.searchable,
+      indexed: stats.indexed,
+      embedQueue: app.embedder.load,
+    });
+  });
+
+  router.get('/metrics', async (_req, res) => {
+    const stats = app.service.stats();
+    metrics.indexSize.set(stats.indexed);
+    metrics.catalogItems.set(stats.items);
+    metrics.embedQueue.set(app.embedder.load);
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument(app.embedder.dim));
+  });
+
+  return router;
+}

@@ -1,0 +1,65 @@
+/** Request validation (zod). Form fields and query strings arrive as text, so numbers are coerced there. */
+import { z } from 'zod';
+import { badRequest } from '../errors';
+
+const filterValue = z.union([z.string().max(1024), z.number(), z.boolean()]);
+export const filterSchema = z.record(z.string().max(64), filterValue);
+
+export const searchJsonSchema = z
+  .object({
+    vector: z.array(z.number()).max(65536).optional(),
+    id: z.string().optional(),
+    k: z.number().optional(),
+    minScore: z.number().optional(),
+    filter: filterSchema.optional(),
+  })
+  .strict();
+
+/** JSON carried inside a text field or query parameter (e.g. filter, metadata). */
+const jsonText = (field: string) =>
+  z.string().transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `${field} is not valid JSON` });
+      return z.NEVER;
+    }
+  });
+
+const numberText = z
+  .string()
+  .regex(/^-?\d+(\.\d+)?([eE][-+]?\d+)?$/, 'must be a number')
+  .transform(Number);
+
+export const searchFormSchema = z
+  .object({
+    k: numberText.optional(),
+    minScore: numberText.optional(),
+    filter: jsonText('filter').pipe(filterSchema).optional(),
+  })
+  .strip();
+
+export const itemFormSchema = z
+  .object({
+    id: z.string(),
+    metadata: jsonText('metadata').optional(),
+  })
+  .strip();
+
+export const listQuerySchema = z
+  .object({
+    cursor: z.string().max(64).optional(),
+    limit: numberText.optional(),
+  })
+  .strip();
+
+/** Parses or throws 400 with the first problem's path and message. */
+export function parse<T extends z.ZodType>(schema: T, value: unknown, code = 'BAD_REQUEST'): z.output<T> {
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw badRequest(code, `${where}${issue.message}`);
+  }
+  return result.data;
+}
