@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     const out = path.join(dir, classSlug(label), `test-${i}.png`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const pixels = Buffer.from(test.images.subarray(i * side, (i + 1) * side));
-    await sharp(pixels, { raw: { width: test.width, height: test.height, channels: 1 } }).png({ compressionLevel: 9 }).toFile(out);
+    await sharp(pixels, { raw: { width: test.width, height: test.height, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: 9 }).toFile(out);
     if (taken.every((n) => n === perClass)) {
       taken.fill(0);
       target++;

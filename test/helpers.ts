@@ -1,0 +1,40 @@
+/** Shared test fixtures: real images, the random-weights model, temporary data dirs, configs. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Config, DEFAULTS } from '../src/config/config';
+
+export const FIXTURES = path.join(__dirname, 'fixtures');
+export const FMNIST_DIR = path.join(FIXTURES, 'fashion-mnist');
+export const PHOTOS_DIR = path.join(FIXTURES, 'photos');
+/** The shipped architecture with fixed random weights (scripts/make-random-model.ts). */
+export const TEST_MODEL = path.join(FIXTURES, 'models', 'random-mini');
+
+export interface Fixture {
+  id: string;
+  file: string;
+  folder: string;
+  bytes: Buffer;
+}
+
+/** The committed Fashion-MNIST PNGs, sorted by id (`<class>/test-<i>.png`). */
+export function fmnistFixtures(): Fixture[] {
+  const out: Fixture[] = [];
+  for (const folder of fs.readdirSync(FMNIST_DIR).sort()) {
+    for (const name of fs.readdirSync(path.join(FMNIST_DIR, folder)).sort()) {
+      const file = path.join(FMNIST_DIR, folder, name);
+      out.push({ id: `${folder}/${name}`, file, folder, bytes: fs.readFileSync(file) });
+    }
+  }
+  return out;
+}
+
+export const photo = (name: string): Buffer => fs.readFileSync(path.join(PHOTOS_DIR, name));
+
+export function tempDir(prefix = 'likeness-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function testConfig(dataDir: string, overrides: Partial<Config> = {}): Config {
+  return { ...DEFAULTS, dataDir, model: TEST_MODEL, backend: 'wasm', workers: 0, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides };
+}
