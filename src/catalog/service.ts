@@ -47,14 +47,17 @@ export interface ItemView {
   sha256: string | null;
   model: string;
   createdAt: string;
+  /** The stored embedding, only when asked for. */
+  vector?: number[];
 }
 
-export const toItemView = (item: Item): ItemView => ({
+export const toItemView = (item: Item, withVector = false): ItemView => ({
   id: item.id,
   metadata: item.metadata,
   sha256: item.sha256,
   model: item.modelId,
   createdAt: item.createdAt,
+  ...(withVector ? { vector: Array.from(item.vector) } : {}),
 });
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -121,10 +124,10 @@ export class CatalogService {
     return { added: results.length, skipped: inputs.length - fresh.length };
   }
 
-  getItem(id: string): ItemView {
+  getItem(id: string, withVector = false): ItemView {
     const item = this.catalog.getById(validateId(id));
     if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
-    return toItemView(item);
+    return toItemView(item, withVector);
   }
 
   deleteItem(id: string): void {
@@ -139,7 +142,7 @@ export class CatalogService {
       throw badRequest('BAD_LIMIT', `limit must be an integer from 1 to ${LIMITS.maxPageSize}, got ${limit}`);
     }
     const page = this.catalog.list({ cursor: opts.cursor, limit });
-    return { items: page.items.map(toItemView), next: page.next };
+    return { items: page.items.map((item) => toItemView(item)), next: page.next };
   }
 
   /** Chooses the query vector: a new image, a client vector, or a stored item's vector. */

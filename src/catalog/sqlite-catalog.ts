@@ -61,8 +61,9 @@ function toItem(row: ItemRow): Item {
 const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
 
 function decodeCursor(cursor: string): number {
-  const label = Number(Buffer.from(cursor, 'base64url').toString());
-  if (!Number.isSafeInteger(label) || label < 0) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
+  const text = /^[A-Za-z0-9_-]{1,24}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
+  const label = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(label)) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
   return label;
 }
 
@@ -197,6 +198,11 @@ export class SqliteCatalog implements Catalog {
     const values = keys.map((k) => (typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]));
     const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
     return stmt.get(label, ...values) !== undefined;
+  }
+
+  /** The journal mode in force ('wal'); exposed for checks and `likeness info`. */
+  pragmaJournal(): string {
+    return this.db.pragma('journal_mode', { simple: true }) as string;
   }
 
   close(): void {

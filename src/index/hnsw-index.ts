@@ -21,6 +21,23 @@ export interface HnswOptions {
 
 export const DEFAULT_HNSW: HnswOptions = { m: 16, efConstruction: 200, efSearch: 64, initialCapacity: 1024, seed: 100 };
 
+/**
+ * Vector dimension recorded in an hnswlib file header: six size_t fields (offsetLevel0, maxElements,
+ * curCount, sizeDataPerElement, labelOffset, offsetData); the vector occupies labelOffset - offsetData bytes.
+ */
+function storedDimension(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const header = Buffer.alloc(48);
+    if (fs.readSync(fd, header, 0, 48, 0) !== 48) throw new Error(`index file ${file} is truncated`);
+    const labelOffset = Number(header.readBigUInt64LE(32));
+    const offsetData = Number(header.readBigUInt64LE(40));
+    return (labelOffset - offsetData) / Float32Array.BYTES_PER_ELEMENT;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class HnswIndex implements VectorIndex {
   private readonly live = new Set<number>();
 
@@ -42,9 +59,11 @@ export class HnswIndex implements VectorIndex {
   /** Reads a file written by `save`. Every stored label counts as live until `retainOnly` says otherwise. */
   static async load(file: string, dim: number, opts: Partial<HnswOptions> = {}): Promise<HnswIndex> {
     const o = { ...DEFAULT_HNSW, ...opts };
+    // hnswlib trusts the caller's dimension and would read a mismatched file as garbage: check first.
+    const fileDim = storedDimension(file);
+    if (fileDim !== dim) throw new Error(`index file ${file} has ${fileDim} dimensions, expected ${dim}`);
     const h = new HierarchicalNSW('cosine', dim);
     await h.readIndex(file, true);
-    if (h.getNumDimensions() !== dim) throw new Error(`index file ${file} has ${h.getNumDimensions()} dimensions, expected ${dim}`);
     const index = new HnswIndex(dim, h, o);
     for (const label of h.getIdsList()) index.live.add(label);
     return index;

@@ -1,8 +1,61 @@
 /**
- * Gradient kernels the wasm backend lacks (Conv2DBackpropFilter, depthwise backprops) or runs slowly
- * (Conv2DBackpropInput). Filled in by the wasm training kernels work; registering nothing is safe for
- * inference, which needs none of them.
+ * Training kernels for the wasm backend.
+ *
+ * The stock wasm backend is fast for inference (XNNPACK) but lacks Conv2DBackpropFilter and the
+ * depthwise backprops, and its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv.
+ * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
+ * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
+ * restore the stock set (unregisterWasmTrainingKernels).
  */
+import * as tf from '@tensorflow/tfjs';
+// Load the stock wasm kernels first: registering ours before them would let theirs overwrite ours.
+import '@tensorflow/tfjs-backend-wasm';
+import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
+import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
+import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
+
+const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
+  conv2dBackpropInputConfig,
+  conv2dBackpropFilterConfig,
+  depthwiseBackpropInputConfig,
+  depthwiseBackpropFilterConfig,
+];
+
+/** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */
+let displaced: Map<string, tf.KernelConfig | undefined> | undefined;
+
+/** Names of the kernels this module provides for wasm. */
+export function wasmTrainingKernelNames(): string[] {
+  return TRAINING_KERNELS.map((k) => k.kernelName);
+}
+
+/** Registers the training kernels for 'wasm' (idempotent; safe before or after tf.setBackend). */
 export function registerWasmTrainingKernels(): void {
-  // Intentionally empty until the training kernels land.
+  if (displaced) return;
+  displaced = new Map();
+  for (const config of TRAINING_KERNELS) {
+    const stock = tf.getKernel(config.kernelName, 'wasm');
+    displaced.set(config.kernelName, stock);
+    if (stock) tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+}
+
+/** Restores the stock wasm kernel set (for baselines and A/B tests). */
+export function unregisterWasmTrainingKernels(): void {
+  if (!displaced) return;
+  const wasmBackend = tf.engine().registry['wasm'];
+  for (const [name, stock] of displaced) {
+    tf.unregisterKernel(name, 'wasm');
+    if (!stock) continue;
+    tf.registerKernel(stock);
+    // The backend runs setup funcs only at initialisation; a kernel re-added later needs its own call.
+    if (wasmBackend && stock.setupFunc) stock.setupFunc(wasmBackend);
+  }
+  displaced = undefined;
+}
+
+/** True while the training kernels are registered. */
+export function wasmTrainingKernelsRegistered(): boolean {
+  return displaced !== undefined;
 }

@@ -96,7 +96,11 @@ export function openApiDocument(dim: number): Record<string, unknown> {
       },
       '/v1/items/{id}': {
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-        get: { summary: 'One item', responses: { '200': { description: 'The item' }, '404': errorResponse('ITEM_NOT_FOUND') } },
+        get: {
+          summary: 'One item',
+          parameters: [{ name: 'vector', in: 'query', schema: { type: 'boolean' }, description: 'include the stored embedding' }],
+          responses: { '200': { description: 'The item' }, '404': errorResponse('ITEM_NOT_FOUND') },
+        },
         delete: { summary: 'Delete an item', responses: { '204': { description: 'Deleted' }, '404': errorResponse('ITEM_NOT_FOUND') } },
       },
       '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },

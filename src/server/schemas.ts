@@ -53,13 +53,26 @@ export const listQuerySchema = z
   })
   .strip();
 
-/** Parses or throws 400 with the first problem's path and message. */
+/** Error code for a problem in a known field, the same code the service uses for that field. */
+const FIELD_CODES: Record<string, string> = {
+  vector: 'BAD_VECTOR',
+  k: 'BAD_K',
+  minScore: 'BAD_MIN_SCORE',
+  filter: 'BAD_FILTER',
+  id: 'BAD_ID',
+  metadata: 'BAD_METADATA',
+  limit: 'BAD_LIMIT',
+  cursor: 'BAD_CURSOR',
+};
+
+/** Parses or throws 400 with the first problem's path and message; `code` is for problems outside known fields. */
 export function parse<T extends z.ZodType>(schema: T, value: unknown, code = 'BAD_REQUEST'): z.output<T> {
   const result = schema.safeParse(value ?? {});
   if (!result.success) {
     const issue = result.error.issues[0];
+    const field = issue.code === 'unrecognized_keys' ? undefined : String(issue.path[0] ?? '');
     const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    throw badRequest(code, `${where}${issue.message}`);
+    throw badRequest((field && FIELD_CODES[field]) || code, `${where}${issue.message}`);
   }
   return result.data;
 }

@@ -21,7 +21,7 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
   });
 
   router.get('/v1/items/:id', (req, res) => {
-    res.json({ item: service.getItem(req.params.id) });
+    res.json({ item: service.getItem(req.params.id, req.query.vector === 'true') });
   });
 
   router.delete('/v1/items/:id', (req, res) => {

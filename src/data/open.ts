@@ -1,0 +1,28 @@
+/**
+ * `openDataset(spec)`: the --data argument of `likeness train` → a Dataset.
+ *   idx:fashion-mnist[:train|test]    Debian's Fashion-MNIST (or idx:<images>,<labels>)
+ *   <dir>                             image folder, one sub-folder per class
+ *   <file>.csv | <file>.jsonl         manifest with path, id, label
+ */
+import * as fs from 'node:fs';
+import { Dataset, DatasetError } from './dataset';
+import { openImageFolder } from './folder-dataset';
+import { openIdx } from './idx-dataset';
+import { openManifest } from './manifest-dataset';
+
+export interface OpenOptions {
+  size: number;
+  channels: 1 | 3;
+  /** Only the first `limit` images (IDX) — for quick runs and tests. */
+  limit?: number;
+  cacheBytes?: number;
+}
+
+export async function openDataset(spec: string, opts: OpenOptions): Promise<Dataset> {
+  if (!spec) throw new DatasetError('no dataset given');
+  if (spec.startsWith('idx:')) return openIdx(spec, opts, opts.limit);
+  if (/\.(csv|jsonl|ndjson)$/i.test(spec)) return openManifest(spec, opts);
+  if (fs.existsSync(spec) && fs.statSync(spec).isDirectory()) return openImageFolder(spec, opts);
+  if (!fs.existsSync(spec)) throw new DatasetError(`dataset ${spec} does not exist (expected a folder, a .csv/.jsonl manifest or idx:fashion-mnist)`);
+  throw new DatasetError(`${spec} is neither a folder nor a .csv/.jsonl manifest`);
+}

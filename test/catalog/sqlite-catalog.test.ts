@@ -1,0 +1,78 @@
+import * as path from 'node:path';
+import { SqliteCatalog } from '../../src/catalog/sqlite-catalog';
+import { tempDir } from '../helpers';
+
+const vec = (...xs: number[]) => new Float32Array(xs);
+const item = (id: string, metadata: Record<string, unknown> = {}, modelId = 'm@1') => ({ id, metadata, sha256: `sha-${id}`, modelId, vector: vec(1, 2, 3) });
+
+describe('SqliteCatalog', () => {
+  let catalog: SqliteCatalog;
+  let file: string;
+  beforeEach(() => {
+    file = path.join(tempDir(), 'catalog.db');
+    catalog = new SqliteCatalog(file);
+  });
+  afterEach(() => catalog.close());
+
+  it('stores items with vectors and metadata, and survives reopening', () => {
+    const { item: a } = catalog.upsert(item('a', { colour: 'red', n: 3 }));
+    expect(a.label).toBe(1);
+    expect(a.seq).toBe(1);
+    catalog.close();
+    catalog = new SqliteCatalog(file);
+    const back = catalog.getById('a')!;
+    expect(back.metadata).toEqual({ colour: 'red', n: 3 });
+    expect(Array.from(back.vector)).toEqual([1, 2, 3]);
+    expect(back.sha256).toBe('sha-a');
+    expect(catalog.pragmaJournal()).toBe('wal');
+  });
+
+  it('replacing an id gives a new label and records the old one as removed', () => {
+    const first = catalog.upsert(item('a')).item;
+    const second = catalog.upsert(item('a', { v: 2 }));
+    expect(second.replacedLabel).toBe(first.label);
+    expect(second.item.label).toBeGreaterThan(first.label);
+    expect(catalog.removedSince(0)).toEqual([first.label]);
+    expect(catalog.removedSince(second.item.seq)).toEqual([]);
+    catalog.pruneRemovedUpTo(second.item.seq);
+    expect(catalog.removedSince(0)).toEqual([]);
+    expect(catalog.stats('m@1')).toEqual({ items: 1, itemsForModel: 1, seq: 2 });
+  });
+
+  it('deletes by id and reports unknown ids', () => {
+    const { item: a } = catalog.upsert(item('a'));
+    expect(catalog.delete('nope')).toBeUndefined();
+    expect(catalog.delete('a')).toEqual({ label: a.label, seq: 2 });
+    expect(catalog.getById('a')).toBeUndefined();
+    expect(catalog.removedSince(1)).toEqual([a.label]);
+  });
+
+  it('pages with an opaque cursor and rejects forged ones', () => {
+    catalog.upsertMany(Array.from({ length: 25 }, (_, i) => item(`id-${String(i).padStart(2, '0')}`)));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = catalog.list({ cursor, limit: 10 });
+      seen.push(...page.items.map((i) => i.id));
+      cursor = page.next;
+    } while (cursor);
+    expect(seen).toHaveLength(25);
+    expect(new Set(seen).size).toBe(25);
+    expect(() => catalog.list({ cursor: 'not*base64!', limit: 10 })).toThrow(expect.objectContaining({ code: 'BAD_CURSOR' }));
+  });
+
+  it('replays only one model, in chunks, after a sequence number', () => {
+    catalog.upsertMany([item('a'), item('b', {}, 'other@2'), item('c'), item('d')]);
+    const chunks = [...catalog.itemsSince(1, 'm@1', 1)];
+    expect(chunks.map((c) => c.map((i) => i.id))).toEqual([['c'], ['d']]);
+  });
+
+  it('matches metadata equality filters with bound values only', () => {
+    const { item: a } = catalog.upsert(item('a', { colour: 'red', size: 2, sale: true }));
+    expect(catalog.matches(a.label, { colour: 'red' })).toBe(true);
+    expect(catalog.matches(a.label, { colour: 'red', size: 2, sale: true })).toBe(true);
+    expect(catalog.matches(a.label, { colour: 'blue' })).toBe(false);
+    expect(catalog.matches(a.label, { colour: "red' OR 1=1 --" })).toBe(false);
+    expect(() => catalog.matches(a.label, { "x') OR 1=1 --": 'y' })).toThrow(expect.objectContaining({ code: 'BAD_FILTER' }));
+  });
+});

@@ -1,0 +1,88 @@
+import * as path from 'node:path';
+import { ExactIndex } from '../../src/index/exact-index';
+import { HnswIndex } from '../../src/index/hnsw-index';
+import { normalize } from '../../src/index/vector-index';
+import { tempDir } from '../helpers';
+
+/** Deterministic pseudo-random unit vectors (mulberry32). */
+function vectors(n: number, dim: number, seed = 1): Float32Array[] {
+  let s = seed >>> 0;
+  const rand = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+  return Array.from({ length: n }, () => normalize(Array.from({ length: dim }, rand)));
+}
+
+describe('ExactIndex', () => {
+  it('returns exact cosine neighbours, best first, and honours the filter', () => {
+    const idx = new ExactIndex(3, 1);
+    idx.add(1, normalize([1, 0, 0]));
+    idx.add(2, normalize([1, 1, 0]));
+    idx.add(3, normalize([0, 1, 0]));
+    idx.add(4, normalize([-1, 0, 0]));
+    const res = idx.search(normalize([1, 0.1, 0]), 3);
+    expect(res.map((r) => r.label)).toEqual([1, 2, 3]);
+    expect(res[0].score).toBeCloseTo(1 / Math.sqrt(1.01), 6);
+    expect(idx.search(normalize([1, 0, 0]), 2, (l) => l !== 1).map((r) => r.label)).toEqual([2, 3]);
+    idx.remove(2);
+    expect(idx.size()).toBe(3);
+    expect(idx.search(normalize([1, 1, 0]), 10).map((r) => r.label)).toEqual([1, 3, 4]);
+  });
+});
+
+describe('HnswIndex', () => {
+  const dim = 32;
+  const data = vectors(3000, dim);
+  const queries = vectors(100, dim, 7);
+
+  it('grows past its initial capacity and reaches high recall@10 against exact search', () => {
+    const hnsw = HnswIndex.create(dim, { initialCapacity: 16, efSearch: 100 });
+    const exact = new ExactIndex(dim);
+    data.forEach((v, i) => {
+      hnsw.add(i + 1, v);
+      exact.add(i + 1, v);
+    });
+    expect(hnsw.size()).toBe(3000);
+    let hits = 0;
+    for (const q of queries) {
+      const truth = new Set(exact.search(q, 10).map((r) => r.label));
+      hits += hnsw.search(q, 10).filter((r) => truth.has(r.label)).length;
+    }
+    expect(hits / (queries.length * 10)).toBeGreaterThan(0.95);
+    // Scores are cosine similarities, consistent with exact search.
+    const [best] = hnsw.search(data[42], 1);
+    expect(best.label).toBe(43);
+    expect(best.score).toBeCloseTo(1, 5);
+  });
+
+  it('removes labels, reuses their slots, and never returns them', () => {
+    const hnsw = HnswIndex.create(dim, { initialCapacity: 16 });
+    data.slice(0, 16).forEach((v, i) => hnsw.add(i + 1, v));
+    hnsw.remove(5);
+    hnsw.remove(5); // idempotent
+    expect(hnsw.has(5)).toBe(false);
+    expect(hnsw.search(data[4], 16).map((r) => r.label)).not.toContain(5);
+    hnsw.add(100, data[100]); // fills the freed slot without growing
+    expect(hnsw.size()).toBe(16);
+    expect(hnsw.search(data[100], 1)[0].label).toBe(100);
+    expect(hnsw.search(data[0], 50)).toHaveLength(16); // k larger than the index
+  });
+
+  it('saves atomically and loads back the same neighbours; retainOnly drops stale labels', async () => {
+    const hnsw = HnswIndex.create(dim);
+    data.slice(0, 500).forEach((v, i) => hnsw.add(i + 1, v));
+    const file = path.join(tempDir(), 'index.bin');
+    await hnsw.save(file);
+    const loaded = await HnswIndex.load(file, dim);
+    expect(loaded.size()).toBe(500);
+    for (const q of queries.slice(0, 10)) expect(loaded.search(q, 5)).toEqual(hnsw.search(q, 5));
+    expect(loaded.retainOnly((l) => l <= 250)).toBe(250);
+    expect(loaded.size()).toBe(250);
+    expect(loaded.search(data[400], 250).every((r) => r.label <= 250)).toBe(true);
+    await expect(HnswIndex.load(file, dim + 1)).rejects.toThrow(/dimensions/);
+  });
+});

@@ -1,0 +1,180 @@
+import request from 'supertest';
+import sharp from 'sharp';
+import { RunningServer, startServer } from '../../src/cli/commands/serve';
+import { Fixture, fmnistFixtures, photo, tempDir, testConfig } from '../helpers';
+
+/** One server over the 100 Fashion-MNIST fixtures and a colour photo, shared by the tests below. */
+describe('HTTP API', () => {
+  let srv: RunningServer;
+  let dataDir: string;
+  const fixtures = fmnistFixtures();
+  const api = () => request(srv.server);
+
+  const add = (f: Pick<Fixture, 'id' | 'bytes'>, metadata: Record<string, unknown>) =>
+    api().post('/v1/items').field('id', f.id).field('metadata', JSON.stringify(metadata)).attach('image', f.bytes, 'x.png');
+
+  beforeAll(async () => {
+    dataDir = tempDir();
+    srv = await startServer(testConfig(dataDir));
+    for (const f of fixtures) {
+      const res = await add(f, { folder: f.folder, n: Number(/test-(\d+)/.exec(f.id)![1]) });
+      expect(res.status).toBe(201);
+    }
+    expect((await add({ id: 'photo/cat', bytes: photo('chelsea.jpg') }, { folder: 'photo' })).status).toBe(201);
+  });
+  afterAll(() => srv?.stop());
+
+  it('finds an indexed image first, by its own bytes, with score > 0.999', async () => {
+    for (const f of [fixtures[0], fixtures[37], fixtures[99]]) {
+      const res = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('k', '5');
+      expect(res.status).toBe(200);
+      expect(res.body.results[0].id).toBe(f.id);
+      expect(res.body.results[0].score).toBeGreaterThan(0.999);
+      expect(res.body.results[0].metadata.folder).toBe(f.folder);
+      expect(res.body.results).toHaveLength(5);
+      expect(res.body.timing.totalMs).toBeGreaterThan(0);
+    }
+    const cat = await api().post('/v1/search').set('content-type', 'image/jpeg').send(photo('chelsea.jpg'));
+    expect(cat.body.results[0].id).toBe('photo/cat');
+  });
+
+  it('search by vector and by id agree with search by image', async () => {
+    const f = fixtures[12];
+    const byImage = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('k', '10');
+    const byId = await api().post('/v1/search').send({ id: f.id, k: 10 });
+    expect(byId.status).toBe(200);
+    expect(byId.body.results.map((r: { id: string }) => r.id)).toEqual(byImage.body.results.map((r: { id: string }) => r.id));
+    // The stored vector, scaled by 3: search normalises client vectors.
+    const item = await api().get(`/v1/items/${encodeURIComponent(f.id)}`).query({ vector: 'true' });
+    expect(item.body.item.vector).toHaveLength(128);
+    const byVector = await api()
+      .post('/v1/search')
+      .send({ vector: item.body.item.vector.map((x: number) => 3 * x), k: 10 });
+    expect(byVector.status).toBe(200);
+    expect(byVector.body.results.map((r: { id: string }) => r.id)).toEqual(byImage.body.results.map((r: { id: string }) => r.id));
+    byVector.body.results.forEach((r: { score: number }, i: number) => expect(r.score).toBeCloseTo(byImage.body.results[i].score, 4));
+  });
+
+  it('applies k, minScore and metadata filters', async () => {
+    const f = fixtures[25];
+    const filtered = await api().post('/v1/search').send({ id: f.id, k: 20, filter: { folder: 'sneaker' } });
+    expect(filtered.status).toBe(200);
+    expect(filtered.body.results.length).toBeGreaterThan(0);
+    expect(filtered.body.results.every((r: { metadata: { folder: string } }) => r.metadata.folder === 'sneaker')).toBe(true);
+    const numeric = await api().post('/v1/search').send({ id: f.id, k: 5, filter: { n: Number(/test-(\d+)/.exec(f.id)![1]) } });
+    expect(numeric.body.results.map((r: { id: string }) => r.id)).toEqual([f.id]);
+    const strict = await api().post('/v1/search').send({ id: f.id, k: 50, minScore: 0.99999 });
+    expect(strict.body.results.every((r: { score: number }) => r.score >= 0.99999)).toBe(true);
+    const form = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('k', '3').field('filter', JSON.stringify({ folder: 'bag' }));
+    expect(form.body.results).toHaveLength(3);
+    expect(form.body.results.every((r: { metadata: { folder: string } }) => r.metadata.folder === 'bag')).toBe(true);
+  });
+
+  it('gets, pages, replaces and deletes items', async () => {
+    const got = await api().get(`/v1/items/${encodeURIComponent(fixtures[3].id)}`);
+    expect(got.status).toBe(200);
+    expect(got.body.item).toMatchObject({ id: fixtures[3].id, metadata: { folder: fixtures[3].folder } });
+    expect(got.body.item.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api().get('/v1/items').query(cursor ? { limit: 30, cursor } : { limit: 30 });
+      expect(page.status).toBe(200);
+      ids.push(...page.body.items.map((i: { id: string }) => i.id));
+      cursor = page.body.next;
+    } while (cursor);
+    expect(new Set(ids).size).toBe(fixtures.length + 1);
+
+    // Re-adding an id replaces it: the old image no longer finds it first, the new one does.
+    const target = 'replace-me';
+    expect((await add({ id: target, bytes: photo('coffee.jpg') }, { v: 1 })).status).toBe(201);
+    const replaced = await add({ id: target, bytes: photo('rocket.jpg') }, { v: 2 });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.replaced).toBe(true);
+    const byRocket = await api().post('/v1/search').set('content-type', 'image/jpeg').send(photo('rocket.jpg'));
+    expect(byRocket.body.results[0]).toMatchObject({ id: target, metadata: { v: 2 } });
+    const byCoffee = await api().post('/v1/search').set('content-type', 'image/jpeg').query({ k: 200 }).send(photo('coffee.jpg'));
+    expect(byCoffee.body.results.filter((r: { id: string }) => r.id === target)).toHaveLength(1);
+
+    expect((await api().delete(`/v1/items/${target}`)).status).toBe(204);
+    expect((await api().delete(`/v1/items/${target}`)).status).toBe(404);
+    expect((await api().get(`/v1/items/${target}`)).body.error.code).toBe('ITEM_NOT_FOUND');
+    const after = await api().post('/v1/search').set('content-type', 'image/jpeg').query({ k: 200 }).send(photo('rocket.jpg'));
+    expect(after.body.results.map((r: { id: string }) => r.id)).not.toContain(target);
+  });
+
+  it('answers bad input with documented codes and keeps serving', async () => {
+    const png = fixtures[0].bytes;
+    const cases: Array<[string, () => request.Test, number, string]> = [
+      ['empty upload', () => api().post('/v1/search').attach('image', Buffer.alloc(0), 'e.png'), 400, 'EMPTY_IMAGE'],
+      ['empty raw body', () => api().post('/v1/search').set('content-type', 'image/png').send(Buffer.alloc(0)), 400, 'EMPTY_IMAGE'],
+      ['no body at all', () => api().post('/v1/search'), 415, 'UNSUPPORTED_CONTENT_TYPE'],
+      ['text as image', () => api().post('/v1/search').attach('image', Buffer.from('just some text'), 't.png'), 415, 'NOT_AN_IMAGE'],
+      ['truncated PNG', () => api().post('/v1/search').attach('image', png.subarray(0, 60), 't.png'), 422, 'CORRUPT_IMAGE'],
+      ['wrong content type', () => api().post('/v1/search').set('content-type', 'text/plain').send('hello'), 415, 'UNSUPPORTED_CONTENT_TYPE'],
+      ['bad JSON', () => api().post('/v1/search').set('content-type', 'application/json').send('{"id": '), 400, 'BAD_JSON'],
+      ['unknown JSON field', () => api().post('/v1/search').send({ id: 'x', bogus: 1 }), 400, 'BAD_QUERY'],
+      ['vector and id', () => api().post('/v1/search').send({ id: fixtures[0].id, vector: [1] }), 400, 'BAD_QUERY'],
+      ['wrong vector length', () => api().post('/v1/search').send({ vector: [1, 2, 3] }), 400, 'BAD_VECTOR'],
+      ['huge number in vector', () => api().post('/v1/search').set('content-type', 'application/json').send(`{"vector":[${new Array(128).fill('1e999').join(',')}]}`), 400, 'BAD_VECTOR'],
+      ['k too large', () => api().post('/v1/search').send({ id: fixtures[0].id, k: 100000 }), 400, 'BAD_K'],
+      ['k not a number', () => api().post('/v1/search').attach('image', png, 'q.png').field('k', 'ten'), 400, 'BAD_K'],
+      ['unknown id', () => api().post('/v1/search').send({ id: 'no-such-item' }), 404, 'ITEM_NOT_FOUND'],
+      ['bad filter JSON', () => api().post('/v1/search').attach('image', png, 'q.png').field('filter', '{oops'), 400, 'BAD_FILTER'],
+      ['malformed multipart', () => api().post('/v1/search').set('content-type', 'multipart/form-data; boundary=zzz').send('--zzz\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\nabc'), 400, 'BAD_MULTIPART'],
+      ['two files', () => api().post('/v1/items').field('id', 'two').attach('image', png, 'a.png').attach('image', png, 'b.png'), 400, 'BAD_MULTIPART'],
+      ['item without id', () => api().post('/v1/items').attach('image', png, 'a.png'), 400, 'BAD_ID'],
+      ['very long id', () => api().post('/v1/items').field('id', 'x'.repeat(600)).attach('image', png, 'a.png'), 400, 'BAD_ID'],
+      ['control chars in id', () => api().post('/v1/items').field('id', 'a\u0001b').attach('image', png, 'a.png'), 400, 'BAD_ID'],
+      ['metadata not an object', () => api().post('/v1/items').field('id', 'm').field('metadata', '[1,2]').attach('image', png, 'a.png'), 400, 'BAD_METADATA'],
+      ['bad page limit', () => api().get('/v1/items').query({ limit: 0 }), 400, 'BAD_LIMIT'],
+      ['forged cursor', () => api().get('/v1/items').query({ cursor: '!!!' }), 400, 'BAD_CURSOR'],
+      ['unknown route', () => api().get('/v2/nothing'), 404, 'NOT_FOUND'],
+    ];
+    for (const [name, send, status, code] of cases) {
+      const res = await send();
+      expect({ name, status: res.status, code: res.body?.error?.code }).toEqual({ name, status, code });
+      expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+/); // no stack traces
+    }
+    const ok = await api().post('/v1/search').attach('image', png, 'q.png');
+    expect(ok.status).toBe(200);
+    expect(ok.body.results[0].id).toBe(fixtures[0].id);
+  });
+
+  it('accepts unicode ids', async () => {
+    const id = 'catalogue/été/👟 sneaker #1';
+    expect((await add({ id, bytes: fixtures[70].bytes }, {})).status).toBe(201);
+    const res = await api().get(`/v1/items/${encodeURIComponent(id)}`);
+    expect(res.body.item.id).toBe(id);
+  });
+
+  it('reports health, metrics and the OpenAPI document', async () => {
+    const health = await api().get('/healthz');
+    expect(health.body).toMatchObject({ status: 'ok', backend: 'wasm', model: { name: 'random-mini', dim: 128 } });
+    expect(health.body.items).toBe(health.body.indexed);
+    const metrics = await api().get('/metrics');
+    expect(metrics.text).toMatch(/likeness_http_request_duration_seconds_bucket\{/);
+    expect(metrics.text).toMatch(/likeness_embed_batch_size_count \d+/);
+    expect(metrics.text).toMatch(new RegExp(`likeness_index_size ${health.body.indexed}`));
+    const doc = await api().get('/openapi.json');
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/search', '/v1/items', '/v1/items/{id}', '/healthz']));
+  });
+
+  it('rejects uploads over the byte limit with 413', async () => {
+    const small = await startServer(testConfig(tempDir(), { maxUploadBytes: 10_000 }));
+    try {
+      const big = await sharp(photo('astronaut.png')).png().toBuffer();
+      const res = await request(small.server).post('/v1/search').attach('image', big, 'big.png');
+      expect(res.status).toBe(413);
+      expect(res.body.error.code).toBe('UPLOAD_TOO_LARGE');
+      const raw = await request(small.server).post('/v1/search').set('content-type', 'image/png').send(big);
+      expect(raw.status).toBe(413);
+      const bomb = await request(small.server).post('/v1/search').send({ id: 'x'.repeat(300_000) });
+      expect(bomb.status).toBe(413);
+    } finally {
+      await small.stop();
+    }
+  });
+});
