@@ -1,0 +1,172 @@
+/**
+ * What survives: restarts, a corrupt or truncated index snapshot, a model change, and kill -9 in the
+ * middle of adds (every acknowledged write is still there after restart).
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import request from 'supertest';
+import { RunningServer, startServer } from '../../src/cli/commands/serve';
+import { INDEX_FILE, SNAPSHOT_FILE } from '../../src/index/index-store';
+import { fmnistFixtures, tempDir, testConfig, TEST_MODEL } from '../helpers';
+
+const fixtures = fmnistFixtures();
+
+async function addAll(srv: RunningServer, items = fixtures): Promise<void> {
+  for (const f of items) {
+    const res = await request(srv.server).post('/v1/items').field('id', f.id).attach('image', f.bytes, 'x.png');
+    expect(res.status).toBe(201);
+  }
+}
+
+async function topIds(srv: RunningServer, queries = fixtures.slice(0, 10)): Promise<string[][]> {
+  const out: string[][] = [];
+  for (const q of queries) {
+    const res = await request(srv.server).post('/v1/search').attach('image', q.bytes, 'q.png').field('k', '5');
+    out.push(res.body.results.map((r: { id: string }) => r.id));
+  }
+  return out;
+}
+
+describe('durability', () => {
+  it('a restart keeps every item and gives the same results (snapshot + replay)', async () => {
+    const dir = tempDir();
+    // snapshotEvery 30: the last snapshot covers some adds and replay brings back the rest.
+    let srv = await startServer(testConfig(dir, { snapshotEvery: 30 }));
+    await addAll(srv);
+    await request(srv.server).delete(`/v1/items/${encodeURIComponent(fixtures[1].id)}`).expect(204);
+    const before = await topIds(srv);
+    // Simulate a crash after the last automatic snapshot: close the catalogue without the shutdown snapshot.
+    srv.server.close();
+    await srv.likeness.embedder.close();
+    srv.likeness.catalog.close();
+
+    srv = await startServer(testConfig(dir, { snapshotEvery: 30 }));
+    try {
+      expect(srv.likeness.index.outcome).toBe('loaded');
+      const health = (await request(srv.server).get('/healthz')).body;
+      expect(health.items).toBe(fixtures.length - 1);
+      expect(health.indexed).toBe(fixtures.length - 1);
+      expect(await topIds(srv)).toEqual(before);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it.each([
+    ['truncated', (file: string) => fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2))],
+    ['corrupted', (file: string) => {
+      const buf = fs.readFileSync(file);
+      for (let i = 100; i < buf.length; i += 1000) buf[i] ^= 0xff;
+      fs.writeFileSync(file, buf);
+    }],
+    ['deleted', (file: string) => fs.rmSync(file)],
+  ])('a %s index file is detected and rebuilt from the catalogue', async (_name, damage) => {
+    const dir = tempDir();
+    let srv = await startServer(testConfig(dir));
+    await addAll(srv, fixtures.slice(0, 40));
+    const before = await topIds(srv, fixtures.slice(0, 5));
+    await srv.stop();
+    damage(path.join(dir, 'index', INDEX_FILE));
+    srv = await startServer(testConfig(dir));
+    try {
+      expect(srv.likeness.index.outcome).toBe('rebuilt');
+      expect(srv.likeness.index.size()).toBe(40);
+      expect(await topIds(srv, fixtures.slice(0, 5))).toEqual(before);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('an index built by another model is rebuilt, and that model\'s vectors are not served', async () => {
+    const dir = tempDir();
+    let srv = await startServer(testConfig(dir));
+    await addAll(srv, fixtures.slice(0, 10));
+    await srv.stop();
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'index', SNAPSHOT_FILE), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'index', SNAPSHOT_FILE), JSON.stringify({ ...info, modelId: 'other-model@000000000000' }));
+    srv = await startServer(testConfig(dir));
+    try {
+      expect(srv.likeness.index.outcome).toBe('rebuilt');
+      expect(srv.likeness.index.reason).toMatch(/other-model/);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('kill -9 in the middle of adds loses no acknowledged write', async () => {
+    const dir = tempDir();
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const start = (): ChildProcess =>
+      spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'likeness'), 'serve'], {
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          LIKENESS_DATA_DIR: dir,
+          LIKENESS_MODEL: TEST_MODEL,
+          LIKENESS_WORKERS: '0',
+          LIKENESS_BACKEND: 'wasm',
+          LIKENESS_SNAPSHOT_EVERY: '7',
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+    const base = `http://127.0.0.1:${port}`;
+    const waitUp = async (): Promise<void> => {
+      for (let i = 0; i < 300; i++) {
+        try {
+          if ((await fetch(`${base}/healthz`)).ok) return;
+        } catch {
+          /* not up yet */
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('server did not start');
+    };
+
+    const acked = new Set<string>();
+    for (let round = 0; round < 3; round++) {
+      const child = start();
+      await waitUp();
+      // Four concurrent writers; the kill lands while requests are in flight.
+      let stop = false;
+      const writer = async (w: number): Promise<void> => {
+        for (let i = 0; !stop; i++) {
+          const f = fixtures[(round * 37 + w * 13 + i) % fixtures.length];
+          const id = `r${round}-w${w}-${i}`;
+          const form = new FormData();
+          form.set('id', id);
+          form.set('image', new Blob([f.bytes]), 'x.png');
+          try {
+            const res = await fetch(`${base}/v1/items`, { method: 'POST', body: form });
+            if (res.status === 201) acked.add(id);
+          } catch {
+            return; // connection dropped by the kill
+          }
+        }
+      };
+      const writers = [0, 1, 2, 3].map(writer);
+      await new Promise((r) => setTimeout(r, 600 + Math.random() * 600));
+      child.kill('SIGKILL');
+      stop = true;
+      await Promise.all(writers);
+      await new Promise((r) => child.once('exit', r));
+    }
+    expect(acked.size).toBeGreaterThan(20);
+
+    const child = start();
+    try {
+      await waitUp();
+      const health = await (await fetch(`${base}/healthz`)).json();
+      expect(health.indexed).toBe(health.items);
+      for (const id of acked) {
+        const res = await fetch(`${base}/v1/items/${encodeURIComponent(id)}`);
+        expect({ id, status: res.status }).toEqual({ id, status: 200 });
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+});
