@@ -1,0 +1,79 @@
+import * as tf from '@tensorflow/tfjs';
+import { Embedder, EmbedderOptions } from '../../src/embed/embedder';
+import { DEFAULT_DECODE_LIMITS } from '../../src/images/decode';
+import { pixelsToTensor } from '../../src/images/preprocess';
+import { loadModelDir } from '../../src/model/model-dir';
+import { initBackend } from '../../src/runtime/backend';
+import { fmnistFixtures, TEST_MODEL } from '../helpers';
+
+const options = (workers: number, batches: number[] = []): EmbedderOptions => ({
+  modelDir: TEST_MODEL,
+  workers,
+  backend: 'wasm',
+  batching: { maxBatch: 16, maxWaitMs: 20, maxQueue: 64 },
+  decode: DEFAULT_DECODE_LIMITS,
+  onBatch: (size) => batches.push(size),
+});
+
+describe('Embedder', () => {
+  const fixtures = fmnistFixtures().slice(0, 40);
+  let local: Embedder;
+  const localBatches: number[] = [];
+
+  beforeAll(async () => {
+    await initBackend('wasm');
+    local = await Embedder.open(options(0, localBatches));
+  });
+  afterAll(() => local.close());
+
+  it('returns unit-length vectors equal to a direct forward pass of the model', async () => {
+    const v = await local.embedImage(fixtures[0].bytes);
+    expect(v).toHaveLength(128);
+    expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    const loaded = await loadModelDir(TEST_MODEL);
+    const pixels = await local.decode(fixtures[0].bytes);
+    const direct = tf.tidy(() => {
+      const y = loaded.model.predict(pixelsToTensor(pixels, 1, loaded.manifest.input)) as tf.Tensor2D;
+      return y.div(y.norm()).dataSync();
+    });
+    loaded.model.dispose();
+    v.forEach((x, i) => expect(x).toBeCloseTo(direct[i], 5));
+  });
+
+  it('micro-batches concurrent requests into few model calls, without mixing up results', async () => {
+    localBatches.length = 0;
+    const one = await Promise.all(fixtures.slice(0, 16).map((f) => local.embedImage(f.bytes)));
+    expect(localBatches.length).toBeLessThanOrEqual(2);
+    expect(localBatches.reduce((a, b) => a + b, 0)).toBe(16);
+    // Each result belongs to its own request: same as embedding alone.
+    for (const i of [0, 7, 15]) {
+      const alone = await local.embedImage(fixtures[i].bytes);
+      alone.forEach((x, j) => expect(x).toBeCloseTo(one[i][j], 5));
+    }
+  });
+
+  it('a worker pool gives the same vectors as in-thread inference', async () => {
+    const pool = await Embedder.open(options(2));
+    try {
+      const pixels = await Promise.all(fixtures.map((f) => pool.decode(f.bytes)));
+      const [a, b] = await Promise.all([pool.embedMany(pixels), local.embedMany(pixels)]);
+      expect(a).toHaveLength(fixtures.length);
+      a.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(b[i][j], 4)));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('fails fast with 503 when the queue is full', async () => {
+    const busy = await Embedder.open({ ...options(0), batching: { maxBatch: 4, maxWaitMs: 50, maxQueue: 3 } });
+    try {
+      const pixels = await busy.decode(fixtures[0].bytes);
+      const results = await Promise.allSettled(Array.from({ length: 6 }, () => busy.embedPixels(pixels)));
+      const rejected = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+      expect(rejected.length).toBeGreaterThan(0);
+      expect(rejected[0].reason).toMatchObject({ status: 503, code: 'EMBED_QUEUE_FULL' });
+    } finally {
+      await busy.close();
+    }
+  });
+});
