@@ -1,0 +1,40 @@
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { FMNIST_DIR, tempDir, TEST_MODEL } from '../helpers';
+
+const run = promisify(execFile);
+const BIN = path.join(__dirname, '..', '..', 'bin', 'likeness');
+
+describe('likeness CLI', () => {
+  const env = { ...process.env, LIKENESS_MODEL: TEST_MODEL, LIKENESS_BACKEND: 'wasm', LIKENESS_WORKERS: '1' };
+
+  it('indexes a folder, skips unchanged files on a rerun, searches and reports info', async () => {
+    const dataDir = tempDir();
+    const first = await run(process.execPath, [BIN, 'index', FMNIST_DIR, '--data-dir', dataDir], { env });
+    expect(JSON.parse(first.stdout.trim().split('\n').pop()!)).toEqual({ total: 100, added: 100, skipped: 0, failed: 0 });
+    const again = await run(process.execPath, [BIN, 'index', FMNIST_DIR, '--data-dir', dataDir], { env });
+    expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toMatchObject({ added: 0, skipped: 100 });
+
+    const query = path.join(FMNIST_DIR, 'trouser');
+    const file = (await import('node:fs')).readdirSync(query)[0];
+    const search = await run(process.execPath, [BIN, 'search', path.join(query, file), '--data-dir', dataDir, '-k', '3'], { env });
+    const result = JSON.parse(search.stdout);
+    expect(result.results).toHaveLength(3);
+    expect(result.results[0]).toMatchObject({ id: `trouser/${file}`, metadata: { folder: 'trouser' } });
+    expect(result.results[0].score).toBeGreaterThan(0.999);
+
+    const info = JSON.parse((await run(process.execPath, [BIN, 'info', '--data-dir', dataDir], { env })).stdout);
+    expect(info.backend.name).toBe('wasm');
+    expect(info.model.name).toBe('random-mini');
+    expect(info.catalog).toMatchObject({ exists: true, items: 100, itemsForModel: 100 });
+  });
+
+  it('lists options with their environment variables, and rejects bad values clearly', async () => {
+    const help = await run(process.execPath, [BIN, 'serve', '--help']);
+    expect(help.stdout).toMatch(/--port <n>.*\n?.*env: PORT/);
+    expect(help.stdout).toMatch(/LIKENESS_DATA_DIR/);
+    await expect(run(process.execPath, [BIN, 'serve', '--port', 'eighty'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/expected an integer/) });
+    await expect(run(process.execPath, [BIN, 'info', '--model', tempDir()], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no manifest.json/) });
+  });
+});
