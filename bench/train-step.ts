@@ -1,0 +1,157 @@
+/**
+ * Training-step benchmark on the wasm backend: forward-only vs forward + backward + Adam images/s for
+ * the shipped encoder (resnet-mini, 28x28x1), before and after the training kernels, in one run.
+ *
+ *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 64] [--before-iters 2] [--skip-before] [--profile]
+ *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS)
+ *
+ * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
+ * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
+ * runs at a smaller batch by default; images/s figures stay comparable. Prints ONE JSON line.
+ */
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
+import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
+import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
+
+interface Options {
+  batch: number;
+  iters: number;
+  beforeBatch: number;
+  beforeIters: number;
+  skipBefore: boolean;
+  profile: boolean;
+}
+
+interface Figures {
+  batch: number;
+  iters: number;
+  forwardImagesPerSec: number;
+  trainImagesPerSec: number;
+  /** Training cost per image over forward cost per image. */
+  trainToForwardRatio: number;
+  tensorsLeakedPerStep: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const arg = (name: string, env: string, fallback: number): number => {
+    const i = argv.indexOf(`--${name}`);
+    const raw = i >= 0 ? argv[i + 1] : process.env[env];
+    const value = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
+    return value;
+  };
+  return {
+    batch: arg('batch', 'BENCH_BATCH', 256),
+    iters: arg('iters', 'BENCH_ITERS', 5),
+    beforeBatch: arg('before-batch', 'BENCH_BEFORE_BATCH', 64),
+    beforeIters: arg('before-iters', 'BENCH_BEFORE_ITERS', 2),
+    skipBefore: argv.includes('--skip-before'),
+    profile: argv.includes('--profile'),
+  };
+}
+
+/** Encoder + small dense head; loss = mean squared head output (any scalar of the features will do). */
+function buildTrainee(): { encoder: tf.LayersModel; head: tf.Sequential } {
+  const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], inputSize: 28, channels: 1 });
+  const head = tf.sequential({
+    layers: [tf.layers.dense({ inputShape: [128], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
+  });
+  return { encoder, head };
+}
+
+function seconds(start: number): number {
+  return (performance.now() - start) / 1000;
+}
+
+async function measure(batch: number, iters: number, profile: boolean): Promise<Figures> {
+  const { encoder, head } = buildTrainee();
+  const optimizer = tf.train.adam(1e-3);
+  // [batch, 28, 28, 1]
+  const images = tf.randomUniform([batch, 28, 28, 1]);
+  const trainStep = (): number => {
+    const loss = optimizer.minimize(() => {
+      const features = encoder.apply(images, { training: true }) as tf.Tensor2D;
+      return tf.mean(tf.square(head.apply(features) as tf.Tensor2D));
+    }, true) as tf.Scalar;
+    const value = loss.dataSync()[0];
+    loss.dispose();
+    return value;
+  };
+  const forward = (): void => {
+    tf.tidy(() => (encoder.predict(images) as tf.Tensor).dataSync());
+  };
+
+  forward();
+  trainStep(); // warm-up: creates optimizer slots and XNNPACK operators
+  let start = performance.now();
+  for (let i = 0; i < iters; i++) forward();
+  const forwardImagesPerSec = (batch * iters) / seconds(start);
+
+  const tensorsBefore = tf.memory().numTensors;
+  start = performance.now();
+  for (let i = 0; i < iters; i++) trainStep();
+  const trainImagesPerSec = (batch * iters) / seconds(start);
+  const tensorsLeakedPerStep = (tf.memory().numTensors - tensorsBefore) / iters;
+
+  if (profile) {
+    const info = await tf.profile(() => {
+      trainStep();
+    });
+    const perKernel = new Map<string, number>();
+    for (const k of info.kernels) perKernel.set(k.name, (perKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    const rows = [...perKernel.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+    process.stderr.write(`profile batch ${batch}:\n${rows.map(([n, ms]) => `  ${n.padEnd(32)} ${ms.toFixed(1)} ms`).join('\n')}\n`);
+  }
+
+  images.dispose();
+  optimizer.dispose();
+  encoder.dispose();
+  head.dispose();
+  return {
+    batch,
+    iters,
+    forwardImagesPerSec: Math.round(forwardImagesPerSec),
+    trainImagesPerSec: Math.round(trainImagesPerSec),
+    trainToForwardRatio: Number((forwardImagesPerSec / trainImagesPerSec).toFixed(2)),
+    tensorsLeakedPerStep,
+  };
+}
+
+/** Stock wasm plus cpu bridges for the kernels wasm lacks; returns a function undoing it. */
+function installStockBaseline(): () => void {
+  const bridged = wasmTrainingKernelNames().filter((name) => !tf.getKernel(name, 'wasm'));
+  for (const name of bridged) tf.registerKernel(cpuBridgeKernel(name));
+  return () => bridged.forEach((name) => tf.unregisterKernel(name, 'wasm'));
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+  await tf.ready();
+  let before: Figures | undefined;
+  if (!opts.skipBefore) {
+    const undo = installStockBaseline();
+    before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile);
+    undo();
+  }
+  registerWasmTrainingKernels();
+  const after = await measure(opts.batch, opts.iters, opts.profile);
+  const result = {
+    bench: 'train-step',
+    model: 'resnet-mini 28x28x1 + dense head 128-64-32, Adam, loss = mean(head^2)',
+    backend: tf.getBackend(),
+    machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
+    after,
+    before: before ?? null,
+    trainSpeedup: before ? Number((after.trainImagesPerSec / before.trainImagesPerSec).toFixed(1)) : null,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
