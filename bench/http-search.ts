@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { DEMO_CATALOG } from '../src/config/config';
 import { tempDir, TEST_MODEL } from '../test/helpers';
-import { listImages } from '../src/catalog/folder-import';
+import { listImages } from '../src/ingest/sources';
 import * as fs from 'node:fs';
 import { arg } from './args';
 
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
     }
     const ids = listImages(DEMO_CATALOG);
     const bodies = ids.map((id) => fs.readFileSync(path.join(DEMO_CATALOG, id)));
-    const health = await (await fetch(`${base}/healthz`)).json();
+    const health = (await (await fetch(`${base}/healthz`)).json()) as { model: { name: string }; backend: string; items: number };
     const byImage = await phase(clients, seconds, (i) =>
       fetch(`${base}/v1/search?k=10`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: bodies[i % bodies.length] }),
     );

@@ -61,6 +61,10 @@ export interface Catalog {
   removedSince(seq: number): number[];
   /** Forgets removal records covered by an index snapshot. */
   pruneRemovedUpTo(seq: number): void;
+  /** Ids of items whose bytes hash to `sha256` (exact duplicates), at most `limit`. */
+  idsBySha256(sha256: string, limit: number): string[];
+  /** Runs `fn` in one transaction: everything it writes commits together or not at all. */
+  transaction<T>(fn: () => T): T;
   /** True when the item with `label` has every field of `filter` equal. */
   matches(label: number, filter: MetadataFilter): boolean;
   close(): void;

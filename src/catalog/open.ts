@@ -8,6 +8,7 @@ import type { Config } from '../config/config';
 import { Embedder } from '../embed/embedder';
 import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
+import { IngestRunner } from '../ingest/runner';
 import { CatalogService } from './service';
 import { SqliteCatalog } from './sqlite-catalog';
 
@@ -18,12 +19,15 @@ export interface Likeness {
   catalog: SqliteCatalog;
   index: IndexStore;
   service: CatalogService;
-  /** Snapshots the index and releases everything. */
+  ingest: IngestRunner;
+  /** Stops ingest after its current chunk, snapshots the index and releases everything. */
   close(): Promise<void>;
 }
 
 export interface OpenHooks {
   onBatch?: (size: number, seconds: number) => void;
+  /** Restart ingest jobs a crash or restart left unfinished (the server does; one-shot commands do not). */
+  resumeJobs?: boolean;
 }
 
 export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks = {}): Promise<Likeness> {
@@ -56,6 +60,8 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     throw err;
   }
   const service = new CatalogService(catalog, index, embedder);
+  const ingest = new IngestRunner(service, catalog, { roots: config.ingestRoots, chunk: config.ingestChunk, log });
+  if (hooks.resumeJobs) ingest.resumeUnfinished();
   return {
     config,
     backend,
@@ -63,7 +69,9 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     catalog,
     index,
     service,
+    ingest,
     async close() {
+      await ingest.stop();
       await index.snapshot();
       await embedder.close();
       catalog.close();

@@ -7,7 +7,44 @@ import { badRequest, notFound } from '../errors';
 import type { Embedder } from '../embed/embedder';
 import type { IndexStore } from '../index/index-store';
 import { normalize } from '../index/vector-index';
-import type { Catalog, Item, Metadata, MetadataFilter } from './catalog';
+import { LikenessError } from '../errors';
+import type { Catalog, Item, Metadata, MetadataFilter, UpsertResult } from './catalog';
+
+/** What to do with an image whose exact bytes are already in the catalogue under another id. */
+export type DuplicatePolicy = 'skip' | 'keep';
+
+export interface BulkInput {
+  /** Caller's handle for the item (e.g. its position in an ingest job). */
+  key: number;
+  id: unknown;
+  /** The bytes, or the error met while reading them. */
+  image: Buffer | Error;
+  metadata: unknown;
+}
+
+export interface Outcome {
+  state: 'added' | 'unchanged' | 'duplicate' | 'failed';
+  code?: string;
+  message?: string;
+  duplicateOf?: string;
+}
+
+export interface Prepared {
+  key: number;
+  id: string;
+  metadata: Metadata;
+  sha256: string;
+  image?: Buffer;
+  vector?: Float32Array;
+  outcome?: Outcome;
+}
+
+function failure(err: unknown): Outcome {
+  if (err instanceof LikenessError) return { state: 'failed', code: err.code, message: err.message };
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return { state: 'failed', code: 'FILE_NOT_FOUND', message: e.message };
+  return { state: 'failed', code: 'READ_FAILED', message: String(e.message ?? e) };
+}
 
 /** Limits on what a client controls. */
 export const LIMITS = {
@@ -37,6 +74,8 @@ export interface SearchHit {
 
 export interface SearchResult {
   results: SearchHit[];
+  /** For image queries: ids whose stored bytes are identical to the query ("already in the catalogue?"). */
+  exactMatches?: string[];
   model: string;
   timing: { embedMs: number; searchMs: number; totalMs: number };
 }
@@ -78,6 +117,13 @@ export function validateMetadata(metadata: unknown): Metadata {
   return metadata as Metadata;
 }
 
+/** Neighbours examined per anchor when grouping near-duplicates. */
+const DUPLICATE_NEIGHBOURS = 50;
+
+function validateThreshold(t: number): void {
+  if (!(Number.isFinite(t) && t > 0 && t <= 1)) throw badRequest('BAD_THRESHOLD', `threshold must be a number in (0, 1], got ${t}`);
+}
+
 function validateK(k: number | undefined): number {
   if (k === undefined) return LIMITS.defaultK;
   if (!Number.isInteger(k) || k < 1 || k > LIMITS.maxK) throw badRequest('BAD_K', `k must be an integer from 1 to ${LIMITS.maxK}, got ${k}`);
@@ -107,21 +153,80 @@ export class CatalogService {
   }
 
   /**
-   * Adds many images in one catalogue transaction (bulk import). Items whose id already holds the same
-   * bytes embedded by this model are skipped, so an interrupted import can simply run again.
+   * Bulk-add phase 1 (no writes): validates, hashes, classifies (unchanged / exact duplicate), decodes
+   * in parallel and embeds in full batches. Per-item problems become outcomes, not exceptions, so one
+   * bad file never sinks its batch. Phase 2 is `commitPrepared`, inside the caller's transaction.
    */
-  async addMany(inputs: Array<{ id: string; image: Uint8Array; metadata: Metadata }>): Promise<{ added: number; skipped: number }> {
-    const fresh = inputs
-      .map((input) => ({ ...input, id: validateId(input.id), metadata: validateMetadata(input.metadata), sha256: createHash('sha256').update(input.image).digest('hex') }))
-      .filter((input) => {
-        const existing = this.catalog.getById(input.id);
-        return !(existing && existing.sha256 === input.sha256 && existing.modelId === this.modelId);
-      });
-    const pixels = await Promise.all(fresh.map((input) => this.embedder.decode(input.image)));
+  async prepareMany(inputs: BulkInput[], duplicates: DuplicatePolicy): Promise<Prepared[]> {
+    const firstBySha = new Map<string, string>();
+    const prepared: Prepared[] = inputs.map((input) => {
+      const base = { key: input.key, id: String(input.id), metadata: {}, sha256: '' };
+      if (input.image instanceof Error) return { ...base, outcome: failure(input.image) };
+      try {
+        const id = validateId(input.id);
+        const metadata = validateMetadata(input.metadata);
+        const sha256 = createHash('sha256').update(input.image).digest('hex');
+        const existing = this.catalog.getById(id);
+        if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+        if (duplicates === 'skip') {
+          const twin = firstBySha.get(sha256) ?? this.catalog.idsBySha256(sha256, 2).find((other) => other !== id);
+          if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };
+          firstBySha.set(sha256, id);
+        }
+        return { ...base, id, metadata, sha256, image: input.image };
+      } catch (err) {
+        return { ...base, outcome: failure(err) };
+      }
+    });
+    const todo = prepared.filter((p) => p.image);
+    const decoded = await Promise.allSettled(todo.map((p) => this.embedder.decode(p.image!)));
+    const ok: Prepared[] = [];
+    const pixels: Uint8Array[] = [];
+    decoded.forEach((d, i) => {
+      if (d.status === 'fulfilled') {
+        ok.push(todo[i]);
+        pixels.push(d.value);
+      } else todo[i].outcome = failure(d.reason);
+      todo[i].image = undefined; // release the bytes early
+    });
     const vectors = await this.embedder.embedMany(pixels);
-    const results = this.catalog.upsertMany(fresh.map((input, i) => ({ id: input.id, metadata: input.metadata, sha256: input.sha256, modelId: this.modelId, vector: vectors[i] })));
-    for (const { item, replacedLabel } of results) this.index.apply(item.seq, { remove: replacedLabel, add: { label: item.label, vector: item.vector } });
-    return { added: results.length, skipped: inputs.length - fresh.length };
+    ok.forEach((p, i) => (p.vector = vectors[i]));
+    return prepared;
+  }
+
+  /**
+   * Bulk-add phase 2: writes the embedded items. Call inside catalog.transaction; then `applyToIndex`.
+   * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
+   * cannot see each other's rows in phase 1.
+   */
+  commitPrepared(prepared: Prepared[], duplicates: DuplicatePolicy): UpsertResult[] {
+    if (duplicates === 'skip') {
+      for (const p of prepared) {
+        if (!p.vector) continue;
+        const twin = this.catalog.idsBySha256(p.sha256, 2).find((other) => other !== p.id);
+        if (twin !== undefined) {
+          p.vector = undefined;
+          p.outcome = { state: 'duplicate', duplicateOf: twin };
+        }
+      }
+    }
+    const ready = prepared.filter((p) => p.vector);
+    const results = this.catalog.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
+    ready.forEach((p) => (p.outcome = { state: 'added' }));
+    return results;
+  }
+
+  /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
+  async applyToIndex(results: UpsertResult[]): Promise<void> {
+    await this.index.applyMany(results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } })));
+  }
+
+  /** Adds many images in one transaction (skipping unchanged ones); per-item outcomes in input order. */
+  async addMany(inputs: BulkInput[], duplicates: DuplicatePolicy = 'keep'): Promise<Prepared[]> {
+    const prepared = await this.prepareMany(inputs, duplicates);
+    const results = this.catalog.transaction(() => this.commitPrepared(prepared, duplicates));
+    await this.applyToIndex(results);
+    return prepared;
   }
 
   getItem(id: string, withVector = false): ItemView {
@@ -188,8 +293,49 @@ export class CatalogService {
       // A label can vanish between search and fetch (concurrent delete): skip it.
       if (item) results.push({ id: item.id, score: n.score, metadata: item.metadata });
     }
+    const exactMatches = q.image ? this.catalog.idsBySha256(createHash('sha256').update(q.image).digest('hex'), LIMITS.maxK) : undefined;
     const t2 = performance.now();
-    return { results, model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
+    return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
+  }
+
+  /** Items at least `threshold` similar to item `id` (excluding itself), and those with identical bytes. */
+  duplicatesOf(id: string, threshold: number, k: number): { id: string; exact: string[]; near: SearchHit[] } {
+    validateThreshold(threshold);
+    const item = this.catalog.getById(validateId(id));
+    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
+    const near = this.neighbours(item, threshold, validateK(k));
+    const exact = item.sha256 ? this.catalog.idsBySha256(item.sha256, LIMITS.maxK).filter((other) => other !== item.id) : [];
+    return { id: item.id, exact, near };
+  }
+
+  /**
+   * Catalogue-wide near-duplicate groups, a page of anchor items at a time. A group is reported once,
+   * at its oldest member (lowest label): an anchor with an older neighbour above the threshold is
+   * skipped, because that neighbour's group already lists it.
+   */
+  duplicateGroups(opts: { threshold: number; cursor?: string; limit?: number }): { groups: Array<{ ids: string[]; scores: number[] }>; next?: string } {
+    validateThreshold(opts.threshold);
+    const page = this.catalog.list({ cursor: opts.cursor, limit: opts.limit ?? LIMITS.defaultPageSize });
+    const groups: Array<{ ids: string[]; scores: number[] }> = [];
+    for (const item of page.items) {
+      if (item.modelId !== this.modelId) continue;
+      const hits = this.index.search(item.vector, DUPLICATE_NEIGHBOURS).filter((n) => n.label !== item.label && n.score >= opts.threshold);
+      if (hits.length === 0 || hits.some((n) => n.label < item.label)) continue;
+      const members = this.catalog.getByLabels(hits.map((n) => n.label));
+      const found = hits.filter((n) => members.has(n.label));
+      groups.push({ ids: [item.id, ...found.map((n) => members.get(n.label)!.id)], scores: [1, ...found.map((n) => n.score)] });
+    }
+    return { groups, next: page.next };
+  }
+
+  private neighbours(item: Item, threshold: number, k: number): SearchHit[] {
+    if (item.modelId !== this.modelId) throw badRequest('MODEL_MISMATCH', `item '${item.id}' was embedded by ${item.modelId}; this server runs ${this.modelId}`);
+    const hits = this.index.search(item.vector, k + 1).filter((n) => n.label !== item.label && n.score >= threshold);
+    const items = this.catalog.getByLabels(hits.map((n) => n.label));
+    return hits.flatMap((n) => {
+      const other = items.get(n.label);
+      return other ? [{ id: other.id, score: n.score, metadata: other.metadata }] : [];
+    });
   }
 
   stats(): { items: number; searchable: number; indexed: number; seq: number } {

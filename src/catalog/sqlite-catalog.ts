@@ -99,6 +99,7 @@ export class SqliteCatalog implements Catalog {
       since: this.db.prepare(`SELECT * FROM items WHERE model_id = ? AND seq > ? AND label > ? ORDER BY label LIMIT ?`),
       removedSince: this.db.prepare(`SELECT label FROM removed WHERE seq > ?`),
       prune: this.db.prepare(`DELETE FROM removed WHERE seq <= ?`),
+      bySha: this.db.prepare(`SELECT id FROM items WHERE sha256 = ? ORDER BY label LIMIT ?`),
     };
   }
 
@@ -198,6 +199,19 @@ export class SqliteCatalog implements Catalog {
     const values = keys.map((k) => (typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]));
     const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
     return stmt.get(label, ...values) !== undefined;
+  }
+
+  idsBySha256(sha256: string, limit: number): string[] {
+    return (this.stmts.bySha.all(sha256, limit) as { id: string }[]).map((r) => r.id);
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** The underlying connection, for stores that share the catalogue's transactions (ingest jobs). */
+  get database(): Database.Database {
+    return this.db;
   }
 
   /** The journal mode in force ('wal'); exposed for checks and `likeness info`. */

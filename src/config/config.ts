@@ -32,6 +32,10 @@ export interface Config {
   hnswEfSearch: number;
   snapshotEvery: number;
   importDir?: string;
+  /** Folders that server-side ingest paths must lie in; empty disables POST /v1/ingest. */
+  ingestRoots: string[];
+  ingestChunk: number;
+  duplicates: 'skip' | 'keep';
   logLevel: string;
 }
 
@@ -68,6 +72,8 @@ export function catalogOptions(): Option[] {
     opt('--hnsw-ef-construction <n>', 'HNSW build beam width', 'LIKENESS_HNSW_EF_CONSTRUCTION').argParser(int(8, 4096)).default(200),
     opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(int(1, 4096)).default(64),
     opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
+    opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(int(1, 100_000)).default(256),
+    opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip or keep', 'LIKENESS_DUPLICATES').choices(['skip', 'keep']).default('skip'),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
 }
@@ -79,6 +85,7 @@ export function serverOptions(): Option[] {
     opt('--host <addr>', 'address to listen on', 'HOST').default('0.0.0.0'),
     opt('--max-upload-bytes <n>', 'largest upload accepted', 'LIKENESS_MAX_UPLOAD_BYTES').argParser(int(1)).default(20 * 1024 * 1024),
     opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
+    opt('--ingest-roots <dirs>', 'comma-separated folders that POST /v1/ingest may read (none: server-side ingest off)', 'LIKENESS_INGEST_ROOTS').default(''),
   ];
 }
 
@@ -100,6 +107,9 @@ export const DEFAULTS: Config = {
   hnswEfConstruction: 200,
   hnswEfSearch: 64,
   snapshotEvery: 1000,
+  ingestRoots: [],
+  ingestChunk: 256,
+  duplicates: 'skip',
   logLevel: 'info',
 };
 
@@ -125,6 +135,13 @@ export function toConfig(opts: Record<string, unknown>): Config {
     hnswEfSearch: pick('hnswEfSearch'),
     snapshotEvery: pick('snapshotEvery'),
     importDir: opts.import ? path.resolve(String(opts.import)) : undefined,
+    ingestRoots: String(opts.ingestRoots ?? '')
+      .split(',')
+      .map((r) => r.trim())
+      .filter(Boolean)
+      .map((r) => path.resolve(r)),
+    ingestChunk: pick('ingestChunk'),
+    duplicates: pick('duplicates'),
     logLevel: pick('logLevel'),
   };
 }

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Likeness } from '../catalog/open';
 import { LikenessError } from '../errors';
 import type { Metrics } from './metrics';
+import { ingestRouter } from './routes/ingest';
 import { itemsRouter } from './routes/items';
 import { searchRouter } from './routes/search';
 import { systemRouter } from './routes/system';
@@ -54,6 +55,7 @@ export function createApp({ likeness, metrics, log }: AppDeps): express.Express 
   app.use(systemRouter(likeness, metrics));
   app.use(searchRouter(likeness.service, maxUpload));
   app.use(itemsRouter(likeness.service, maxUpload));
+  app.use(ingestRouter(likeness.ingest, { roots: likeness.config.ingestRoots, duplicates: likeness.config.duplicates }));
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });

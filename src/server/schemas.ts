@@ -63,6 +63,7 @@ const FIELD_CODES: Record<string, string> = {
   metadata: 'BAD_METADATA',
   limit: 'BAD_LIMIT',
   cursor: 'BAD_CURSOR',
+  threshold: 'BAD_THRESHOLD',
 };
 
 /** Parses or throws 400 with the first problem's path and message; `code` is for problems outside known fields. */

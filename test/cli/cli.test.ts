@@ -12,9 +12,9 @@ describe('likeness CLI', () => {
   it('indexes a folder, skips unchanged files on a rerun, searches and reports info', async () => {
     const dataDir = tempDir();
     const first = await run(process.execPath, [BIN, 'index', FMNIST_DIR, '--data-dir', dataDir], { env });
-    expect(JSON.parse(first.stdout.trim().split('\n').pop()!)).toEqual({ total: 100, added: 100, skipped: 0, failed: 0 });
+    expect(JSON.parse(first.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'done', total: 100, added: 100, unchanged: 0, duplicates: 0, failed: 0 });
     const again = await run(process.execPath, [BIN, 'index', FMNIST_DIR, '--data-dir', dataDir], { env });
-    expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toMatchObject({ added: 0, skipped: 100 });
+    expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'done', added: 0, unchanged: 100 });
 
     const query = path.join(FMNIST_DIR, 'trouser');
     const file = (await import('node:fs')).readdirSync(query)[0];

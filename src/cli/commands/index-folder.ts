@@ -1,39 +1,79 @@
-/** likeness index <folder>: add every image under a folder to the catalogue, with a progress bar. */
-import { Command } from 'commander';
-import { SingleBar, Presets } from 'cli-progress';
-import { catalogOptions, toConfig } from '../../config/config';
-import { importFolder } from '../../catalog/folder-import';
+/**
+ * likeness index <path>: ingest a folder, a manifest (CSV/JSONL) or a tar archive, with a progress
+ * bar. Runs on the catalogue files directly, or, with --server, as a job of a running server.
+ * Either way the job is resumable: run the same command again after an interruption.
+ */
+import { Command, Option } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { openLikeness } from '../../catalog/open';
+import { catalogOptions, toConfig } from '../../config/config';
+import type { JobView } from '../../ingest/runner';
+import type { SourceType } from '../../ingest/sources';
 import { createLogger } from '../logger';
 
+function sourceType(p: string, given?: string): SourceType {
+  if (given) return given as SourceType;
+  if (fs.statSync(p, { throwIfNoEntry: false })?.isDirectory()) return 'folder';
+  if (/\.tar$/i.test(p)) return 'tar';
+  return 'manifest';
+}
+
+async function follow(poll: () => Promise<JobView>): Promise<JobView> {
+  const bar = new SingleBar(
+    { format: 'indexing [{bar}] {value}/{total} | {speed} img/s | ETA {eta_formatted} | dup {duplicates} | failed {failed}', hideCursor: true, etaBuffer: 50 },
+    Presets.shades_classic,
+  );
+  let job = await poll();
+  bar.start(job.total, job.done, { speed: 0, duplicates: 0, failed: 0 });
+  while (job.status === 'queued' || job.status === 'running') {
+    await new Promise((r) => setTimeout(r, 500));
+    job = await poll();
+    bar.update(job.done, { speed: job.imagesPerSecond ?? 0, duplicates: job.duplicates, failed: job.failed });
+  }
+  bar.stop();
+  return job;
+}
+
 export function indexCommand(): Command {
-  const cmd = new Command('index').description('index every image under a folder (id = relative path); reruns skip unchanged files').argument('<folder>');
+  const cmd = new Command('index')
+    .description('ingest a folder (id = relative path), a manifest (CSV/JSONL: path, id, metadata columns) or a tar archive; rerun to resume')
+    .argument('<path>');
   for (const o of catalogOptions()) cmd.addOption(o);
-  cmd.option('--batch <n>', 'images per batch', (v) => Number(v), 256);
-  cmd.action(async (folder: string, opts: Record<string, unknown>) => {
+  cmd.addOption(new Option('--type <type>', 'source type (default: from the path)').choices(['folder', 'manifest', 'tar']));
+  cmd.addOption(new Option('--server <url>', 'submit to a running server instead of opening the catalogue files').env('LIKENESS_SERVER'));
+  cmd.action(async (source: string, opts: Record<string, unknown>) => {
     const config = toConfig(opts);
-    const likeness = await openLikeness(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
-    const bar = new SingleBar({ format: 'indexing [{bar}] {value}/{total} | {speed} img/s | ETA {eta_formatted} | failed {failed}', hideCursor: true }, Presets.shades_classic);
-    const started = Date.now();
-    let barStarted = false;
-    try {
-      const result = await importFolder(likeness.service, folder, {
-        batch: opts.batch as number,
-        onProgress: (p) => {
-          if (!barStarted) {
-            bar.start(p.total, 0, { speed: 0, failed: 0 });
-            barStarted = true;
-          }
-          bar.update(p.done, { speed: Math.round(p.done / ((Date.now() - started) / 1000)), failed: p.failed.length });
-        },
+    const type = sourceType(source, opts.type as string | undefined);
+    let job: JobView;
+    if (opts.server) {
+      const base = String(opts.server).replace(/\/$/, '');
+      const res = await fetch(`${base}/v1/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ source: { type, path: path.resolve(source) }, duplicates: config.duplicates }),
       });
-      bar.stop();
-      for (const f of result.failed) process.stderr.write(`failed: ${f.id}: ${f.code}: ${f.message}\n`);
-      process.stdout.write(`${JSON.stringify({ total: result.total, added: result.added, skipped: result.skipped, failed: result.failed.length })}\n`);
-      process.exitCode = result.failed.length > 0 ? 2 : 0;
-    } finally {
-      await likeness.close();
+      const body = (await res.json()) as { job?: JobView; error?: { code: string; message: string } };
+      if (!res.ok || !body.job) throw new Error(`${body.error?.code ?? res.status}: ${body.error?.message ?? 'ingest refused'}`);
+      const id = body.job.id;
+      job = await follow(async () => ((await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { job: JobView }).job);
+    } else {
+      const likeness = await openLikeness(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { resumeJobs: false });
+      try {
+        const submitted = likeness.ingest.submit({ type, path: source }, { duplicates: config.duplicates }, true);
+        const done = likeness.ingest.whenIdle();
+        job = await follow(async () => likeness.ingest.view(submitted.id)!);
+        await done;
+        for (const f of likeness.ingest.jobs.report(job.id, 0, 1000)) {
+          process.stderr.write(`${f.state}: ${f.id}: ${f.code ?? ''} ${f.duplicateOf ? `same bytes as ${f.duplicateOf}` : (f.message ?? '')}\n`);
+        }
+      } finally {
+        await likeness.close();
+      }
     }
+    process.stdout.write(`${JSON.stringify({ job: job.id, status: job.status, total: job.total, added: job.added, unchanged: job.unchanged, duplicates: job.duplicates, failed: job.failed })}\n`);
+    process.exitCode = job.failed > 0 || job.status !== 'done' ? 2 : 0;
   });
   return cmd;
 }

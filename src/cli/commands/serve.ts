@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import type { Server } from 'node:http';
 import { catalogOptions, Config, serverOptions, toConfig } from '../../config/config';
-import { importFolder } from '../../catalog/folder-import';
 import { Likeness, openLikeness } from '../../catalog/open';
 import { createApp } from '../../server/app';
 import { createMetrics } from '../../server/metrics';
@@ -24,11 +23,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
       metrics.embedBatchSize.observe(size);
       metrics.embedBatchSeconds.observe(seconds);
     },
+    resumeJobs: true,
   });
   if (config.importDir) {
-    const r = await importFolder(likeness.service, config.importDir, { batch: 256 });
-    log.info({ dir: config.importDir, added: r.added, skipped: r.skipped, failed: r.failed.length }, 'folder imported');
-    await likeness.index.snapshot();
+    // Operator-given folder: trusted, and finished before we listen so the first search sees it.
+    const job = likeness.ingest.submit({ type: 'folder', path: config.importDir }, { duplicates: config.duplicates }, true);
+    await likeness.ingest.whenIdle();
+    const done = likeness.ingest.view(job.id)!;
+    log.info({ dir: config.importDir, added: done.added, unchanged: done.unchanged, duplicates: done.duplicates, failed: done.failed }, 'folder imported');
   }
   const app = createApp({ likeness, metrics, log });
   const server = await new Promise<Server>((resolve, reject) => {

@@ -1,9 +1,17 @@
 /** Catalogue items: add (or replace) by image, read, delete, page through. */
-import { Router } from 'express';
-import type { CatalogService } from '../../catalog/service';
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { CatalogService, LIMITS } from '../../catalog/service';
 import { badRequest } from '../../errors';
 import { itemFormSchema, listQuerySchema, parse } from '../schemas';
-import { parseBody, uploadedImage } from '../upload';
+import { MAX_JSON_BYTES, parseBody, uploadedImage } from '../upload';
+
+/** Cosine similarity above which two catalogue images count as near-duplicates by default. */
+const DEFAULT_THRESHOLD = 0.95;
+const duplicatesQuerySchema = z.object({ threshold: z.coerce.number().optional(), k: z.coerce.number().optional() }).strip();
+const duplicateGroupsSchema = z
+  .object({ threshold: z.number().optional(), cursor: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional() })
+  .strict();
 
 export function itemsRouter(service: CatalogService, maxUploadBytes: number): Router {
   const router = Router();
@@ -22,6 +30,16 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
 
   router.get('/v1/items/:id', (req, res) => {
     res.json({ item: service.getItem(req.params.id, req.query.vector === 'true') });
+  });
+
+  router.get('/v1/items/:id/duplicates', (req, res) => {
+    const q = parse(duplicatesQuerySchema, req.query);
+    res.json(service.duplicatesOf(req.params.id, q.threshold ?? DEFAULT_THRESHOLD, q.k ?? LIMITS.defaultK));
+  });
+
+  router.post('/v1/duplicates', express.json({ limit: MAX_JSON_BYTES }), (req, res) => {
+    const q = parse(duplicateGroupsSchema, req.body);
+    res.json(service.duplicateGroups({ threshold: q.threshold ?? DEFAULT_THRESHOLD, cursor: q.cursor, limit: q.limit }));
   });
 
   router.delete('/v1/items/:id', (req, res) => {

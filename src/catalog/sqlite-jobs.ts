@@ -1,0 +1,189 @@
+/**
+ * Ingest jobs in the catalogue database. A job's plan (every item it will add) is written when the
+ * job is created; each item's outcome is written in the same transaction as the item itself, so after
+ * a crash a job resumes exactly where it stopped: no item is added twice or re-embedded.
+ */
+import type Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+export type ItemState = 'pending' | 'added' | 'unchanged' | 'duplicate' | 'failed';
+
+export interface JobRow {
+  id: string;
+  source: unknown;
+  options: unknown;
+  status: JobStatus;
+  total: number;
+  added: number;
+  unchanged: number;
+  duplicates: number;
+  failed: number;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface PlannedItem {
+  id: string;
+  path: string;
+  /** Byte range inside an archive (tar), else null. */
+  offset: number | null;
+  size: number | null;
+  metadata: Record<string, unknown>;
+}
+
+export interface PendingItem extends PlannedItem {
+  seq: number;
+}
+
+export interface ItemOutcome {
+  seq: number;
+  state: Exclude<ItemState, 'pending'>;
+  code?: string;
+  message?: string;
+  duplicateOf?: string;
+}
+
+export interface FailureRow {
+  seq: number;
+  id: string;
+  path: string;
+  state: ItemState;
+  code: string | null;
+  message: string | null;
+  duplicateOf: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, source TEXT NOT NULL, options TEXT NOT NULL, status TEXT NOT NULL,
+  total INTEGER NOT NULL DEFAULT 0, added INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
+  duplicates INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, error TEXT,
+  created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS job_items (
+  job_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, path TEXT NOT NULL,
+  offset INTEGER, size INTEGER, metadata TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+  code TEXT, message TEXT, duplicate_of TEXT,
+  PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX IF NOT EXISTS job_items_pending ON job_items (job_id, state, seq);
+`;
+
+interface RawJob {
+  id: string;
+  source: string;
+  options: string;
+  status: JobStatus;
+  total: number;
+  added: number;
+  unchanged: number;
+  duplicates: number;
+  failed: number;
+  error: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+const toJob = (r: RawJob): JobRow => ({
+  id: r.id,
+  source: JSON.parse(r.source),
+  options: JSON.parse(r.options),
+  status: r.status,
+  total: r.total,
+  added: r.added,
+  unchanged: r.unchanged,
+  duplicates: r.duplicates,
+  failed: r.failed,
+  error: r.error,
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+const COUNTER: Record<ItemOutcome['state'], string> = { added: 'added', unchanged: 'unchanged', duplicate: 'duplicates', failed: 'failed' };
+
+export class SqliteJobStore {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    db.exec(SCHEMA);
+    this.stmts = {
+      insertJob: db.prepare(`INSERT INTO jobs (id, source, options, status, total, created_at) VALUES (?, ?, ?, 'queued', ?, ?)`),
+      insertItem: db.prepare(`INSERT INTO job_items (job_id, seq, id, path, offset, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      get: db.prepare(`SELECT * FROM jobs WHERE id = ?`),
+      list: db.prepare(`SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?`),
+      unfinished: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
+      pending: db.prepare(`SELECT seq, id, path, offset, size, metadata FROM job_items WHERE job_id = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?`),
+      setItem: db.prepare(`UPDATE job_items SET state = ?, code = ?, message = ?, duplicate_of = ? WHERE job_id = ? AND seq = ? AND state = 'pending'`),
+      status: db.prepare(`UPDATE jobs SET status = ?, error = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?`),
+      report: db.prepare(
+        `SELECT seq, id, path, state, code, message, duplicate_of FROM job_items WHERE job_id = ? AND state IN ('failed', 'duplicate') AND seq > ? ORDER BY seq LIMIT ?`,
+      ),
+    };
+  }
+
+  /** Records a job and its whole plan in one transaction. */
+  create(source: unknown, options: unknown, items: PlannedItem[]): JobRow {
+    const id = randomUUID();
+    this.db.transaction(() => {
+      this.stmts.insertJob.run(id, JSON.stringify(source), JSON.stringify(options), items.length, new Date().toISOString());
+      items.forEach((it, seq) => this.stmts.insertItem.run(id, seq + 1, it.id, it.path, it.offset, it.size, JSON.stringify(it.metadata)));
+    })();
+    return this.get(id)!;
+  }
+
+  get(id: string): JobRow | undefined {
+    const r = this.stmts.get.get(id) as RawJob | undefined;
+    return r && toJob(r);
+  }
+
+  list(limit: number): JobRow[] {
+    return (this.stmts.list.all(limit) as RawJob[]).map(toJob);
+  }
+
+  unfinished(): JobRow[] {
+    return (this.stmts.unfinished.all() as RawJob[]).map(toJob);
+  }
+
+  pending(jobId: string, afterSeq: number, limit: number): PendingItem[] {
+    return (this.stmts.pending.all(jobId, afterSeq, limit) as Array<Omit<PendingItem, 'metadata'> & { metadata: string }>).map((r) => ({
+      ...r,
+      metadata: JSON.parse(r.metadata),
+    }));
+  }
+
+  /** Writes item outcomes and bumps the job's counters; call inside the catalogue transaction. */
+  recordOutcomes(jobId: string, outcomes: ItemOutcome[]): void {
+    const counts: Record<string, number> = {};
+    for (const o of outcomes) {
+      const changed = this.stmts.setItem.run(o.state, o.code ?? null, o.message ?? null, o.duplicateOf ?? null, jobId, o.seq).changes;
+      if (changed) counts[COUNTER[o.state]] = (counts[COUNTER[o.state]] ?? 0) + 1;
+    }
+    const cols = Object.keys(counts);
+    if (cols.length === 0) return;
+    // Column names come from the fixed COUNTER table, never from input.
+    this.db.prepare(`UPDATE jobs SET ${cols.map((c) => `${c} = ${c} + ?`).join(', ')} WHERE id = ?`).run(...cols.map((c) => counts[c]), jobId);
+  }
+
+  setStatus(jobId: string, status: JobStatus, error: string | null = null): void {
+    const now = new Date().toISOString();
+    this.stmts.status.run(status, error, status === 'running' ? now : null, status === 'done' || status === 'failed' ? now : null, jobId);
+  }
+
+  /** Failed and duplicate items, paged by seq. */
+  report(jobId: string, afterSeq: number, limit: number): FailureRow[] {
+    return (this.stmts.report.all(jobId, afterSeq, limit) as Array<Omit<FailureRow, 'duplicateOf'> & { duplicate_of: string | null }>).map((r) => ({
+      seq: r.seq,
+      id: r.id,
+      path: r.path,
+      state: r.state,
+      code: r.code,
+      message: r.message,
+      duplicateOf: r.duplicate_of,
+    }));
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Ingest sources turned into a plan: one PlannedItem (id, where its bytes are, metadata) per image.
+ *   folder:   every image file under it; id = relative path, metadata {path, folder}
+ *   manifest: CSV (header row) or JSONL; `path` required (relative to the manifest's folder), `id`
+ *             optional (default: path); every other column/key becomes metadata
+ *   tar:      every image entry of an uncompressed tar; id = entry name
+ */
+import { parse as parseCsv } from 'csv-parse/sync';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { PlannedItem } from '../catalog/sqlite-jobs';
+import { badRequest, LikenessError } from '../errors';
+import { resolveAllowed } from './paths';
+import { listTar } from './tar';
+
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.heic', '.heif', '.tif', '.tiff']);
+
+/** Image files under `root`, sorted, as '/'-separated paths relative to it. Symlinks are not followed. */
+export function listImages(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(child);
+      else if (entry.isFile() && IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(child);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+export type SourceType = 'folder' | 'manifest' | 'tar';
+export interface IngestSource {
+  type: SourceType;
+  path: string;
+}
+
+/** Largest manifest read into memory (a million rows of a few columns). */
+const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
+
+const isImage = (name: string) => IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
+
+function manifestRows(file: string): Record<string, unknown>[] {
+  const stat = fs.statSync(file);
+  if (stat.size > MAX_MANIFEST_BYTES) throw new LikenessError(413, 'MANIFEST_TOO_LARGE', `manifest is ${stat.size} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
+  const text = fs.readFileSync(file, 'utf8');
+  if (/\.(jsonl|ndjson)$/i.test(file)) {
+    return text.split(/\r?\n/).flatMap((line, i) => {
+      if (line.trim() === '') return [];
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch {
+        throw badRequest('BAD_MANIFEST', `${path.basename(file)} line ${i + 1} is not valid JSON`);
+      }
+      if (typeof row !== 'object' || row === null || Array.isArray(row)) throw badRequest('BAD_MANIFEST', `${path.basename(file)} line ${i + 1} is not a JSON object`);
+      return [row as Record<string, unknown>];
+    });
+  }
+  try {
+    return parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+  } catch (err) {
+    throw badRequest('BAD_MANIFEST', `${path.basename(file)} is not valid CSV: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Builds the plan. `roots` limits every path (the source and each manifest row) to the allowed roots;
+ * undefined allows any path. Manifest rows whose path is outside the roots are refused as a whole job:
+ * a manifest pointing outside is a configuration error worth stopping for.
+ */
+export function planSource(source: IngestSource, roots: string[] | undefined): PlannedItem[] {
+  const real = resolveAllowed(source.path, roots);
+  const stat = fs.statSync(real);
+  switch (source.type) {
+    case 'folder': {
+      if (!stat.isDirectory()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a folder`);
+      return listImages(real).map((rel) => ({
+        id: rel,
+        path: path.join(real, rel),
+        offset: null,
+        size: null,
+        metadata: { path: rel, folder: path.posix.dirname(rel) },
+      }));
+    }
+    case 'manifest': {
+      if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
+      const base = path.dirname(real);
+      return manifestRows(real).map((row, i) => {
+        const { path: rowPath, id, ...metadata } = row;
+        if (typeof rowPath !== 'string' || rowPath === '') throw badRequest('BAD_MANIFEST', `row ${i + 1} has no path`);
+        const abs = path.resolve(base, rowPath);
+        // Checked per row: a manifest inside a root may not point outside it.
+        if (roots) resolveAllowedOrMissing(abs, roots);
+        return { id: id === undefined || id === '' ? rowPath : String(id), path: abs, offset: null, size: null, metadata };
+      });
+    }
+    case 'tar': {
+      if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
+      let entries;
+      try {
+        entries = listTar(real);
+      } catch (err) {
+        throw badRequest('BAD_ARCHIVE', (err as Error).message);
+      }
+      return entries
+        .filter((e) => isImage(e.name))
+        .map((e) => ({ id: e.name, path: real, offset: e.offset, size: e.size, metadata: { path: e.name, folder: path.posix.dirname(e.name) } }));
+    }
+    default:
+      throw badRequest('BAD_SOURCE', `source type must be folder, manifest or tar, got '${String((source as IngestSource).type)}'`);
+  }
+}
+
+/** Like resolveAllowed, but a missing file is fine (it fails later, as that item's error). */
+function resolveAllowedOrMissing(abs: string, roots: string[]): void {
+  try {
+    resolveAllowed(abs, roots);
+  } catch (err) {
+    if ((err as LikenessError).code !== 'SOURCE_NOT_FOUND') throw err;
+    resolveAllowed(path.dirname(abs), roots);
+  }
+}
+
+/** Reads one planned item's bytes. */
+export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 'size'>): Promise<Buffer> {
+  if (item.offset === null || item.size === null) return fs.promises.readFile(item.path);
+  const fh = await fs.promises.open(item.path, 'r');
+  try {
+    const buf = Buffer.alloc(item.size);
+    await fh.read(buf, 0, item.size, item.offset);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}

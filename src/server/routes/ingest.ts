@@ -1,0 +1,51 @@
+/** Ingest jobs: POST /v1/ingest, GET /v1/jobs, GET /v1/jobs/:id, GET /v1/jobs/:id/failures */
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { notFound } from '../../errors';
+import type { IngestRunner } from '../../ingest/runner';
+import { forbiddenPath } from '../../ingest/paths';
+import { parse } from '../schemas';
+import { MAX_JSON_BYTES } from '../upload';
+
+const ingestSchema = z
+  .object({
+    source: z.object({ type: z.enum(['folder', 'manifest', 'tar']), path: z.string().min(1).max(4096) }).strict(),
+    duplicates: z.enum(['skip', 'keep']).optional(),
+  })
+  .strict();
+
+const pageSchema = z.object({ cursor: z.string().regex(/^\d{1,12}$/).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strip();
+
+export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: 'skip' | 'keep' }): Router {
+  const router = Router();
+  const job = (id: string) => {
+    const view = runner.view(id);
+    if (!view) throw notFound('JOB_NOT_FOUND', `no ingest job '${id.slice(0, 100)}'`);
+    return view;
+  };
+
+  router.post('/v1/ingest', express.json({ limit: MAX_JSON_BYTES }), (req, res) => {
+    const body = parse(ingestSchema, req.body, 'BAD_INGEST');
+    if (opts.roots.length === 0) throw forbiddenPath(body.source.path);
+    const view = runner.submit(body.source, { duplicates: body.duplicates ?? opts.duplicates });
+    res.status(202).location(`/v1/jobs/${view.id}`).json({ job: view });
+  });
+
+  router.get('/v1/jobs', (_req, res) => {
+    res.json({ jobs: runner.jobs.list(100).map((j) => runner.view(j.id)) });
+  });
+
+  router.get('/v1/jobs/:id', (req, res) => {
+    res.json({ job: job(req.params.id) });
+  });
+
+  /** The per-item report: failed items (with error codes) and skipped exact duplicates. */
+  router.get('/v1/jobs/:id/failures', (req, res) => {
+    const { id } = job(req.params.id);
+    const { cursor, limit = 100 } = parse(pageSchema, req.query);
+    const rows = runner.jobs.report(id, cursor ? Number(cursor) : 0, limit);
+    res.json({ items: rows, next: rows.length === limit ? String(rows[rows.length - 1].seq) : undefined });
+  });
+
+  return router;
+}
