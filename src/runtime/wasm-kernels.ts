@@ -5,11 +5,13 @@
  * depthwise backprops, and its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv.
  * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
  * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
- * restore the stock set (unregisterWasmTrainingKernels).
+ * restore the stock set (unregisterWasmTrainingKernels). It also swaps in leaner batch-norm and mean
+ * gradients on wasm (./kernels/batch-norm-grad.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 // Load the stock wasm kernels first: registering ours before them would let theirs overwrite ours.
 import '@tensorflow/tfjs-backend-wasm';
+import { leanGradientConfigs } from './kernels/batch-norm-grad';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
@@ -23,6 +25,8 @@ const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
 
 /** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */
 let displaced: Map<string, tf.KernelConfig | undefined> | undefined;
+/** Stock gradient configs displaced by the lean wasm gradients. */
+let displacedGradients: tf.GradConfig[] = [];
 
 /** Names of the kernels this module provides for wasm. */
 export function wasmTrainingKernelNames(): string[] {
@@ -39,6 +43,10 @@ export function registerWasmTrainingKernels(): void {
     if (stock) tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
+  // Lean batch-norm / mean gradients; they delegate to the stock ones on other backends.
+  const lean = leanGradientConfigs();
+  displacedGradients = lean.map((g) => tf.getGradient(g.kernelName)).filter((g): g is tf.GradConfig => g !== undefined);
+  lean.forEach((g) => tf.registerGradient(g));
 }
 
 /** Restores the stock wasm kernel set (for baselines and A/B tests). */
@@ -52,6 +60,8 @@ export function unregisterWasmTrainingKernels(): void {
     // The backend runs setup funcs only at initialisation; a kernel re-added later needs its own call.
     if (wasmBackend && stock.setupFunc) stock.setupFunc(wasmBackend);
   }
+  displacedGradients.forEach((g) => tf.registerGradient(g));
+  displacedGradients = [];
   displaced = undefined;
 }
 

@@ -8,7 +8,7 @@
  * ~4x faster than tf.matMul with a transposed, very tall operand and needs no patch buffer.
  */
 import * as tf from '@tensorflow/tfjs';
-import { AxisPad, asTensor, assertNhwc, cropNegativePads, explicitPad } from './tensor-utils';
+import { AxisPad, asTensor, assertNhwc, cropNegativePads, explicitPad, tapView } from './tensor-utils';
 
 /** dW for a conv2d with the given geometry (NHWC, dilation 1). */
 export function conv2dBackpropFilterImpl(
@@ -23,15 +23,27 @@ export function conv2dBackpropFilterImpl(
     const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode);
     const { inHeight, inWidth, outHeight, outWidth, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
     const { top, left } = info.padInfo;
-    // Rows read by the forward conv: [−top, (oh − 1)·s + kh − top); pad (or crop) x to exactly that.
-    const padH: AxisPad = [top, (outHeight - 1) * sh + kh - top - inHeight];
-    const padW: AxisPad = [left, (outWidth - 1) * sw + kw - left - inWidth];
-    const { x: xIn, pads } = cropNegativePads(x, padH, padW);
+    let xIn: tf.Tensor4D;
+    let pads: [AxisPad, AxisPad];
+    let dilation: [number, number];
+    if (kh === 1 && kw === 1) {
+      // 1x1 (the strided ResNet shortcuts): keep only the pixels the filter saw, then stride 1.
+      // [N, oh, ow, C]
+      xIn = tapView(x, -top, -left, outHeight, outWidth, sh, sw);
+      pads = [[0, 0], [0, 0]];
+      dilation = [1, 1];
+    } else {
+      // Rows read by the forward conv: [−top, (oh − 1)·s + kh − top); pad (or crop) x to exactly that.
+      const padH: AxisPad = [top, (outHeight - 1) * sh + kh - top - inHeight];
+      const padW: AxisPad = [left, (outWidth - 1) * sw + kw - left - inWidth];
+      ({ x: xIn, pads } = cropNegativePads(x, padH, padW));
+      dilation = [sh, sw];
+    }
     // [C, H, W, N] and [oh, ow, N, O]
     const xT = tf.transpose(xIn, [3, 1, 2, 0]) as tf.Tensor4D;
     const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
     // [C, kh, kw, O]
-    const dwT = tf.conv2d(xT, dyT, 1, explicitPad(pads[0], pads[1]), 'NHWC', [sh, sw]);
+    const dwT = tf.conv2d(xT, dyT, 1, explicitPad(pads[0], pads[1]), 'NHWC', dilation);
     // [kh, kw, C, O]
     return tf.transpose(dwT, [1, 2, 0, 3]) as tf.Tensor4D;
   });

@@ -2,41 +2,32 @@
  * DepthwiseConv2dNative backprops for wasm (the stock backend has neither).
  *
  * Forward (multiplier M, stride s): y[n, o, c·M + m] = Σ_k x[n, o·s + k − top, c] · W[k, c, m].
- *  - dX: per channel the same transposed convolution as conv2d (see conv2d-backprop-input.ts), so we
- *    reuse its phase plan: one depthwise conv over dY [N, oh, ow, C·M] with multiplier s² emits every
- *    output phase, then Σ over m and depth-to-space.
+ *  - dX: per channel the same transposed convolution as conv2d (see conv2d-backprop-input.ts): one
+ *    stride-1 depthwise conv of dY per output phase with that phase's flipped taps, Σ over m, then
+ *    the phases are interleaved (depth-to-space).
  *  - dW[i, j, c, m] = Σ_{n, y, x} xpad[n, y·s + i, x·s + j, c] · dY[n, y, x, c·M + m]: one strided
  *    slice, product and reduction per filter tap (memory-bound, like the forward depthwise conv).
  */
 import * as tf from '@tensorflow/tfjs';
-import { phasePlan, PhasePlan } from './conv2d-backprop-input';
-import { AxisPad, asTensor, assertNoDilation, cropNegativePads, explicitPad } from './tensor-utils';
+import { gatherTaps, interleavePhases, phaseTaps, PhaseTaps } from './conv2d-backprop-input';
+import { AxisPad, asTensor, assertNoDilation, cropNegativePads, explicitPad, tapView } from './tensor-utils';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
-/** Depthwise phase filter [kcH, kcW, C·M, sH·sW]: channel c·M + m, phase (p, q) → W[kh, kw, c, m] or 0. */
-function depthwisePhaseFilter(filter: tf.Tensor4D, planH: PhasePlan, planW: PhasePlan, sh: number, sw: number): tf.Tensor4D {
+/** One output phase of the depthwise transposed conv; `rows` is W as [kh·kw, C·M]. Returns [N, A, B, C]. */
+function depthwisePhase(dy: tf.Tensor4D, rows: tf.Tensor, kw: number, mult: number, ph: PhaseTaps, pw: PhaseTaps, gridH: number, gridW: number): tf.Tensor4D {
   return tf.tidy(() => {
-    const [kh, kw, inC, mult] = filter.shape;
-    const zeroRow = kh * kw;
-    const idx: number[] = [];
-    for (let t = 0; t < planH.kc; t++) {
-      for (let u = 0; u < planW.kc; u++) {
-        for (let p = 0; p < sh; p++) {
-          for (let q = 0; q < sw; q++) {
-            const a = planH.taps[t * sh + p];
-            const b = planW.taps[u * sw + q];
-            idx.push(a >= 0 && b >= 0 ? a * kw + b : zeroRow);
-          }
-        }
-      }
-    }
-    // [kh·kw + 1, C·M]: taps plus a zero row for absent ones.
-    const rows = tf.concat([tf.reshape(filter, [kh * kw, inC * mult]), tf.zeros([1, inC * mult])], 0);
-    // [kcH, kcW, sH, sW, C·M]
-    const gathered = tf.reshape(tf.gather(rows, tf.tensor1d(idx, 'int32')), [planH.kc, planW.kc, sh, sw, inC * mult]);
-    // [kcH, kcW, C·M, sH·sW]
-    return tf.reshape(tf.transpose(gathered, [0, 1, 4, 2, 3]), [planH.kc, planW.kc, inC * mult, sh * sw]) as tf.Tensor4D;
+    const [n, outH, outW, channels] = dy.shape;
+    // [tH, tW, C·M, 1]
+    const filter = tf.reshape(gatherTaps(rows, kw, ph.k, pw.k), [ph.k.length, pw.k.length, channels, 1]) as tf.Tensor4D;
+    const padH: AxisPad = [-ph.first, gridH - outH + ph.first + ph.k.length - 1];
+    const padW: AxisPad = [-pw.first, gridW - outW + pw.first + pw.k.length - 1];
+    const { x: dyIn, pads } = cropNegativePads(dy, padH, padW);
+    // [N, A, B, C·M]
+    const out = tf.depthwiseConv2d(dyIn, filter, 1, explicitPad(pads[0], pads[1]));
+    if (mult === 1) return out;
+    // Σ over the multiplier: [N, A, B, C, M] → [N, A, B, C]
+    return tf.sum(tf.reshape(out, [n, gridH, gridW, channels / mult, mult]), 4) as tf.Tensor4D;
   });
 }
 
@@ -51,28 +42,23 @@ export function depthwiseBackpropInputImpl(
 ): tf.Tensor4D {
   return tf.tidy(() => {
     const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, true);
-    const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = info;
+    const { batchSize, inHeight, inWidth, inChannels, strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw } = info;
     const mult = filter.shape[3];
-    const planH = phasePlan(info.filterHeight, sh, info.padInfo.top);
-    const planW = phasePlan(info.filterWidth, sw, info.padInfo.left);
+    const phasesH = phaseTaps(kh, sh, info.padInfo.top);
+    const phasesW = phaseTaps(kw, sw, info.padInfo.left);
     const gridH = Math.ceil(inHeight / sh);
     const gridW = Math.ceil(inWidth / sw);
-    const padH: AxisPad = [-planH.d0, gridH - outHeight + planH.d0 + planH.kc - 1];
-    const padW: AxisPad = [-planW.d0, gridW - outWidth + planW.d0 + planW.kc - 1];
-    const { x: dyIn, pads } = cropNegativePads(dy, padH, padW);
-    const combined = depthwisePhaseFilter(filter, planH, planW, sh, sw);
-    // [N, A, B, C·M·sH·sW]
-    const phases = tf.depthwiseConv2d(dyIn, combined, 1, explicitPad(pads[0], pads[1]));
-    // Σ over the multiplier: [N, A, B, C, M, sH·sW] → [N, A, B, C, sH, sW]
-    const perChannel = tf.reshape(phases, [batchSize, gridH, gridW, inChannels, mult, sh * sw]);
-    const summed = mult === 1 ? perChannel : tf.sum(perChannel, 4, true);
-    // depth-to-space: [N, A, B, C, sH, sW] → [N, A, sH, B, sW, C] → [N, A·sH, B·sW, C]
-    const grid = tf.reshape(tf.transpose(tf.reshape(summed, [batchSize, gridH, gridW, inChannels, sh, sw]), [0, 1, 4, 2, 5, 3]), [
-      batchSize,
-      gridH * sh,
-      gridW * sw,
-      inChannels,
-    ]) as tf.Tensor4D;
+    // [kh·kw, C·M]
+    const rows = tf.reshape(filter, [kh * kw, inChannels * mult]);
+    const phases: (tf.Tensor4D | null)[] = [];
+    for (const ph of phasesH) {
+      for (const pw of phasesW) {
+        phases.push(ph.k.length > 0 && pw.k.length > 0 ? depthwisePhase(dy, rows, kw, mult, ph, pw, gridH, gridW) : null);
+      }
+    }
+    if (phases.every((t) => t === null)) return tf.zeros(inputShape) as tf.Tensor4D;
+    // [N, gridH·sH, gridW·sW, C]
+    const grid = sh === 1 && sw === 1 ? (phases[0] as tf.Tensor4D) : interleavePhases(phases, sh, sw);
     if (gridH * sh === inHeight && gridW * sw === inWidth) return grid;
     // [N, H, W, C]
     return tf.slice(grid, [0, 0, 0, 0], [batchSize, inHeight, inWidth, inChannels]);
@@ -104,7 +90,7 @@ export function depthwiseBackpropFilterImpl(
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
         // [N, oh, ow, C]: the input pixels tap (i, j) saw.
-        const seen = tf.stridedSlice(xPad, [0, i, j, 0], [batchSize, i + (outHeight - 1) * sh + 1, j + (outWidth - 1) * sw + 1, inChannels], [1, sh, sw, 1]);
+        const seen = tapView(xPad, i, j, outHeight, outWidth, sh, sw);
         // [C, M]
         taps.push(tf.sum(tf.mul(tf.expandDims(seen, 4), dy5), [0, 1, 2]));
       }

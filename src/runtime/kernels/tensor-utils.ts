@@ -55,3 +55,22 @@ export function assertNoDilation(dilations: number | [number, number] | undefine
   const [dh, dw] = typeof dilations === 'number' || dilations === undefined ? [dilations ?? 1, dilations ?? 1] : dilations;
   if (dh !== 1 || dw !== 1) throw new Error(`${kernel} on wasm supports dilation 1 only, got ${dh}x${dw}`);
 }
+
+/**
+ * x[n, i + o·sH, j + p·sW, c] for o < outH, p < outW: the pixels one filter tap sees. Uses a 4D
+ * reshape + slice (wasm's StridedSlice is a slow scalar loop). Rows/columns past the end read zeros.
+ */
+export function tapView(x: tf.Tensor4D, i: number, j: number, outH: number, outW: number, sh: number, sw: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    const needH = outH * sh;
+    const needW = outW * sw;
+    // [N, outH·sH, outW·sW, C], starting at (i, j), zero-extended where x is too short
+    const { x: cropped, pads } = cropNegativePads(x, [-i, needH - (h - i)], [-j, needW - (w - j)]);
+    const window = pads[0][1] + pads[1][1] > 0 ? tf.pad(cropped, explicitPad(pads[0], pads[1])) : cropped;
+    if (sh === 1 && sw === 1) return window;
+    // [N·outH, sH, outW, sW·C] → keep phase (0, 0): [N·outH, 1, outW, C]
+    const grid = tf.reshape(window, [n * outH, sh, outW, sw * c]);
+    return tf.reshape(tf.slice(grid, [0, 0, 0, 0], [n * outH, 1, outW, c]), [n, outH, outW, c]) as tf.Tensor4D;
+  });
+}
