@@ -86,7 +86,8 @@ export class HnswIndex implements VectorIndex {
     // Grow geometrically; a resize copies the graph, so doubling keeps the amortised cost low.
     if (!this.live.has(label) && this.hnsw.getCurrentCount() >= this.hnsw.getMaxElements()) {
       const deleted = this.hnsw.getCurrentCount() - this.live.size;
-      if (deleted === 0) this.hnsw.resizeIndex(this.hnsw.getMaxElements() * 2);
+      // A loaded index has capacity == its count (hnswlib's readIndex), possibly 0: never double 0.
+      if (deleted === 0) this.hnsw.resizeIndex(Math.max(this.opts.initialCapacity, this.hnsw.getMaxElements() * 2));
     }
     // Reusing a deleted slot is only safe for a new label: for a live one hnswlib would keep two copies.
     this.hnsw.addPoint(Array.from(vector), label, !this.live.has(label));

@@ -84,5 +84,13 @@ describe('HnswIndex', () => {
     expect(loaded.size()).toBe(250);
     expect(loaded.search(data[400], 250).every((r) => r.label <= 250)).toBe(true);
     await expect(HnswIndex.load(file, dim + 1)).rejects.toThrow(/dimensions/);
+    // A loaded index is full to capacity (hnswlib sizes it to its count): it must still grow, even from empty.
+    for (let i = 0; i < 100; i++) loaded.add(1000 + i, data[i]);
+    expect(loaded.size()).toBe(350);
+    const empty = HnswIndex.create(dim);
+    await empty.save(file);
+    const reloaded = await HnswIndex.load(file, dim);
+    data.slice(0, 20).forEach((v, i) => reloaded.add(i + 1, v));
+    expect(reloaded.size()).toBe(20);
   });
 });

@@ -1,0 +1,231 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import request from 'supertest';
+import { RunningServer, startServer } from '../../src/cli/commands/serve';
+import { DEMO_CATALOG } from '../../src/config/config';
+import { listTar } from '../../src/ingest/tar';
+import { fmnistFixtures, photo, tempDir, testConfig, TEST_MODEL } from '../helpers';
+
+const fixtures = fmnistFixtures();
+
+async function waitForJob(srv: RunningServer, id: string): Promise<Record<string, any>> {
+  for (;;) {
+    const { body } = await request(srv.server).get(`/v1/jobs/${id}`);
+    if (body.job.status === 'done' || body.job.status === 'failed') return body.job;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * A catalogue folder like a user's: 40 Fashion-MNIST PNGs in class folders, 2 colour photos, 2 exact
+ * copies under other names, 1 near-duplicate (a product image re-encoded as JPEG), 3 broken files.
+ */
+async function messyFolder(): Promise<string> {
+  const root = tempDir('likeness-ingest-');
+  for (const f of fixtures.filter((_, i) => i % 10 < 4)) {
+    fs.mkdirSync(path.join(root, f.folder), { recursive: true });
+    fs.copyFileSync(f.file, path.join(root, f.id));
+  }
+  fs.mkdirSync(path.join(root, 'photos/copies'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'photos/cat.jpg'), photo('chelsea.jpg'));
+  fs.writeFileSync(path.join(root, 'photos/coffee.jpg'), photo('coffee.jpg'));
+  fs.writeFileSync(path.join(root, 'photos/copies/cat-copy.jpg'), photo('chelsea.jpg'));
+  fs.copyFileSync(fixtures[0].file, path.join(root, 'photos/copies/tshirt-copy.png'));
+  fs.writeFileSync(path.join(root, 'photos/boot-near.jpg'), await sharp(fixtures[0].bytes).jpeg({ quality: 90 }).toBuffer());
+  fs.writeFileSync(path.join(root, 'photos/truncated.jpg'), photo('coffee.jpg').subarray(0, 3000));
+  fs.writeFileSync(path.join(root, 'photos/not-an-image.png'), 'this is text, not a PNG');
+  fs.writeFileSync(path.join(root, 'photos/empty.gif'), Buffer.alloc(0));
+  return root;
+}
+
+describe('ingest jobs', () => {
+  let srv: RunningServer;
+  let root: string;
+  let outside: string;
+
+  beforeAll(async () => {
+    root = await messyFolder();
+    outside = tempDir('likeness-outside-');
+    fs.copyFileSync(fixtures[5].file, path.join(outside, 'secret.png'));
+    srv = await startServer(testConfig(tempDir(), { ingestRoots: [root], ingestChunk: 8 }));
+  });
+  afterAll(() => srv?.stop());
+
+  it('ingests a messy folder with the right counts and a per-item failure report', async () => {
+    const res = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: root } });
+    expect(res.status).toBe(202);
+    expect(res.body.job.total).toBe(48);
+    const job = await waitForJob(srv, res.body.job.id);
+    expect(job).toMatchObject({ status: 'done', total: 48, done: 48, added: 43, duplicates: 2, failed: 3, etaSeconds: 0 });
+    expect(job.imagesPerSecond).toBeGreaterThan(0);
+
+    const report = (await request(srv.server).get(`/v1/jobs/${job.id}/failures`)).body.items;
+    const byId = Object.fromEntries(report.map((r: any) => [r.id, r]));
+    expect(byId['photos/truncated.jpg']).toMatchObject({ state: 'failed', code: 'CORRUPT_IMAGE' });
+    expect(byId['photos/not-an-image.png']).toMatchObject({ state: 'failed', code: 'NOT_AN_IMAGE' });
+    expect(byId['photos/empty.gif']).toMatchObject({ state: 'failed', code: 'EMPTY_IMAGE' });
+    expect(byId['photos/copies/cat-copy.jpg']).toMatchObject({ state: 'duplicate', duplicateOf: 'photos/cat.jpg' });
+    expect(byId['photos/copies/tshirt-copy.png']).toMatchObject({ state: 'duplicate', duplicateOf: fixtures[0].id });
+
+    // Running the same source again re-embeds nothing.
+    const again = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: root } });
+    expect(await waitForJob(srv, again.body.job.id)).toMatchObject({ status: 'done', added: 0, unchanged: 43, duplicates: 2, failed: 3 });
+  });
+
+  it('finds near and exact duplicates, and says when an image is already in the catalogue', async () => {
+    // The test model has random weights, so unrelated images also score high: a tight threshold.
+    const boot = encodeURIComponent(fixtures[0].id);
+    const dup = await request(srv.server).get(`/v1/items/${boot}/duplicates`).query({ threshold: 0.9995 });
+    expect(dup.status).toBe(200);
+    expect(dup.body.near.map((h: any) => h.id)).toEqual(['photos/boot-near.jpg']);
+    expect(dup.body.exact).toEqual([]); // its byte-identical copy was skipped at ingest
+
+    const search = await request(srv.server).post('/v1/search').set('content-type', 'image/jpeg').send(photo('chelsea.jpg'));
+    expect(search.body.exactMatches).toEqual(['photos/cat.jpg']);
+    const fresh = await request(srv.server).post('/v1/search').set('content-type', 'image/jpeg').send(photo('rocket.jpg'));
+    expect(fresh.body.exactMatches).toEqual([]);
+
+    // Catalogue-wide groups, paged: each group once, anchored at its oldest member.
+    const groups: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await request(srv.server).post('/v1/duplicates').send({ threshold: 0.9995, limit: 10, ...(cursor ? { cursor } : {}) });
+      expect(page.status).toBe(200);
+      groups.push(...page.body.groups.map((g: any) => g.ids));
+      cursor = page.body.next;
+    } while (cursor);
+    expect(groups).toContainEqual([fixtures[0].id, 'photos/boot-near.jpg']);
+    expect(groups.filter((g) => g.includes('photos/boot-near.jpg'))).toHaveLength(1);
+    expect((await request(srv.server).post('/v1/duplicates').send({ threshold: 2 })).body.error.code).toBe('BAD_THRESHOLD');
+  });
+
+  it('ingests manifests (CSV and JSONL) with metadata columns, and tar archives', async () => {
+    const csv = ['path,id,brand,price', ...fixtures.slice(50, 55).map((f, i) => `${path.relative(root, f.file)},csv-${i},"acme, inc",${10 + i}`)].join('\n');
+    // Manifest paths are relative to the manifest: put copies inside the root.
+    fs.mkdirSync(path.join(root, 'm'), { recursive: true });
+    fixtures.slice(50, 55).forEach((f) => fs.copyFileSync(f.file, path.join(root, 'm', path.basename(f.file))));
+    fs.writeFileSync(path.join(root, 'm/items.csv'), csv.replace(/^(?!path)[^,]*\//gm, ''));
+    const jsonl = fixtures.slice(55, 58).map((f, i) => JSON.stringify({ path: path.basename(f.file), id: `jsonl-${i}`, colour: 'blue' }));
+    fixtures.slice(55, 58).forEach((f) => fs.copyFileSync(f.file, path.join(root, 'm', path.basename(f.file))));
+    fs.writeFileSync(path.join(root, 'm/items.jsonl'), jsonl.join('\n') + '\n');
+
+    for (const [file, expected] of [['items.csv', 5], ['items.jsonl', 3]] as const) {
+      const res = await request(srv.server).post('/v1/ingest').send({ source: { type: 'manifest', path: path.join(root, 'm', file) }, duplicates: 'keep' });
+      expect(res.status).toBe(202);
+      expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', added: expected, failed: 0 });
+    }
+    expect((await request(srv.server).get('/v1/items/csv-2')).body.item.metadata).toEqual({ brand: 'acme, inc', price: '12' });
+    expect((await request(srv.server).get('/v1/items/jsonl-1')).body.item.metadata).toEqual({ colour: 'blue' });
+
+    const tarFile = path.join(root, 'archive.tar');
+    execFileSync('tar', ['-cf', tarFile, '-C', DEMO_CATALOG, 'bag', 'coat']);
+    const entries = listTar(tarFile).filter((e) => e.name.endsWith('.png'));
+    expect(entries).toHaveLength(80);
+    const res = await request(srv.server).post('/v1/ingest').send({ source: { type: 'tar', path: tarFile } });
+    expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', total: 80, added: 80, failed: 0 });
+    const first = entries[0];
+    const same = await request(srv.server).post('/v1/search').set('content-type', 'image/png').send(fs.readFileSync(path.join(DEMO_CATALOG, first.name)));
+    expect(same.body.results[0].id).toBe(first.name);
+  });
+
+  it('refuses paths outside the allowed roots, through .. and through symlinks', async () => {
+    const attempts = [
+      { type: 'folder', path: outside },
+      { type: 'folder', path: path.join(root, '..', path.basename(outside)) },
+      { type: 'manifest', path: '/etc/passwd' },
+    ];
+    fs.symlinkSync(outside, path.join(root, 'escape'));
+    attempts.push({ type: 'folder', path: path.join(root, 'escape') });
+    const manifest = path.join(root, 'evil.csv');
+    fs.writeFileSync(manifest, `path,id\n../${path.basename(outside)}/secret.png,evil\n`);
+    fs.symlinkSync(outside, path.join(path.dirname(root), `${path.basename(root)}-sibling`), 'dir');
+    attempts.push({ type: 'manifest', path: manifest });
+    for (const source of attempts) {
+      const res = await request(srv.server).post('/v1/ingest').send({ source });
+      expect({ source, status: res.status, code: res.body.error?.code }).toEqual({ source, status: 403, code: 'PATH_NOT_ALLOWED' });
+    }
+    const missing = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: path.join(root, 'nope') } });
+    expect(missing.body.error.code).toBe('SOURCE_NOT_FOUND');
+    const bad = await request(srv.server).post('/v1/ingest').send({ source: { type: 'zip', path: root } });
+    expect(bad.status).toBe(400);
+    expect((await request(srv.server).get('/v1/items/evil')).status).toBe(404);
+  });
+});
+
+describe('ingest after kill -9', () => {
+  it('resumes the job on restart and finishes with every image present exactly once', async () => {
+    const dataDir = tempDir();
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const base = `http://127.0.0.1:${port}`;
+    const start = (): ChildProcess =>
+      spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'likeness'), 'serve'], {
+        env: {
+          ...process.env,
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          LIKENESS_DATA_DIR: dataDir,
+          LIKENESS_MODEL: TEST_MODEL,
+          LIKENESS_WORKERS: '1',
+          LIKENESS_INGEST_ROOTS: DEMO_CATALOG,
+          LIKENESS_INGEST_CHUNK: '16',
+          LIKENESS_DUPLICATES: 'keep',
+          LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+    const get = async (p: string): Promise<any> => (await fetch(`${base}${p}`)).json();
+    const waitUp = async (): Promise<void> => {
+      for (let i = 0; i < 300; i++) {
+        try {
+          if ((await fetch(`${base}/healthz`)).ok) return;
+        } catch {
+          /* starting */
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('server did not start');
+    };
+
+    let child = start();
+    await waitUp();
+    const created = await (
+      await fetch(`${base}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { type: 'folder', path: DEMO_CATALOG } }) })
+    ).json();
+    const id = created.job.id;
+    for (;;) {
+      const { job } = await get(`/v1/jobs/${id}`);
+      if (job.done >= 48) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+
+    child = start();
+    try {
+      await waitUp();
+      let job;
+      for (;;) {
+        job = (await get(`/v1/jobs/${id}`)).job;
+        if (job.status === 'done') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(job).toMatchObject({ total: 400, added: 400, unchanged: 0, failed: 0 });
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await get(`/v1/items?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+        ids.push(...page.items.map((i: any) => i.id));
+        cursor = page.next;
+      } while (cursor);
+      expect(ids).toHaveLength(400);
+      expect(new Set(ids).size).toBe(400);
+      const health = await get('/healthz');
+      expect(health).toMatchObject({ items: 400, indexed: 400 });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+});
