@@ -29,6 +29,15 @@ export interface Outcome {
   duplicateOf?: string;
 }
 
+/** Wall-clock seconds spent per bulk-add phase (phases of different chunks overlap). */
+export interface PhaseTimings {
+  read: number;
+  decode: number;
+  embed: number;
+  commit: number;
+  index: number;
+}
+
 export interface Prepared {
   key: number;
   id: string;
@@ -157,7 +166,7 @@ export class CatalogService {
    * in parallel and embeds in full batches. Per-item problems become outcomes, not exceptions, so one
    * bad file never sinks its batch. Phase 2 is `commitPrepared`, inside the caller's transaction.
    */
-  async prepareMany(inputs: BulkInput[], duplicates: DuplicatePolicy): Promise<Prepared[]> {
+  async prepareMany(inputs: BulkInput[], duplicates: DuplicatePolicy, timings?: PhaseTimings): Promise<Prepared[]> {
     const firstBySha = new Map<string, string>();
     const prepared: Prepared[] = inputs.map((input) => {
       const base = { key: input.key, id: String(input.id), metadata: {}, sha256: '' };
@@ -179,7 +188,9 @@ export class CatalogService {
       }
     });
     const todo = prepared.filter((p) => p.image);
+    let t = performance.now();
     const decoded = await Promise.allSettled(todo.map((p) => this.embedder.decode(p.image!)));
+    if (timings) timings.decode += (performance.now() - t) / 1000;
     const ok: Prepared[] = [];
     const pixels: Uint8Array[] = [];
     decoded.forEach((d, i) => {
@@ -189,7 +200,9 @@ export class CatalogService {
       } else todo[i].outcome = failure(d.reason);
       todo[i].image = undefined; // release the bytes early
     });
+    t = performance.now();
     const vectors = await this.embedder.embedMany(pixels);
+    if (timings) timings.embed += (performance.now() - t) / 1000;
     ok.forEach((p, i) => (p.vector = vectors[i]));
     return prepared;
   }

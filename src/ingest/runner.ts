@@ -5,7 +5,7 @@
  * transaction; index inserts yield to the event loop so searches keep being answered.
  */
 import type { Logger } from 'pino';
-import type { DuplicatePolicy, CatalogService, Prepared } from '../catalog/service';
+import type { CatalogService, DuplicatePolicy, PhaseTimings, Prepared } from '../catalog/service';
 import type { SqliteCatalog } from '../catalog/sqlite-catalog';
 import { JobRow, PendingItem, SqliteJobStore } from '../catalog/sqlite-jobs';
 import { IngestSource, planSource, readPlanned } from './sources';
@@ -39,6 +39,8 @@ export class IngestRunner {
   private stopping = false;
   private readonly rates = new Map<string, { t0: number; done0: number; rate: number | null }>();
   private readonly idle: Array<() => void> = [];
+  /** Seconds per pipeline phase over this runner's life (benchmarks, metrics). */
+  readonly timings: PhaseTimings = { read: 0, decode: 0, embed: 0, commit: 0, index: 0 };
 
   constructor(
     private readonly service: CatalogService,
@@ -124,10 +126,12 @@ export class IngestRunner {
     this.rates.set(id, rate);
 
     const prepare = async (items: PendingItem[]): Promise<Prepared[]> => {
+      const t = performance.now();
       const inputs = await Promise.all(
         items.map(async (it) => ({ key: it.seq, id: it.id, metadata: it.metadata, image: await readPlanned(it).catch((e: Error) => e) })),
       );
-      return this.service.prepareMany(inputs, duplicates);
+      this.timings.read += (performance.now() - t) / 1000;
+      return this.service.prepareMany(inputs, duplicates, this.timings);
     };
 
     let batch = this.jobs.pending(id, 0, this.opts.chunk);
@@ -138,6 +142,7 @@ export class IngestRunner {
       const nextInFlight = next.length ? prepare(next) : undefined;
       nextInFlight?.catch(() => undefined); // surfaced when awaited
       const prepared = await inFlight;
+      let t = performance.now();
       const results = this.catalog.transaction(() => {
         const written = this.service.commitPrepared(prepared, duplicates);
         this.jobs.recordOutcomes(
@@ -146,7 +151,10 @@ export class IngestRunner {
         );
         return written;
       });
+      this.timings.commit += (performance.now() - t) / 1000;
+      t = performance.now();
       await this.service.applyToIndex(results);
+      this.timings.index += (performance.now() - t) / 1000;
       const now = this.jobs.get(id)!;
       rate.rate = (processed(now) - rate.done0) / ((performance.now() - rate.t0) / 1000);
       batch = next;

@@ -1,0 +1,27 @@
+/** Seeded synthetic embeddings: a mixture of Gaussian clusters on the unit sphere (embeddings cluster by class). */
+import { normalize } from '../src/index/vector-index';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+}
+
+export function clustered(n: number, dim: number, clusters: number, spread: number, seed: number): Float32Array[] {
+  const rand = rng(seed);
+  const centres = Array.from({ length: clusters }, () => normalize(Array.from({ length: dim }, () => gaussian(rand))));
+  return Array.from({ length: n }, () => {
+    const c = centres[Math.floor(rand() * clusters)];
+    return normalize(Array.from(c, (x) => x + spread * gaussian(rand)));
+  });
+}
+
