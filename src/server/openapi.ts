@@ -103,6 +103,77 @@ export function openApiDocument(dim: number): Record<string, unknown> {
         },
         delete: { summary: 'Delete an item', responses: { '204': { description: 'Deleted' }, '404': errorResponse('ITEM_NOT_FOUND') } },
       },
+      '/v1/items/{id}/duplicates': {
+        get: {
+          summary: 'Near-duplicates of an item (similarity >= threshold) and items with identical bytes',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'threshold', in: 'query', schema: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 } },
+            { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: LIMITS.maxK, default: LIMITS.defaultK } },
+          ],
+          responses: { '200': { description: '{id, exact: [ids], near: [{id, score, metadata}]}' }, '400': errorResponse('BAD_THRESHOLD, BAD_K'), '404': errorResponse('ITEM_NOT_FOUND') },
+        },
+      },
+      '/v1/duplicates': {
+        post: {
+          summary: 'Catalogue-wide near-duplicate groups, paged by anchor item; each group is reported once, at its oldest member',
+          requestBody: {
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { threshold: { type: 'number', default: 0.95 }, limit: { type: 'integer', maximum: LIMITS.maxPageSize }, cursor: { type: 'string' } },
+                },
+              },
+            },
+          },
+          responses: { '200': { description: '{groups: [{ids, scores}], next}' }, '400': errorResponse('BAD_THRESHOLD, BAD_LIMIT, BAD_CURSOR') },
+        },
+      },
+      '/v1/ingest': {
+        post: {
+          summary: 'Start an ingest job over a server-side folder, manifest (CSV/JSONL) or tar archive inside the allowed roots',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['source'],
+                  properties: {
+                    source: { type: 'object', properties: { type: { enum: ['folder', 'manifest', 'tar'] }, path: { type: 'string' } } },
+                    duplicates: { enum: ['skip', 'keep'], description: 'exact duplicates of another id: skip (report) or keep' },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '202': { description: '{job}: poll /v1/jobs/{id}' },
+            '400': errorResponse('BAD_INGEST, BAD_SOURCE, BAD_MANIFEST, BAD_ARCHIVE, SOURCE_NOT_FOUND'),
+            '403': errorResponse('PATH_NOT_ALLOWED'),
+          },
+        },
+      },
+      '/v1/jobs': { get: { summary: 'Recent ingest jobs', responses: { '200': { description: '{jobs}' } } } },
+      '/v1/jobs/{id}': {
+        get: {
+          summary: 'Job progress: total, done, added, unchanged, duplicates, failed, imagesPerSecond, etaSeconds',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: '{job}' }, '404': errorResponse('JOB_NOT_FOUND') },
+        },
+      },
+      '/v1/jobs/{id}/failures': {
+        get: {
+          summary: 'Per-item report: failed items with error codes, skipped duplicates with the id they duplicate',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', maximum: 1000 } },
+          ],
+          responses: { '200': { description: '{items: [{seq, id, path, state, code, message, duplicateOf}], next}' }, '404': errorResponse('JOB_NOT_FOUND') },
+        },
+      },
       '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
     },
@@ -124,6 +195,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
               type: 'array',
               items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' }, metadata: { type: 'object' } } },
             },
+            exactMatches: { type: 'array', items: { type: 'string' }, description: 'image queries: ids stored with identical bytes' },
             model: { type: 'string' },
             timing: { type: 'object', properties: { embedMs: { type: 'number' }, searchMs: { type: 'number' }, totalMs: { type: 'number' } } },
           },
