@@ -54,6 +54,11 @@ export interface CropOptions {
   scale?: [number, number];
   /** Crop aspect ratio w/h, sampled log-uniformly. Default [3/4, 4/3]. */
   ratio?: [number, number];
+  /**
+   * Probability of mirroring the crop left-right. The flip is folded into the crop box (x1 > x2
+   * mirrors in cropAndResize), so it costs nothing; same result as a flip after the crop. Default 0.
+   */
+  flipProb?: number;
 }
 
 /**
@@ -109,8 +114,13 @@ export function randomResizedCrop(x: tf.Tensor4D, rng: Rng, opts: CropOptions = 
   if (!(ratio[0] > 0)) throw new RangeError(`crop ratio lower bound must be > 0, got ${ratio[0]}`);
   const [n, height, width] = x.shape;
   const size = opts.size ?? height;
+  const flipProb = opts.flipProb ?? 0;
+  checkProb(flipProb, 'horizontal flip probability');
   const boxes = new Float32Array(n * 4);
-  for (let i = 0; i < n; i++) boxes.set(sampleCropBox(rng, height, width, scale, ratio), 4 * i);
+  for (let i = 0; i < n; i++) {
+    const [y1, x1, y2, x2] = sampleCropBox(rng, height, width, scale, ratio);
+    boxes.set(flipProb > 0 && rng.bernoulli(flipProb) ? [y1, x2, y2, x1] : [y1, x1, y2, x2], 4 * i);
+  }
   return tf.tidy(() => {
     const boxInd = tf.range(0, n, 1, 'int32') as tf.Tensor1D; // [N]: box i crops image i
     return tf.image.cropAndResize(x, tf.tensor2d(boxes, [n, 4]), boxInd, [size, size], 'bilinear'); // [N, size, size, C]
@@ -121,7 +131,10 @@ export function randomResizedCrop(x: tf.Tensor4D, rng: Rng, opts: CropOptions = 
 // Flip
 // ---------------------------------------------------------------------------------------------
 
-/** Mirrors each image left-right with probability p. [N, H, W, C] → same. */
+/**
+ * Mirrors each image left-right with probability p. [N, H, W, C] → same. (augmentView folds the
+ * flip into the crop instead, see CropOptions.flipProb: tf.reverse is slow on the cpu backend.)
+ */
 export function randomHorizontalFlip(x: tf.Tensor4D, rng: Rng, p = 0.5): tf.Tensor4D {
   checkImages(x, 'randomHorizontalFlip');
   checkProb(p, 'horizontal flip probability');

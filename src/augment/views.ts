@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { pixelsToTensor } from '../images/preprocess';
 import type { InputSpec } from '../model/manifest';
-import { colorJitter, randomGaussianBlur, randomGrayscale, randomHorizontalFlip, randomResizedCrop, randomSolarize } from './ops';
+import { colorJitter, randomGaussianBlur, randomGrayscale, randomResizedCrop, randomSolarize } from './ops';
 import { deriveSeed, Rng } from './rng';
 
 export interface ViewAugmentConfig {
@@ -86,8 +86,8 @@ export function augmentConfig(overrides: Partial<ViewAugmentConfig> = {}): ViewA
  */
 export function augmentView(x: tf.Tensor4D, cfg: ViewAugmentConfig, rng: Rng): tf.Tensor4D {
   const steps: Array<(t: tf.Tensor4D) => tf.Tensor4D> = [
-    (t) => randomResizedCrop(t, rng, { size: cfg.size, scale: cfg.cropScale, ratio: cfg.cropRatio }),
-    (t) => randomHorizontalFlip(t, rng, cfg.hflipProb),
+    // Crop, then horizontal flip folded into the crop box (no extra pass over the pixels).
+    (t) => randomResizedCrop(t, rng, { size: cfg.size, scale: cfg.cropScale, ratio: cfg.cropRatio, flipProb: cfg.hflipProb }),
     (t) =>
       colorJitter(t, rng, {
         p: cfg.jitterProb,

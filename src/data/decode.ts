@@ -1,9 +1,11 @@
 /**
- * Image file → raw pixels at the model input size, for training datasets. Follows the manifest's
- * input rules: EXIF rotation applied, alpha flattened onto the background, resized with fit
- * 'contain' on the background (black by default), greyscale when channels = 1.
+ * Image file → raw pixels at the model input size, for training datasets. Delegates to the serving
+ * decoder (src/images/decode.ts `decodeToPixels`), so a model is trained on images decoded exactly
+ * as it will be served: EXIF rotation, alpha flattened onto the background, fit 'contain' on a black
+ * background by default, greyscale when channels = 1.
  */
-import sharp from 'sharp';
+import * as fs from 'node:fs';
+import { DEFAULT_DECODE_LIMITS, decodeToPixels } from '../images/decode';
 import { DatasetError } from './dataset';
 
 export interface DecodeSpec {
@@ -14,22 +16,19 @@ export interface DecodeSpec {
   background?: string;
 }
 
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
+export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif']);
 
 export async function decodeFileToPixels(file: string, spec: DecodeSpec): Promise<Uint8Array> {
-  const background = spec.background ?? '#000000';
+  let bytes: Buffer;
   try {
-    let img = sharp(file, { failOn: 'error' })
-      .rotate()
-      .flatten({ background })
-      .resize(spec.size, spec.size, { fit: spec.fit ?? 'contain', background });
-    img = spec.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
-    const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-    const expected = spec.size * spec.size * spec.channels;
-    if (info.channels !== spec.channels || data.length !== expected) {
-      throw new DatasetError(`decoded ${info.width}x${info.height}x${info.channels}, expected ${spec.size}x${spec.size}x${spec.channels}`);
-    }
-    return new Uint8Array(data.buffer, data.byteOffset, data.length);
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw new DatasetError(`cannot read image ${file}: ${(err as Error).message}`);
+  }
+  try {
+    const input = { size: spec.size, channels: spec.channels, fit: spec.fit ?? 'contain', background: spec.background ?? '#000000', mean: [0], std: [1] };
+    const px = await decodeToPixels(bytes, input, DEFAULT_DECODE_LIMITS);
+    return new Uint8Array(px.buffer, px.byteOffset, px.length);
   } catch (err) {
     throw new DatasetError(`cannot decode image ${file}: ${(err as Error).message}`);
   }

@@ -53,6 +53,12 @@ export interface MethodState {
 
 export type RawConfig = Record<string, unknown>;
 
+/** Throws unless cfg.views >= min (methods that contrast views with each other need 2). */
+export function requireViews<C extends MethodConfig>(cfg: C, min: number, method: string): C {
+  if (cfg.views < min) throw new RangeError(`${method} needs at least ${min} views, got ${cfg.views}`);
+  return cfg;
+}
+
 /** Reads a number from a raw config with a default; RangeError quoting a non-number. */
 export function num(raw: RawConfig, key: string, fallback: number): number {
   const v = raw[key] ?? fallback;
@@ -75,7 +81,7 @@ export abstract class ContrastiveMethod<C extends MethodConfig = MethodConfig> {
       views: num(raw, 'views', 2),
     };
     if (!(cfg.temperature > 0)) throw new RangeError(`temperature must be > 0, got ${cfg.temperature}`);
-    if (!Number.isInteger(cfg.views) || cfg.views < 2) throw new RangeError(`views must be an integer >= 2, got ${cfg.views}`);
+    if (!Number.isInteger(cfg.views) || cfg.views < 1) throw new RangeError(`views must be an integer >= 1, got ${cfg.views}`);
     for (const k of ['projectionHiddenDim', 'projectionDim'] as const) {
       if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new RangeError(`${k} must be a positive integer, got ${cfg[k]}`);
     }

@@ -5,13 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ntXent, viewIds } from '../losses/ntxent';
-import { ContrastiveMethod, MethodConfig, RawConfig, TrainBatch } from './method';
+import { ContrastiveMethod, MethodConfig, RawConfig, requireViews, TrainBatch } from './method';
 
 export class SimCLR extends ContrastiveMethod<MethodConfig> {
   static override readonly methodName: string = 'simclr';
 
   static override configure(raw: RawConfig): MethodConfig {
-    return super.configure({ temperature: 0.5, ...raw });
+    return requireViews(super.configure({ temperature: 0.5, ...raw }), 2, 'simclr');
   }
 
   /** Positives: the other views of the same image (ids repeat once per view). */

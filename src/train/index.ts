@@ -1,0 +1,13 @@
+export * from './method';
+export * from './registry';
+export * from './trainer';
+export * from './optimizers';
+export * from './schedule';
+export * from './knn';
+export * from './checkpoint';
+export * from './memory-bank';
+export { SimCLR } from './simclr';
+export { MoCo } from './moco';
+export { MemoryBankMethod } from './membank';
+export { SwAV } from './swav';
+export { SupCon } from './supcon';

@@ -1,0 +1,347 @@
+/**
+ * The shared training loop (solo-learn's BaseMethod.training_step + Lightning's fit, in one place):
+ *
+ *   for each epoch: seeded shuffle → for each batch: fetch pixels → V augmented views (seeded by
+ *   epoch and step) → normalise with the serving `pixelsToTensor` → method.beforeStep →
+ *   gradients of method.computeLoss → optimizer step at the scheduled learning rate →
+ *   method.afterStep; then the k-NN monitor, a checkpoint and a JSONL record.
+ *
+ * At the end the network is saved as a model directory whose manifest records the method, its
+ * hyper-parameters, the optimizer and schedule, epochs, training time, machine and k-NN accuracy.
+ * `resume` continues from `<out>/checkpoint` exactly where it stopped: same data order, same views,
+ * same optimizer and method state, so an interrupted run ends with the weights an uninterrupted one
+ * would have (on the same backend).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { SingleBar } from 'cli-progress';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { deriveSeed, Rng } from '../augment/rng';
+import { MultiViewOptions, multiView, pixelsToUnit, toModelInput } from '../augment/views';
+import type { Dataset } from '../data/dataset';
+import { pixelsToTensor } from '../images/preprocess';
+import { MANIFEST_FORMAT, ModelManifest } from '../model/manifest';
+import { saveModelDir } from '../model/model-dir';
+import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim } from '../model/resnet';
+import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+import { knnAccuracy } from './knn';
+import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
+import { ContrastiveMethod, MethodContext, RawConfig, TrainBatch } from './method';
+import { createOptimizer, defaultLearningRate, OptimizerConfig, OptimizerName } from './optimizers';
+import { methodClass } from './registry';
+import { learningRate } from './schedule';
+import { withSeededRandom } from './seeded-init';
+
+export const TRAIN_LOG = 'train-log.jsonl';
+
+export interface EncoderSpec {
+  /** A RESNET_PRESETS name, e.g. 'resnet-mini'. */
+  arch: string;
+  /** Override the preset's stage widths (e.g. [8, 16, 32] for a tiny test encoder). */
+  widths?: number[];
+  widthMultiplier?: number;
+}
+
+export interface KnnMonitorOptions {
+  /** Labelled images the validation images are compared with; default: the training set. */
+  bank?: Dataset;
+  /** Labelled validation images. */
+  val: Dataset;
+  k?: number;
+  temperature?: number;
+  /** Run the monitor every n epochs (and after the last). Default 1. */
+  every?: number;
+}
+
+export interface TrainOptions {
+  method: string;
+  /** Method settings (temperature, projectionDim, momentum, queueSize, ...); see each method. */
+  methodConfig?: RawConfig;
+  data: Dataset;
+  outDir: string;
+  /** Model name in the manifest; default: the output folder's name. */
+  name?: string;
+  epochs: number;
+  batchSize: number;
+  optimizer?: OptimizerName;
+  /** Base learning rate; default per optimizer (defaultLearningRate). */
+  lr?: number;
+  finalLr?: number;
+  warmupEpochs?: number;
+  weightDecay?: number;
+  momentum?: number;
+  encoder?: EncoderSpec;
+  /** Per-channel mean and std for pixelsToTensor. Default 0.5 / 0.5. */
+  mean?: number[];
+  std?: number[];
+  augment?: MultiViewOptions['augment'];
+  /** Which output the manifest serves. Default 'encoder'. */
+  embeddingOutput?: 'encoder' | 'projection';
+  seed?: number;
+  resume?: boolean;
+  knn?: KnnMonitorOptions | false;
+  /** 'bar' (cli-progress on stderr), 'log' (one line per epoch on stderr) or 'none'. */
+  progress?: 'bar' | 'log' | 'none';
+  /** Write a step record to the JSONL log every n steps. Default 10. */
+  logEvery?: number;
+  /** Stop after this many epochs in this call (the run can be resumed). For tests and time slicing. */
+  stopAfterEpochs?: number;
+  /** Called after every epoch. */
+  onEpoch?: (record: EpochRecord) => void;
+}
+
+export interface TrainResult {
+  outDir: string;
+  modelId?: string;
+  manifest: ModelManifest;
+  history: EpochRecord[];
+  /** Whether all epochs are done (false when stopAfterEpochs cut the run). */
+  complete: boolean;
+  /** k-NN accuracy of the encoder with its random initial weights (when the monitor runs). */
+  initialKnnAccuracy?: number;
+}
+
+function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.arch()}`,
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    backend: tf.getBackend(),
+  };
+}
+
+function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetConfig & { arch: string } {
+  const preset = RESNET_PRESETS[spec.arch];
+  if (!preset) throw new RangeError(`unknown encoder '${spec.arch}', expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
+  const widths = spec.widths ?? preset.widths;
+  if (widths.length !== preset.stages.length) throw new RangeError(`encoder widths [${widths.join(', ')}] must have ${preset.stages.length} entries for ${spec.arch}`);
+  return { arch: spec.arch, ...preset, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
+}
+
+/** Embeddings of every image of `ds` from output `output` of `network`, in inference mode. */
+export async function embedDataset(network: tf.LayersModel, ds: Dataset, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, output: number, batch = 256): Promise<tf.Tensor2D> {
+  const parts: tf.Tensor2D[] = [];
+  try {
+    for (let s = 0; s < ds.count; s += batch) {
+      const idx = Array.from({ length: Math.min(batch, ds.count - s) }, (_, i) => s + i);
+      const px = await ds.fetch(idx);
+      parts.push(
+        tf.tidy(() => {
+          const outs = network.predict(pixelsToTensor(px, idx.length, spec)) as tf.Tensor[];
+          return (Array.isArray(outs) ? outs[output] : outs) as tf.Tensor2D;
+        }),
+      );
+    }
+    return tf.concat(parts) as tf.Tensor2D;
+  } finally {
+    parts.forEach((p) => p.dispose());
+  }
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const data = opts.data;
+  const cls = methodClass(opts.method);
+  const methodCfg = cls.configure(opts.methodConfig ?? {});
+  if (cls.supervised && !data.labels) throw new Error(`${opts.method} needs labels, and ${data.name} has none`);
+  if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`epochs must be a positive integer, got ${opts.epochs}`);
+  if (!Number.isInteger(opts.batchSize) || opts.batchSize < 2) throw new RangeError(`batch size must be an integer >= 2, got ${opts.batchSize}`);
+  if (data.count < opts.batchSize) throw new RangeError(`${data.name} has ${data.count} images, fewer than one batch of ${opts.batchSize}`);
+
+  if (tf.getBackend() === 'cpu') registerFastCpuConvFilterGrad(); // the stock one makes conv training ~100x slower
+  const seed = opts.seed ?? 0;
+  const size = data.size;
+  const channels = data.channels;
+  const input = {
+    size,
+    channels,
+    mean: opts.mean ?? Array(channels).fill(0.5),
+    std: opts.std ?? Array(channels).fill(0.5),
+    fit: 'contain' as const,
+    background: '#000000',
+  };
+  if (input.mean.length !== channels || input.std.length !== channels) throw new RangeError(`mean/std need ${channels} value(s), got ${input.mean.length}/${input.std.length}`);
+  const encSpec = resnetConfig(opts.encoder ?? { arch: 'resnet-mini' }, size, channels);
+  const optName = opts.optimizer ?? 'adam';
+  const baseLr = opts.lr ?? defaultLearningRate(optName, opts.batchSize);
+  const stepsPerEpoch = Math.floor(data.count / opts.batchSize); // drop the ragged last batch: every step contrasts a full batch
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  const warmupEpochs = opts.warmupEpochs ?? Math.min(10, Math.floor(opts.epochs / 10));
+  const schedule = { baseLr, finalLr: opts.finalLr ?? 0, warmupSteps: warmupEpochs * stepsPerEpoch, totalSteps };
+  const optCfg: Partial<OptimizerConfig> = { weightDecay: opts.weightDecay, momentum: opts.momentum };
+  const embeddingOutput = opts.embeddingOutput ?? 'encoder';
+  const augment = opts.augment ?? {};
+  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count };
+
+  const buildEncoder = (): tf.LayersModel => buildResNet(encSpec);
+  const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
+  const method: ContrastiveMethod = withSeededRandom(seed, () => new cls(buildEncoder(), methodCfg as never, ctx));
+  const optimizer = createOptimizer(optName, optCfg);
+  const vars = method.trainableVariables();
+  const logFile = path.join(opts.outDir, TRAIN_LOG);
+  fs.mkdirSync(opts.outDir, { recursive: true });
+  const log = (rec: Record<string, unknown>): void => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...rec }) + '\n');
+
+  let state: TrainerState = { epoch: 0, step: 0, elapsedMs: 0, history: [], optimizer: { name: optName, iterations: 0 }, method: {}, run };
+  const name = opts.name ?? path.basename(path.resolve(opts.outDir));
+  const knnOpts = opts.knn === false ? undefined : opts.knn;
+  const knnBank = knnOpts ? knnOpts.bank ?? data : undefined;
+  if (knnOpts && (!knnBank!.labels || !knnOpts.val.labels)) throw new Error('the k-NN monitor needs labelled bank and validation datasets');
+
+  const manifestFor = (extra: Record<string, unknown>, quality?: Record<string, unknown>): ModelManifest => ({
+    format: MANIFEST_FORMAT,
+    name,
+    input,
+    encoder: { arch: encSpec.arch, stem: encSpec.stem, block: encSpec.block, stages: encSpec.stages, widths: encSpec.widths, widthMultiplier: encSpec.widthMultiplier },
+    outputs: ['encoder', 'projection'],
+    embedding: { output: embeddingOutput, dim: embeddingOutput === 'encoder' ? resnetFeatureDim(encSpec) : methodCfg.projectionDim },
+    training: {
+      method: opts.method,
+      hyperParameters: method.describe(),
+      optimizer: { ...optimizer.cfg, baseLr, finalLr: schedule.finalLr, warmupEpochs, schedule: 'linear warm-up + cosine, per step' },
+      batchSize: opts.batchSize,
+      epochs: state.epoch,
+      epochsPlanned: opts.epochs,
+      steps: state.step,
+      dataset: { name: data.name, images: data.count },
+      augment,
+      seed,
+      trainingTimeSeconds: Math.round(state.elapsedMs / 100) / 10,
+      machine: machine(),
+      history: state.history,
+      ...extra,
+    },
+    quality,
+    createdAt: new Date().toISOString(),
+  });
+
+  try {
+    if (opts.resume && hasCheckpoint(opts.outDir)) {
+      const loaded = await loadCheckpoint(opts.outDir, method.network);
+      try {
+        const before = JSON.stringify({ ...loaded.state.run, epochs: undefined });
+        if (before !== JSON.stringify({ ...run, epochs: undefined })) throw new Error(`the checkpoint in ${opts.outDir} was written with different settings; start a new --out or drop --resume`);
+        optimizer.setState(vars, loaded.tensors, loaded.state.optimizer);
+        method.setState({ tensors: loaded.tensors, json: loaded.state.method });
+        state = loaded.state;
+      } finally {
+        Object.values(loaded.tensors).forEach((t) => t.dispose());
+      }
+      log({ type: 'resume', epoch: state.epoch, step: state.step });
+    } else if (opts.resume) {
+      log({ type: 'start', note: 'no checkpoint found, starting from scratch' });
+    } else {
+      log({ type: 'start', run: { ...run, epochs: opts.epochs } });
+    }
+
+    if (knnOpts && state.epoch === 0 && state.initialKnnAccuracy === undefined) {
+      // The same encoder with its random initial weights: the baseline training must beat.
+      state.initialKnnAccuracy = await knnMonitor(method.network, knnBank!, knnOpts, input, embeddingOutput === 'encoder' ? 0 : 1);
+      log({ type: 'knn-init', knnAccuracy: state.initialKnnAccuracy });
+    }
+    const lastEpoch = opts.stopAfterEpochs !== undefined ? Math.min(opts.epochs, state.epoch + opts.stopAfterEpochs) : opts.epochs;
+    const bar = opts.progress === 'bar' ? new SingleBar({ format: 'epoch {ep} [{bar}] {value}/{total} | loss {loss} | {ips} img/s | lr {lr} | ETA {etaAll}', stream: process.stderr, hideCursor: true }) : undefined;
+    const runStart = Date.now();
+    const stepsAtStart = state.step;
+
+    for (let epoch = state.epoch; epoch < lastEpoch; epoch++) {
+      const order = new Rng(deriveSeed(seed, 0x6f72, epoch)).permutation(data.count);
+      const epochStart = Date.now();
+      let lossSum = 0;
+      let lr = 0;
+      bar?.start(stepsPerEpoch, 0, { ep: `${epoch + 1}/${opts.epochs}`, loss: '-', ips: '-', lr: '-', etaAll: '-' });
+      for (let b = 0; b < stepsPerEpoch; b++) {
+        const indices = order.slice(b * opts.batchSize, (b + 1) * opts.batchSize);
+        const pixels = await data.fetch(indices);
+        lr = learningRate(state.step, schedule);
+        const views = tf.tidy(() => {
+          const x01 = pixelsToUnit(pixels, indices.length, size, channels); // [N, S, S, C] in [0, 1]
+          return multiView(x01, { views: methodCfg.views, augment }, deriveSeed(seed, epoch, b)).map((v) => toModelInput(v, input));
+        });
+        const batch: TrainBatch = { views, indices, labels: data.labels ? indices.map((i) => data.labels![i]) : undefined, epoch, step: state.step };
+        let loss: number;
+        try {
+          method.beforeStep(batch);
+          const { value, grads } = tf.variableGrads(() => method.computeLoss(batch), vars);
+          optimizer.apply(vars, grads, lr);
+          method.afterStep(batch);
+          loss = (await value.data())[0];
+          value.dispose();
+        } finally {
+          views.forEach((v) => v.dispose());
+        }
+        if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at epoch ${epoch + 1}, step ${b + 1} (lr ${lr}); lower the learning rate or check the data`);
+        lossSum += loss;
+        state.step++;
+        const elapsed = (Date.now() - runStart) / 1000;
+        const ips = ((state.step - stepsAtStart) * opts.batchSize) / Math.max(elapsed, 1e-3);
+        const remaining = (lastEpoch * stepsPerEpoch - state.step) * (elapsed / (state.step - stepsAtStart));
+        bar?.update(b + 1, { loss: loss.toFixed(4), ips: ips.toFixed(1), lr: lr.toExponential(2), etaAll: `${Math.round(remaining)}s` });
+        if ((opts.logEvery ?? 10) > 0 && state.step % (opts.logEvery ?? 10) === 0) log({ type: 'step', epoch: epoch + 1, step: state.step, loss, lr, imagesPerSec: ips });
+      }
+      bar?.stop();
+      const seconds = (Date.now() - epochStart) / 1000;
+      state.elapsedMs += Date.now() - epochStart;
+      const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, lr, seconds, imagesPerSec: (stepsPerEpoch * opts.batchSize) / seconds };
+      const every = knnOpts?.every ?? 1;
+      if (knnOpts && ((epoch + 1) % every === 0 || epoch + 1 === opts.epochs)) {
+        record.knnAccuracy = await knnMonitor(method.network, knnBank!, knnOpts, input, embeddingOutput === 'encoder' ? 0 : 1);
+      }
+      state.epoch = epoch + 1;
+      state.history.push(record);
+      state.optimizer = optimizer.getState().json;
+      const methodState = method.getState();
+      state.method = methodState.json;
+      log({ type: 'epoch', ...record });
+      if (opts.progress === 'log' || opts.progress === 'bar') {
+        const knn = record.knnAccuracy !== undefined ? ` | k-NN ${(record.knnAccuracy * 100).toFixed(2)}%` : '';
+        process.stderr.write(`epoch ${record.epoch}/${opts.epochs} | loss ${record.loss.toFixed(4)} | ${record.imagesPerSec.toFixed(1)} img/s${knn}\n`);
+      }
+      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizer.getState().tensors, ...methodState.tensors });
+      opts.onEpoch?.(record);
+    }
+
+    const complete = state.epoch >= opts.epochs;
+    const lastKnn = [...state.history].reverse().find((h) => h.knnAccuracy !== undefined);
+    const quality = lastKnn
+      ? {
+          knn: {
+            accuracy: lastKnn.knnAccuracy,
+            epoch: lastKnn.epoch,
+            randomInitAccuracy: state.initialKnnAccuracy,
+            k: knnOpts?.k ?? 200,
+            temperature: knnOpts?.temperature ?? 0.1,
+            protocol: 'weighted k-NN, cosine, exp(s/T) votes (Wu et al. 2018, InstDisc)',
+            output: embeddingOutput,
+            bank: { name: knnBank?.name, images: knnBank?.count },
+            val: { name: knnOpts?.val.name, images: knnOpts?.val.count },
+          },
+        }
+      : undefined;
+    const manifest = manifestFor({}, quality);
+    let modelId: string | undefined;
+    if (complete) {
+      modelId = await saveModelDir(opts.outDir, method.network, manifest);
+      log({ type: 'done', modelId, epochs: state.epoch, trainingTimeSeconds: state.elapsedMs / 1000, knnAccuracy: lastKnn?.knnAccuracy });
+    }
+    return { outDir: opts.outDir, modelId, manifest, history: state.history, complete, initialKnnAccuracy: state.initialKnnAccuracy };
+  } finally {
+    optimizer.dispose();
+    method.dispose();
+  }
+}
+
+async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonitorOptions, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, output: number): Promise<number> {
+  const bankF = await embedDataset(network, bank, spec, output);
+  const valF = await embedDataset(network, opts.val, spec, output);
+  try {
+    return await knnAccuracy(bankF, bank.labels!, valF, opts.val.labels!, { k: opts.k, temperature: opts.temperature });
+  } finally {
+    bankF.dispose();
+    valF.dispose();
+  }
+}
