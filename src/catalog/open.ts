@@ -8,6 +8,7 @@ import type { Config } from '../config/config';
 import { Embedder } from '../embed/embedder';
 import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
+import { CatalogEvaluator } from '../eval/catalog-eval';
 import { IngestRunner } from '../ingest/runner';
 import { CatalogService } from './service';
 import { SqliteCatalog } from './sqlite-catalog';
@@ -20,6 +21,7 @@ export interface Likeness {
   index: IndexStore;
   service: CatalogService;
   ingest: IngestRunner;
+  evaluator: CatalogEvaluator;
   /** Stops ingest after its current chunk, snapshots the index and releases everything. */
   close(): Promise<void>;
 }
@@ -70,6 +72,7 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     index,
     service,
     ingest,
+    evaluator: new CatalogEvaluator(catalog, index, embedder.modelId, embedder.dim),
     async close() {
       await ingest.stop();
       await index.snapshot();

@@ -125,6 +125,10 @@ export class HnswIndex implements VectorIndex {
     this.opts.efSearch = ef;
   }
 
+  get efSearch(): number {
+    return this.opts.efSearch;
+  }
+
   /** Writes the index to `file` atomically (temp file, fsync, rename). Must not run concurrently with add/remove. */
   async save(file: string): Promise<void> {
     const tmp = `${file}.tmp-${process.pid}`;

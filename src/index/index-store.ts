@@ -19,6 +19,8 @@ export const INDEX_FILE = 'index.bin';
 export const SNAPSHOT_FILE = 'snapshot.json';
 /** Catalogue rows fetched per step when rebuilding; the event loop gets a turn between steps. */
 const REBUILD_CHUNK = 2000;
+/** HNSW inserts between event-loop turns during bulk adds (each insert is ~0.1-1 ms). */
+const APPLY_YIELD_EVERY = 32;
 
 interface SnapshotInfo {
   modelId: string;
@@ -142,6 +144,10 @@ export class IndexStore {
     this.index.setEfSearch(ef);
   }
 
+  get efSearch(): number {
+    return this.index.efSearch;
+  }
+
   /** Applies one committed catalogue change. `seq` is the change's catalogue sequence. */
   apply(seq: number, change: { add?: { label: number; vector: Float32Array }; remove?: number }): void {
     const run = (): void => {
@@ -153,6 +159,15 @@ export class IndexStore {
     if (this.snapshotting) this.deferred.push(run);
     else run();
     if (this.opts.snapshotEvery > 0 && this.changesSinceSnapshot >= this.opts.snapshotEvery && !this.snapshotting) void this.snapshot();
+  }
+
+  /** Applies many committed changes, giving the event loop a turn every few inserts. */
+  async applyMany(changes: Array<{ seq: number; add?: { label: number; vector: Float32Array }; remove?: number }>): Promise<void> {
+    for (let i = 0; i < changes.length; i++) {
+      const { seq, ...change } = changes[i];
+      this.apply(seq, change);
+      if (i % APPLY_YIELD_EVERY === APPLY_YIELD_EVERY - 1) await yieldToEventLoop();
+    }
   }
 
   /** Writes a snapshot covering every applied change; concurrent calls share one write. */

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Likeness } from '../catalog/open';
 import { LikenessError } from '../errors';
 import type { Metrics } from './metrics';
+import { evalRouter } from './routes/eval';
 import { ingestRouter } from './routes/ingest';
 import { itemsRouter } from './routes/items';
 import { searchRouter } from './routes/search';
@@ -55,6 +56,7 @@ export function createApp({ likeness, metrics, log }: AppDeps): express.Express 
   app.use(systemRouter(likeness, metrics));
   app.use(searchRouter(likeness.service, maxUpload));
   app.use(itemsRouter(likeness.service, maxUpload));
+  app.use(evalRouter(likeness.evaluator));
   app.use(ingestRouter(likeness.ingest, { roots: likeness.config.ingestRoots, duplicates: likeness.config.duplicates }));
 
   app.use((req: Request, res: Response) => {

@@ -64,6 +64,7 @@ const FIELD_CODES: Record<string, string> = {
   limit: 'BAD_LIMIT',
   cursor: 'BAD_CURSOR',
   threshold: 'BAD_THRESHOLD',
+  labelField: 'BAD_LABEL_FIELD',
 };
 
 /** Parses or throws 400 with the first problem's path and message; `code` is for problems outside known fields. */
