@@ -35,12 +35,14 @@ export async function exactNeighbours(bank: Float32Array, queries: Float32Array,
   const scores = new Float32Array(q * kk);
   if (kk === 0) return { queries: q, k: 0, indices, scores };
   const chunk = Math.max(1, Math.floor((opts.maxEntries ?? 16_000_000) / n));
-  const bankT = tf.tensor2d(bank, [n, dim]); // [N, D]
+  // [D, N]: transposed once up front. On wasm, matMul(q, bank, false, true) runs ~7x slower than a
+  // plain product with a pre-transposed right operand (measured, scratch bench in BENCHMARKS.md).
+  const bankT = tf.tidy(() => tf.tensor2d(bank, [n, dim]).transpose()); // [D, N]
   try {
     for (let s = 0; s < q; s += chunk) {
       const b = Math.min(chunk, q - s);
       const top = tf.tidy(() => {
-        let sim = tf.tensor2d(queries.subarray(s * dim, (s + b) * dim), [b, dim]).matMul(bankT, false, true); // [B, N]
+        let sim = tf.tensor2d(queries.subarray(s * dim, (s + b) * dim), [b, dim]).matMul(bankT); // [B, N]
         if (opts.excludeSelf) sim = sim.sub(tf.oneHot(tf.range(s, s + b, 1, 'int32'), n).mul(4)); // cosine >= -1, so -3 ranks last
         return tf.topk(sim, kk); // values, indices: [B, k]
       });
