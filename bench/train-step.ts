@@ -2,7 +2,7 @@
  * Training-step benchmark on the wasm backend: forward-only vs forward + backward + Adam images/s for
  * the shipped encoder (resnet-mini, 28x28x1), before and after the training kernels, in one run.
  *
- *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 64] [--before-iters 2] [--skip-before] [--profile]
+ *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1] [--skip-before] [--profile]
  *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS)
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
@@ -46,8 +46,8 @@ function parseOptions(argv: string[]): Options {
   return {
     batch: arg('batch', 'BENCH_BATCH', 256),
     iters: arg('iters', 'BENCH_ITERS', 5),
-    beforeBatch: arg('before-batch', 'BENCH_BEFORE_BATCH', 64),
-    beforeIters: arg('before-iters', 'BENCH_BEFORE_ITERS', 2),
+    beforeBatch: arg('before-batch', 'BENCH_BEFORE_BATCH', 8),
+    beforeIters: arg('before-iters', 'BENCH_BEFORE_ITERS', 1),
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
   };

@@ -2,7 +2,8 @@
  * Training kernels for the wasm backend.
  *
  * The stock wasm backend is fast for inference (XNNPACK) but lacks Conv2DBackpropFilter and the
- * depthwise backprops, and its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv.
+ * depthwise backprops, its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv, and
+ * its MaxPoolGrad is wrong for N > 1 or C > 1.
  * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
  * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
  * restore the stock set (unregisterWasmTrainingKernels). It also swaps in leaner batch-norm and mean
@@ -15,12 +16,14 @@ import { leanGradientConfigs } from './kernels/batch-norm-grad';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
+import { maxPoolGradConfig } from './kernels/max-pool-grad';
 
 const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2dBackpropInputConfig,
   conv2dBackpropFilterConfig,
   depthwiseBackpropInputConfig,
   depthwiseBackpropFilterConfig,
+  maxPoolGradConfig,
 ];
 
 /** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */
