@@ -1,5 +1,6 @@
 /** The `likeness` command line. */
 import { Command } from 'commander';
+import { evalCommand } from './commands/eval';
 import { indexCommand } from './commands/index-folder';
 import { infoCommand } from './commands/info';
 import { searchCommand } from './commands/search';
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   program.addCommand(indexCommand());
   program.addCommand(searchCommand());
   program.addCommand(infoCommand());
+  program.addCommand(evalCommand());
   return program;
 }
 

@@ -30,6 +30,22 @@ describe('likeness CLI', () => {
     expect(info.catalog).toMatchObject({ exists: true, items: 100, itemsForModel: 100 });
   });
 
+  it('evaluates a model on Fashion-MNIST next to raw-pixel and random-weight baselines', async () => {
+    const out = path.join(tempDir(), 'eval.json');
+    await run(process.execPath, [BIN, 'eval', '--limit-train', '600', '--limit-test', '100', '--no-probe', '--ef', '10,200', '--out', out], { env });
+    const report = JSON.parse((await import('node:fs')).readFileSync(out, 'utf8'));
+    expect(report.train).toEqual({ name: 'idx:fashion-mnist:train', count: 600 });
+    expect(Object.keys(report.results).sort()).toEqual(['model', 'randomWeights', 'rawPixels']);
+    expect(report.results.rawPixels.dim).toBe(784);
+    // Raw-pixel k-NN on Fashion-MNIST is far above chance (0.1) even with a 600-image bank.
+    expect(report.results.rawPixels.knn20.top1).toBeGreaterThan(0.6);
+    for (const m of Object.values(report.results) as Array<{ retrieval: { recallAt10: number; recallAt1: number } }>) {
+      expect(m.retrieval.recallAt10).toBeGreaterThanOrEqual(m.retrieval.recallAt1);
+    }
+    expect(report.annRecall.map((p: { ef: number }) => p.ef)).toEqual([10, 200]);
+    expect(report.annRecall[1].recall).toBeGreaterThan(0.95);
+  });
+
   it('lists options with their environment variables, and rejects bad values clearly', async () => {
     const help = await run(process.execPath, [BIN, 'serve', '--help']);
     expect(help.stdout).toMatch(/--port <n>.*\n?.*env: PORT/);

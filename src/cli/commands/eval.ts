@@ -1,0 +1,61 @@
+/** likeness eval: embedding quality on a labelled train/test split, with baselines. */
+import { Command, Option } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { catalogOptions, toConfig } from '../../config/config';
+import { subsetDataset } from '../../data/dataset';
+import { openDataset } from '../../data/open';
+import { evaluateOffline } from '../../eval/offline';
+import { readManifest } from '../../model/model-dir';
+import { initBackend } from '../../runtime/backend';
+
+const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
+
+export function evalCommand(): Command {
+  const cmd = new Command('eval').description('measure a model: k-NN accuracy, recall@k, mAP, linear probe, ANN recall, next to raw-pixel and random-weight baselines');
+  for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
+  cmd.addOption(env('--train <spec>', 'bank: idx:fashion-mnist:train, a class-per-folder directory, or a manifest', 'LIKENESS_EVAL_TRAIN').default('idx:fashion-mnist:train'));
+  cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
+  cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(Number).default(200));
+  cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(Number).default(0.1));
+  cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(Number));
+  cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(Number));
+  cmd.addOption(env('--no-baselines', 'skip the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_NO_BASELINES'));
+  cmd.addOption(env('--no-probe', 'skip the linear probe', 'LIKENESS_EVAL_NO_PROBE'));
+  cmd.addOption(env('--ef <list>', 'HNSW ef values for the recall sweep', 'LIKENESS_EVAL_EF').default('10,20,40,80,160,320'));
+  cmd.addOption(env('--out <file>', 'also write the JSON report here', 'LIKENESS_EVAL_OUT'));
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const config = toConfig(opts);
+    const backend = await initBackend(config.backend);
+    const manifest = readManifest(config.model);
+    const open = async (spec: string, limit?: number) => {
+      const ds = await openDataset(spec, { size: manifest.input.size, channels: manifest.input.channels, limit });
+      return limit && ds.count > limit ? subsetDataset(ds, Array.from({ length: limit }, (_, i) => i)) : ds;
+    };
+    const train = await open(String(opts.train), opts.limitTrain as number | undefined);
+    const test = await open(String(opts.test), opts.limitTest as number | undefined);
+    const started = Date.now();
+    const report = await evaluateOffline({
+      modelDir: config.model,
+      train,
+      test,
+      k: opts.k as number,
+      temperature: opts.temperature as number,
+      baselines: opts.baselines !== false,
+      probe: opts.probe !== false,
+      efs: String(opts.ef).split(',').map(Number),
+      workers: config.workers,
+      backend: config.backend === 'auto' ? backend.name : config.backend,
+      log: (msg) => process.stderr.write(`eval: ${msg}\n`),
+    });
+    const { neighbours: _n, ...printable } = report;
+    const out = { ...printable, backend: backend.name, seconds: (Date.now() - started) / 1000 };
+    const text = JSON.stringify(out, null, 2);
+    if (opts.out) {
+      fs.mkdirSync(path.dirname(path.resolve(String(opts.out))), { recursive: true });
+      fs.writeFileSync(String(opts.out), text + '\n');
+    }
+    process.stdout.write(text + '\n');
+  });
+  return cmd;
+}
