@@ -2,8 +2,10 @@
  * Training-step benchmark on the wasm backend: forward-only vs forward + backward + Adam images/s for
  * the shipped encoder (resnet-mini, 28x28x1), before and after the training kernels, in one run.
  *
- *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1] [--skip-before] [--profile]
- *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS)
+ *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
+ *                               [--workers <cores>] [--skip-before] [--profile]
+ *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS)
+ * --workers N also measures data-parallel training over N worker threads (0 skips it).
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -14,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
+import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 
 interface Options {
@@ -23,6 +26,8 @@ interface Options {
   beforeIters: number;
   skipBefore: boolean;
   profile: boolean;
+  /** Gradient worker threads for the multi-core figure (0: skip). */
+  workers: number;
 }
 
 interface Figures {
@@ -36,11 +41,11 @@ interface Figures {
 }
 
 function parseOptions(argv: string[]): Options {
-  const arg = (name: string, env: string, fallback: number): number => {
+  const arg = (name: string, env: string, fallback: number, min = 1): number => {
     const i = argv.indexOf(`--${name}`);
     const raw = i >= 0 ? argv[i + 1] : process.env[env];
     const value = raw === undefined ? fallback : Number(raw);
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`--${name} must be a positive integer, got ${raw}`);
+    if (!Number.isInteger(value) || value < min) throw new RangeError(`--${name} must be an integer >= ${min}, got ${raw}`);
     return value;
   };
   return {
@@ -48,6 +53,7 @@ function parseOptions(argv: string[]): Options {
     iters: arg('iters', 'BENCH_ITERS', 5),
     beforeBatch: arg('before-batch', 'BENCH_BEFORE_BATCH', 8),
     beforeIters: arg('before-iters', 'BENCH_BEFORE_ITERS', 1),
+    workers: arg('workers', 'BENCH_WORKERS', os.cpus().length, 0),
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
   };
@@ -120,6 +126,27 @@ async function measure(batch: number, iters: number, profile: boolean): Promise<
   };
 }
 
+/**
+ * Training images/s with the batch split over `workers` threads (each its own wasm backend), same
+ * model, loss and optimizer as measure(); batch-norm statistics become per-shard (ghost batch norm).
+ */
+async function measureParallel(batch: number, iters: number, workers: number): Promise<{ workers: number; trainImagesPerSec: number }> {
+  const { encoder, head } = buildTrainee();
+  const model = tf.model({ inputs: encoder.inputs, outputs: head.apply(encoder.outputs[0]) as tf.SymbolicTensor });
+  const optimizer = tf.train.adam(1e-3);
+  const images = tf.randomUniform([batch, 28, 28, 1]);
+  const trainer = await DataParallelTrainer.create(model, optimizer, workers);
+  await trainer.step(images); // warm-up
+  const start = performance.now();
+  for (let i = 0; i < iters; i++) await trainer.step(images);
+  const trainImagesPerSec = (batch * iters) / seconds(start);
+  await trainer.dispose();
+  images.dispose();
+  optimizer.dispose();
+  model.dispose();
+  return { workers, trainImagesPerSec: Math.round(trainImagesPerSec) };
+}
+
 /** Stock wasm plus cpu bridges for the kernels wasm lacks; returns a function undoing it. */
 function installStockBaseline(): () => void {
   const bridged = wasmTrainingKernelNames().filter((name) => !tf.getKernel(name, 'wasm'));
@@ -139,6 +166,7 @@ async function main(): Promise<void> {
   }
   registerWasmTrainingKernels();
   const after = await measure(opts.batch, opts.iters, opts.profile);
+  const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers) : undefined;
   const result = {
     bench: 'train-step',
     model: 'resnet-mini 28x28x1 + dense head 128-64-32, Adam, loss = mean(head^2)',
@@ -147,6 +175,9 @@ async function main(): Promise<void> {
     after,
     before: before ?? null,
     trainSpeedup: before ? Number((after.trainImagesPerSec / before.trainImagesPerSec).toFixed(1)) : null,
+    parallel: parallel
+      ? { ...parallel, speedupOverOneCore: Number((parallel.trainImagesPerSec / after.trainImagesPerSec).toFixed(2)) }
+      : null,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
