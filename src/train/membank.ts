@@ -67,7 +67,11 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
   override computeLoss(batch: TrainBatch): tf.Scalar {
     const f = this.projectViews(batch); // V × [N, D]
     const n = this.ctx.datasetSize;
-    if (this.z === undefined) this.z = estimateZ(f[0], this.positives!, this.negatives!, n, this.cfg.temperature).dataSync()[0];
+    if (this.z === undefined) {
+      const estimate = estimateZ(f[0], this.positives!, this.negatives!, n, this.cfg.temperature);
+      this.z = estimate.dataSync()[0];
+      estimate.dispose();
+    }
     const losses = f.map((fv) => memoryBankNce(fv, this.positives!, this.negatives!, n, this.z!, this.cfg.temperature));
     this.features = tf.keep(l2Normalize(tf.addN(f).div(f.length)) as tf.Tensor2D); // mean over views, for the bank
     return tf.addN(losses).div(losses.length) as tf.Scalar;
@@ -79,8 +83,13 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
     this.release();
   }
 
+  /** The bank as a tensor for the last checkpoint; owned here (replaced on the next call, freed in dispose). */
+  private bankTensor?: tf.Tensor2D;
+
   override getState(): MethodState {
-    return { tensors: { 'membank/bank': this.bank.toTensor() }, json: { z: this.z ?? null } };
+    this.bankTensor?.dispose();
+    this.bankTensor = this.bank.toTensor();
+    return { tensors: { 'membank/bank': this.bankTensor }, json: { z: this.z ?? null } };
   }
 
   override setState(state: MethodState): void {
@@ -99,6 +108,7 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
 
   override dispose(): void {
     this.release();
+    this.bankTensor?.dispose();
     super.dispose();
   }
 }

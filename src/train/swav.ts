@@ -46,7 +46,9 @@ export class SwAV extends ContrastiveMethod<SwAVConfig> {
     super(encoder, cfg, ctx);
     const rng = new Rng(ctx.seed ^ 0x73776176);
     const init = Float32Array.from({ length: cfg.prototypes * cfg.projectionDim }, () => rng.uniform(-1, 1));
-    this.prototypes = tf.variable(tf.tidy(() => l2Normalize(tf.tensor2d(init, [cfg.prototypes, cfg.projectionDim]))), true, `swav_prototypes_${ctx.seed}_${Date.now()}`);
+    const unit = tf.tidy(() => l2Normalize(tf.tensor2d(init, [cfg.prototypes, cfg.projectionDim])));
+    this.prototypes = tf.variable(unit, true, `swav_prototypes_${ctx.seed}_${Date.now()}`);
+    unit.dispose();
   }
 
   protected override extraVariables(): tf.Variable[] {

@@ -1,0 +1,94 @@
+/**
+ * Every method trains for one short epoch on real Fashion-MNIST images (cpu backend, tiny encoder),
+ * writes a checkpoint with its state, and leaves a loadable model directory whose manifest records
+ * the run. Also: configuration checks and tensor hygiene.
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArrayDataset } from '../../src/data/dataset';
+import { openIdx } from '../../src/data/idx-dataset';
+import { loadModelDir } from '../../src/model/model-dir';
+import { CHECKPOINT_DIR, TRAINER_JSON } from '../../src/train/checkpoint';
+import { METHOD_NAMES, methodClass } from '../../src/train/registry';
+import { train, TRAIN_LOG } from '../../src/train/trainer';
+import { SMALL_AUGMENT, tempDir, TINY_ENCODER, TINY_HEAD, useCpu } from './helpers';
+
+let data: ArrayDataset;
+beforeAll(async () => {
+  await useCpu();
+  data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
+});
+
+const extra: Record<string, Record<string, unknown>> = {
+  moco: { queueSize: 48 },
+  membank: { negatives: 16 },
+  swav: { prototypes: 10, freezePrototypesEpochs: 0 },
+};
+const stateKeys: Record<string, string[]> = {
+  moco: ['moco/queue', 'moco/key/0'],
+  membank: ['membank/bank'],
+  swav: ['swav/prototypes'],
+};
+
+describe.each(METHOD_NAMES)('%s', (method) => {
+  it('trains one epoch, checkpoints its state and saves a model directory', async () => {
+    const out = tempDir(method);
+    const before = tf.memory().numTensors;
+    const result = await train({
+      method,
+      data,
+      outDir: out,
+      epochs: 1,
+      batchSize: 16,
+      optimizer: method === 'simclr' ? 'lars' : 'adam',
+      encoder: TINY_ENCODER,
+      methodConfig: { ...TINY_HEAD, ...extra[method] },
+      augment: SMALL_AUGMENT,
+      knn: false,
+      progress: 'none',
+      logEvery: 1,
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.complete).toBe(true);
+    expect(Number.isFinite(result.history[0].loss)).toBe(true);
+    const trainer = JSON.parse(fs.readFileSync(path.join(out, CHECKPOINT_DIR, TRAINER_JSON), 'utf8'));
+    expect(trainer.epoch).toBe(1);
+    const names = trainer.tensors.map((t: { name: string }) => t.name);
+    for (const k of stateKeys[method] ?? []) expect(names).toContain(k);
+    const loaded = await loadModelDir(out);
+    try {
+      expect(loaded.manifest.outputs).toEqual(['encoder', 'projection']);
+      expect(loaded.manifest.embedding).toEqual({ output: 'encoder', dim: 16 });
+      expect(loaded.manifest.training).toMatchObject({ method, epochs: 1, batchSize: 16, dataset: { images: 32 } });
+      expect(loaded.manifest.training?.machine).toMatchObject({ backend: 'cpu' });
+      const [h, z] = loaded.model.predict(tf.zeros([2, 8, 8, 1])) as tf.Tensor[];
+      expect(h.shape).toEqual([2, 16]);
+      expect(z.shape).toEqual([2, 16]);
+    } finally {
+      loaded.model.dispose();
+    }
+    const log = fs.readFileSync(path.join(out, TRAIN_LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.filter((r) => r.type === 'step')).toHaveLength(2);
+    expect(log.at(-1)).toMatchObject({ type: 'done' });
+  });
+});
+
+describe('method configuration', () => {
+  it('applies paper defaults and rejects bad values quoting them', () => {
+    expect(methodClass('simclr').configure({}).temperature).toBe(0.5);
+    expect(methodClass('moco').configure({})).toMatchObject({ temperature: 0.2, momentum: 0.99 });
+    expect(methodClass('supcon').configure({}).temperature).toBe(0.1);
+    expect(methodClass('membank').configure({})).toMatchObject({ temperature: 0.07, views: 1 });
+    expect(() => methodClass('simclr').configure({ temperature: -1 })).toThrow(/got -1/);
+    expect(() => methodClass('moco').configure({ momentum: 1 })).toThrow(/got 1/);
+    expect(() => methodClass('swav').configure({ views: 1 })).toThrow(/at least 2 views/);
+    expect(() => methodClass('byol')).toThrow(/unknown method 'byol'/);
+  });
+
+  it('refuses supcon without labels and a batch larger than the data', async () => {
+    const unlabelled = new ArrayDataset('u', data.pixels, 8, 1);
+    await expect(train({ method: 'supcon', data: unlabelled, outDir: tempDir('x'), epochs: 1, batchSize: 8, knn: false, progress: 'none' })).rejects.toThrow(/needs labels/);
+    await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 64, knn: false, progress: 'none' })).rejects.toThrow(/fewer than one batch/);
+  });
+});
