@@ -35,6 +35,7 @@ export interface Config {
   /** Folders that server-side ingest paths must lie in; empty disables POST /v1/ingest. */
   ingestRoots: string[];
   ingestChunk: number;
+  reportDir?: string;
   duplicates: 'skip' | 'keep';
   logLevel: string;
 }
@@ -85,6 +86,7 @@ export function serverOptions(): Option[] {
     opt('--host <addr>', 'address to listen on', 'HOST').default('0.0.0.0'),
     opt('--max-upload-bytes <n>', 'largest upload accepted', 'LIKENESS_MAX_UPLOAD_BYTES').argParser(int(1)).default(20 * 1024 * 1024),
     opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
+    opt('--report-dir <dir>', 'serve an evaluation report (likeness eval --report DIR) at /report/', 'LIKENESS_REPORT_DIR'),
     opt('--ingest-roots <dirs>', 'comma-separated folders that POST /v1/ingest may read (none: server-side ingest off)', 'LIKENESS_INGEST_ROOTS').default(''),
   ];
 }
@@ -141,6 +143,7 @@ export function toConfig(opts: Record<string, unknown>): Config {
       .filter(Boolean)
       .map((r) => path.resolve(r)),
     ingestChunk: pick('ingestChunk'),
+    reportDir: opts.reportDir ? path.resolve(String(opts.reportDir)) : undefined,
     duplicates: pick('duplicates'),
     logLevel: pick('logLevel'),
   };

@@ -59,6 +59,9 @@ export interface OfflineReport {
   annRecall: AnnPoint[];
   /** Test-set neighbours of the model (for the report's pictures): [test * 10] train indices. */
   neighbours?: Int32Array;
+  /** The model's test embeddings [test * dim] (for the report's map). */
+  testVectors?: Float32Array;
+  dim?: number;
 }
 
 const BATCH = 1024;
@@ -182,5 +185,7 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
     results,
     annRecall,
     neighbours: model.neighbours,
+    testVectors: b.vectors,
+    dim: a.dim,
   };
 }

@@ -57,6 +57,8 @@ export function createApp({ likeness, metrics, log }: AppDeps): express.Express 
   app.use(searchRouter(likeness.service, maxUpload));
   app.use(itemsRouter(likeness.service, maxUpload));
   app.use(evalRouter(likeness.evaluator));
+  // The evaluation report is static files written by `likeness eval --report`.
+  if (likeness.config.reportDir) app.use('/report', express.static(likeness.config.reportDir, { index: 'index.html', dotfiles: 'deny' }));
   app.use(ingestRouter(likeness.ingest, { roots: likeness.config.ingestRoots, duplicates: likeness.config.duplicates }));
 
   app.use((req: Request, res: Response) => {

@@ -32,7 +32,16 @@ describe('likeness CLI', () => {
 
   it('evaluates a model on Fashion-MNIST next to raw-pixel and random-weight baselines', async () => {
     const out = path.join(tempDir(), 'eval.json');
-    await run(process.execPath, [BIN, 'eval', '--limit-train', '600', '--limit-test', '100', '--no-probe', '--ef', '10,200', '--out', out], { env });
+    const reportDir = tempDir();
+    await run(process.execPath, [BIN, 'eval', '--limit-train', '600', '--limit-test', '100', '--no-probe', '--ef', '10,200', '--out', out, '--report', reportDir], { env });
+    const sharp = (await import('sharp')).default;
+    for (const png of ['neighbours.png', 'confusion.png', 'ann-recall.png', 'map.png', 'filters.png', 'feature-maps.png']) {
+      const meta = await sharp(path.join(reportDir, png)).metadata();
+      expect({ png, format: meta.format, big: (meta.width ?? 0) > 100 }).toEqual({ png, format: 'png', big: true });
+    }
+    const html = (await import('node:fs')).readFileSync(path.join(reportDir, 'index.html'), 'utf8');
+    expect(html).toMatch(/<img src="neighbours.png"/);
+    expect(html).toMatch(/raw pixels/);
     const report = JSON.parse((await import('node:fs')).readFileSync(out, 'utf8'));
     expect(report.train).toEqual({ name: 'idx:fashion-mnist:train', count: 600 });
     expect(Object.keys(report.results).sort()).toEqual(['model', 'randomWeights', 'rawPixels']);

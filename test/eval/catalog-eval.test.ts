@@ -51,6 +51,20 @@ describe('quality checks on the live catalogue', () => {
     expect(res.body.sweep.every((p: { queriesPerSecond: number }) => p.queriesPerSecond > 0)).toBe(true);
   });
 
+  it('serves an evaluation report folder at /report/', async () => {
+    const dir = tempDir();
+    (await import('node:fs')).writeFileSync(`${dir}/index.html`, '<h1>report</h1>');
+    const withReport = await startServer(testConfig(tempDir(), { reportDir: dir }));
+    try {
+      const res = await request(withReport.server).get('/report/');
+      expect(res.status).toBe(200);
+      expect(res.text).toBe('<h1>report</h1>');
+      expect((await request(withReport.server).get('/report/../package.json')).status).toBe(404);
+    } finally {
+      await withReport.stop();
+    }
+  });
+
   it('rejects bad requests with codes', async () => {
     const cases: Array<[object, number, string]> = [
       [{ labelField: 'nope' }, 400, 'NOT_ENOUGH_LABELS'],

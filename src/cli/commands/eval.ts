@@ -6,6 +6,7 @@ import { catalogOptions, toConfig } from '../../config/config';
 import { subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
+import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
 
@@ -24,6 +25,7 @@ export function evalCommand(): Command {
   cmd.addOption(env('--no-probe', 'skip the linear probe', 'LIKENESS_EVAL_NO_PROBE'));
   cmd.addOption(env('--ef <list>', 'HNSW ef values for the recall sweep', 'LIKENESS_EVAL_EF').default('10,20,40,80,160,320'));
   cmd.addOption(env('--out <file>', 'also write the JSON report here', 'LIKENESS_EVAL_OUT'));
+  cmd.addOption(env('--report <dir>', 'write an HTML report with pictures to this folder', 'LIKENESS_EVAL_REPORT'));
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
     const backend = await initBackend(config.backend);
@@ -48,7 +50,11 @@ export function evalCommand(): Command {
       backend: config.backend === 'auto' ? backend.name : config.backend,
       log: (msg) => process.stderr.write(`eval: ${msg}\n`),
     });
-    const { neighbours: _n, ...printable } = report;
+    if (opts.report) {
+      const file = await writeReport(String(opts.report), { report, train, test, modelDir: config.model, testVectors: report.testVectors!, dim: report.dim! });
+      process.stderr.write(`eval: report written to ${file}\n`);
+    }
+    const { neighbours: _n, testVectors: _v, ...printable } = report;
     const out = { ...printable, backend: backend.name, seconds: (Date.now() - started) / 1000 };
     const text = JSON.stringify(out, null, 2);
     if (opts.out) {
