@@ -1,15 +1,10 @@
 /** Seeded synthetic embeddings: a mixture of Gaussian clusters on the unit sphere (embeddings cluster by class). */
+import { Rng } from '../src/augment/rng';
 import { normalize } from '../src/index/vector-index';
 
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 function gaussian(rand: () => number): number {

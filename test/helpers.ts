@@ -1,4 +1,5 @@
 /** Shared test fixtures: real images, the random-weights model, temporary data dirs, configs. */
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -37,4 +38,43 @@ export function tempDir(prefix = 'likeness-test-'): string {
 
 export function testConfig(dataDir: string, overrides: Partial<Config> = {}): Config {
   return { ...DEFAULTS, dataDir, model: TEST_MODEL, backend: 'wasm', workers: 0, port: 0, host: '127.0.0.1', logLevel: 'silent', ...overrides };
+}
+
+export interface ChildServer {
+  child: ChildProcess;
+  base: string;
+  /** Polls /healthz until the server answers (30 s at most). */
+  up(): Promise<void>;
+  /** SIGTERM (graceful) or SIGKILL, and wait for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** `likeness serve` as a child process on a random loopback port, configured through its environment. */
+export function spawnServer(env: Record<string, string>, port = 20000 + Math.floor(Math.random() * 20000)): ChildServer {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve'], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LIKENESS_MODEL: TEST_MODEL, LIKENESS_BACKEND: 'wasm', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  return {
+    child,
+    base,
+    async up() {
+      for (let i = 0; i < 300; i++) {
+        try {
+          if ((await fetch(`${base}/healthz`)).ok) return;
+        } catch {
+          /* not listening yet */
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('server did not start');
+    },
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    },
+  };
 }

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { UMAP } from 'umap-js';
+import { Rng } from '../augment/rng';
 import type { Dataset } from '../data/dataset';
 import { loadModelDir } from '../model/model-dir';
 import { pixelsToTensor } from '../images/preprocess';
@@ -148,7 +149,9 @@ export async function writeReport(outDir: string, inp: ReportInputs): Promise<st
 
   const n = Math.min(inp.mapPoints ?? 2000, test.count);
   const data = Array.from({ length: n }, (_, i) => Array.from(inp.testVectors.subarray(i * inp.dim, (i + 1) * inp.dim)));
-  const umap = new UMAP({ nComponents: 2, nNeighbors: 15, minDist: 0.1, random: seededRandom(42) });
+  // UMAP's layout is random: a seeded generator makes the report reproducible.
+  const rng = new Rng(42);
+  const umap = new UMAP({ nComponents: 2, nNeighbors: 15, minDist: 0.1, random: () => rng.next() });
   const points = umap.fit(data) as Array<[number, number]>;
   await svgToPng(scatterSvg(points, testLabels.subarray(0, n), report.classes, `UMAP of ${n} test embeddings, coloured by true class`), path.join(outDir, 'map.png'));
   const hasFilters = await firstLayer(inp.modelDir, test, outDir);
@@ -172,16 +175,4 @@ ${hasFilters ? '<figure><img src="filters.png" alt="first-layer filters"><figcap
 
 function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** Mulberry32: UMAP's layout is random; a seed makes the report reproducible. */
-function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -1,20 +1,14 @@
 import * as path from 'node:path';
+import { Rng } from '../../src/augment/rng';
 import { ExactIndex } from '../../src/index/exact-index';
 import { HnswIndex } from '../../src/index/hnsw-index';
 import { normalize } from '../../src/index/vector-index';
 import { tempDir } from '../helpers';
 
-/** Deterministic pseudo-random unit vectors (mulberry32). */
+/** Deterministic pseudo-random unit vectors. */
 function vectors(n: number, dim: number, seed = 1): Float32Array[] {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-  return Array.from({ length: n }, () => normalize(Array.from({ length: dim }, rand)));
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => normalize(Array.from({ length: dim }, () => rng.next() - 0.5)));
 }
 
 describe('ExactIndex', () => {

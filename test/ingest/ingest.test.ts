@@ -1,4 +1,4 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -6,7 +6,7 @@ import request from 'supertest';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import { DEMO_CATALOG } from '../../src/config/config';
 import { listTar } from '../../src/ingest/tar';
-import { fmnistFixtures, photo, tempDir, testConfig, TEST_MODEL } from '../helpers';
+import { fmnistFixtures, photo, spawnServer, tempDir, testConfig } from '../helpers';
 
 const fixtures = fmnistFixtures();
 
@@ -156,55 +156,21 @@ describe('ingest jobs', () => {
 
 describe('ingest after kill -9', () => {
   it('resumes the job on restart and finishes with every image present exactly once', async () => {
-    const dataDir = tempDir();
+    const env = { LIKENESS_DATA_DIR: tempDir(), LIKENESS_WORKERS: '1', LIKENESS_INGEST_ROOTS: DEMO_CATALOG, LIKENESS_INGEST_CHUNK: '16', LIKENESS_DUPLICATES: 'keep' };
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const base = `http://127.0.0.1:${port}`;
-    const start = (): ChildProcess =>
-      spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'likeness'), 'serve'], {
-        env: {
-          ...process.env,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          LIKENESS_DATA_DIR: dataDir,
-          LIKENESS_MODEL: TEST_MODEL,
-          LIKENESS_WORKERS: '1',
-          LIKENESS_INGEST_ROOTS: DEMO_CATALOG,
-          LIKENESS_INGEST_CHUNK: '16',
-          LIKENESS_DUPLICATES: 'keep',
-          LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-    const get = async (p: string): Promise<any> => (await fetch(`${base}${p}`)).json();
-    const waitUp = async (): Promise<void> => {
-      for (let i = 0; i < 300; i++) {
-        try {
-          if ((await fetch(`${base}/healthz`)).ok) return;
-        } catch {
-          /* starting */
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('server did not start');
-    };
-
-    let child = start();
-    await waitUp();
-    const created = await (
-      await fetch(`${base}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { type: 'folder', path: DEMO_CATALOG } }) })
+    let srv = spawnServer(env, port);
+    const get = async (p: string): Promise<any> => (await fetch(`${srv.base}${p}`)).json();
+    await srv.up();
+    const created: any = await (
+      await fetch(`${srv.base}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { type: 'folder', path: DEMO_CATALOG } }) })
     ).json();
     const id = created.job.id;
-    for (;;) {
-      const { job } = await get(`/v1/jobs/${id}`);
-      if (job.done >= 48) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    while ((await get(`/v1/jobs/${id}`)).job.done < 48) await new Promise((r) => setTimeout(r, 20));
+    await srv.stop('SIGKILL');
 
-    child = start();
+    srv = spawnServer(env, port);
     try {
-      await waitUp();
+      await srv.up();
       let job;
       for (;;) {
         job = (await get(`/v1/jobs/${id}`)).job;
@@ -221,11 +187,9 @@ describe('ingest after kill -9', () => {
       } while (cursor);
       expect(ids).toHaveLength(400);
       expect(new Set(ids).size).toBe(400);
-      const health = await get('/healthz');
-      expect(health).toMatchObject({ items: 400, indexed: 400 });
+      expect(await get('/healthz')).toMatchObject({ items: 400, indexed: 400 });
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await srv.stop();
     }
   });
 });

@@ -2,13 +2,12 @@
  * What survives: restarts, a corrupt or truncated index snapshot, a model change, and kill -9 in the
  * middle of adds (every acknowledged write is still there after restart).
  */
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import { INDEX_FILE, SNAPSHOT_FILE } from '../../src/index/index-store';
-import { fmnistFixtures, tempDir, testConfig, TEST_MODEL } from '../helpers';
+import { fmnistFixtures, spawnServer, tempDir, testConfig } from '../helpers';
 
 const fixtures = fmnistFixtures();
 
@@ -95,40 +94,12 @@ describe('durability', () => {
   });
 
   it('kill -9 in the middle of adds loses no acknowledged write', async () => {
-    const dir = tempDir();
+    const env = { LIKENESS_DATA_DIR: tempDir(), LIKENESS_WORKERS: '0', LIKENESS_SNAPSHOT_EVERY: '7' };
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const start = (): ChildProcess =>
-      spawn(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'likeness'), 'serve'], {
-        env: {
-          ...process.env,
-          PORT: String(port),
-          HOST: '127.0.0.1',
-          LIKENESS_DATA_DIR: dir,
-          LIKENESS_MODEL: TEST_MODEL,
-          LIKENESS_WORKERS: '0',
-          LIKENESS_BACKEND: 'wasm',
-          LIKENESS_SNAPSHOT_EVERY: '7',
-          LOG_LEVEL: 'warn',
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-    const base = `http://127.0.0.1:${port}`;
-    const waitUp = async (): Promise<void> => {
-      for (let i = 0; i < 300; i++) {
-        try {
-          if ((await fetch(`${base}/healthz`)).ok) return;
-        } catch {
-          /* not up yet */
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('server did not start');
-    };
-
     const acked = new Set<string>();
     for (let round = 0; round < 3; round++) {
-      const child = start();
-      await waitUp();
+      const srv = spawnServer(env, port);
+      await srv.up();
       // Four concurrent writers; the kill lands while requests are in flight.
       let stop = false;
       const writer = async (w: number): Promise<void> => {
@@ -139,7 +110,7 @@ describe('durability', () => {
           form.set('id', id);
           form.set('image', new Blob([f.bytes]), 'x.png');
           try {
-            const res = await fetch(`${base}/v1/items`, { method: 'POST', body: form });
+            const res = await fetch(`${srv.base}/v1/items`, { method: 'POST', body: form });
             if (res.status === 201) acked.add(id);
           } catch {
             return; // connection dropped by the kill
@@ -148,25 +119,23 @@ describe('durability', () => {
       };
       const writers = [0, 1, 2, 3].map(writer);
       await new Promise((r) => setTimeout(r, 600 + Math.random() * 600));
-      child.kill('SIGKILL');
+      const killed = srv.stop('SIGKILL');
       stop = true;
-      await Promise.all(writers);
-      await new Promise((r) => child.once('exit', r));
+      await Promise.all([...writers, killed]);
     }
     expect(acked.size).toBeGreaterThan(20);
 
-    const child = start();
+    const srv = spawnServer(env, port);
     try {
-      await waitUp();
-      const health = await (await fetch(`${base}/healthz`)).json();
+      await srv.up();
+      const health: any = await (await fetch(`${srv.base}/healthz`)).json();
       expect(health.indexed).toBe(health.items);
       for (const id of acked) {
-        const res = await fetch(`${base}/v1/items/${encodeURIComponent(id)}`);
+        const res = await fetch(`${srv.base}/v1/items/${encodeURIComponent(id)}`);
         expect({ id, status: res.status }).toEqual({ id, status: 200 });
       }
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await srv.stop();
     }
   });
 });
