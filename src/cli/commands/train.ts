@@ -1,0 +1,174 @@
+/**
+ * `likeness train`: pretrain an encoder with a contrastive method and write a model directory.
+ *
+ *   likeness train --method simclr --data idx:fashion-mnist --epochs 100 --batch-size 256 --out models/fmnist-simclr
+ *   likeness train --method supcon --data photos/ --size 96 --channels 3 --out models/photos --resume
+ *
+ * Every option has an environment variable LIKENESS_TRAIN_<OPTION> (e.g. LIKENESS_TRAIN_EPOCHS);
+ * a flag wins over the variable. See docs/TRAINING.md.
+ */
+import { Command, Option } from 'commander';
+import { Dataset, subsetDataset } from '../../data/dataset';
+import { openDataset } from '../../data/open';
+import { Rng } from '../../augment/rng';
+import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
+import { METHOD_NAMES } from '../../train/registry';
+import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
+import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
+import { augmentOptions, envOption, parseAugmentOptions, parsers } from './augment';
+
+const { num, int, list } = parsers;
+const opt = (flags: string, description: string): Option => envOption('TRAIN', flags, description);
+
+export function trainOptions(): Option[] {
+  return [
+    opt('--method <name>', 'training method').choices(METHOD_NAMES).default('simclr'),
+    opt('--data <spec>', 'training images: idx:fashion-mnist[:train|test], a folder (one sub-folder per class) or a .csv/.jsonl manifest').makeOptionMandatory(),
+    opt('--out <dir>', 'output model directory (checkpoints in <dir>/checkpoint)').makeOptionMandatory(),
+    opt('--name <name>', 'model name in the manifest (default: the --out folder name)'),
+    opt('--resume', 'continue from <out>/checkpoint if there is one').default(false),
+    opt('--epochs <n>', 'epochs').argParser(int).default(100),
+    opt('--batch-size <n>', 'images per step (each gives --views views)').argParser(int).default(256),
+    opt('--limit <n>', 'use only the first n training images').argParser(int),
+    opt('--seed <n>', 'seed for weights, data order, views and negatives').argParser(int).default(0),
+    opt('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'),
+    opt('--progress <mode>', 'bar (terminal), log (a line per epoch) or none').choices(['bar', 'log', 'none']),
+    // model
+    opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50)').default('resnet-mini'),
+    opt('--widths <w,w,...>', "override the preset's stage widths").argParser(list),
+    opt('--width-multiplier <m>', 'multiply every width').argParser(num),
+    opt('--size <px>', 'model input side in pixels').argParser(int).default(28),
+    opt('--channels <n>', 'input channels').choices(['1', '3']).default('1'),
+    opt('--mean <m,...>', 'per-channel mean of pixels in [0, 1] (default 0.5 each)').argParser(list),
+    opt('--std <s,...>', 'per-channel std (default 0.5 each)').argParser(list),
+    opt('--proj-hidden <n>', 'projection head hidden width').argParser(int),
+    opt('--proj-dim <n>', 'projection output width').argParser(int),
+    opt('--embedding <output>', 'which output the model serves').choices(['encoder', 'projection']).default('encoder'),
+    // loss / method
+    opt('--temperature <t>', 'loss temperature (default per method: simclr 0.5, moco 0.2, supcon 0.1, swav 0.1, membank 0.07)').argParser(num),
+    opt('--views <n>', 'views per image (default 2; membank 1)').argParser(int),
+    opt('--moco-momentum <m>', 'MoCo key-encoder EMA (default 0.99)').argParser(num),
+    opt('--queue-size <n>', 'MoCo queue length (default 4096)').argParser(int),
+    opt('--negatives <n>', 'memory-bank NCE noise samples per image (default 4096)').argParser(int),
+    opt('--bank-momentum <m>', 'memory-bank update momentum (default 0.5)').argParser(num),
+    opt('--prototypes <k>', 'SwAV prototypes (default 100)').argParser(int),
+    opt('--sinkhorn-eps <e>', 'SwAV Sinkhorn epsilon (default 0.05)').argParser(num),
+    opt('--sinkhorn-iters <n>', 'SwAV Sinkhorn iterations (default 3)').argParser(int),
+    opt('--freeze-prototypes <epochs>', 'SwAV: epochs with frozen prototypes (default 1)').argParser(int),
+    // optimisation
+    opt('--optimizer <name>', 'optimizer').choices(OPTIMIZERS as string[]).default('adam'),
+    opt('--lr <lr>', 'base learning rate (default: adam 1e-3, sgd 0.06·B/256, lars 0.3·B/256)').argParser(num),
+    opt('--final-lr <lr>', 'learning rate at the end of the cosine (default 0)').argParser(num),
+    opt('--warmup-epochs <n>', 'linear warm-up epochs (default min(10, epochs/10))').argParser(int),
+    opt('--weight-decay <wd>', 'weight decay, not on biases / batch norm (default 1e-6)').argParser(num),
+    opt('--momentum <m>', 'SGD/LARS momentum, Adam beta1 (default 0.9)').argParser(num),
+    // k-NN monitor
+    opt('--val-data <spec>', 'labelled validation images for the k-NN monitor (default: idx:fashion-mnist:test for Fashion-MNIST, else --val-fraction of --data)'),
+    opt('--val-fraction <f>', 'share of labelled --data held out for validation when no --val-data').argParser(num).default(0.1),
+    opt('--knn-bank-limit <n>', 'largest k-NN bank (labelled training images)').argParser(int).default(10000),
+    opt('--knn-val-limit <n>', 'largest k-NN validation set').argParser(int).default(2000),
+    opt('--knn-k <k>', 'neighbours').argParser(int).default(200),
+    opt('--knn-t <t>', 'vote temperature').argParser(num).default(0.1),
+    opt('--knn-every <n>', 'run the monitor every n epochs').argParser(int).default(1),
+    opt('--no-knn', 'skip the k-NN monitor'),
+    ...augmentOptions('TRAIN'),
+  ];
+}
+
+const first = (ds: Dataset, n: number, name: string): Dataset => (ds.count <= n ? ds : subsetDataset(ds, Array.from({ length: n }, (_, i) => i), name));
+
+/** Training data, k-NN bank and validation set from the options. */
+export async function openTrainData(o: Record<string, unknown>, seed: number): Promise<{ data: Dataset; knn: KnnMonitorOptions | false }> {
+  const size = o.size as number;
+  const channels = Number(o.channels) as 1 | 3;
+  let data = await openDataset(o.data as string, { size, channels, limit: o.limit as number | undefined });
+  if (o.limit !== undefined) data = first(data, o.limit as number, `${data.name}[:${o.limit as number}]`);
+  if (o.knn === false) return { data, knn: false };
+  let val: Dataset | undefined;
+  const spec = (o.valData as string | undefined) ?? (String(o.data).startsWith('idx:fashion-mnist') ? 'idx:fashion-mnist:test' : undefined);
+  if (spec) val = await openDataset(spec, { size, channels });
+  else if (data.labels) {
+    const frac = o.valFraction as number;
+    if (!(frac > 0 && frac < 1)) throw new RangeError(`--val-fraction must be in (0, 1), got ${frac}`);
+    const order = new Rng(seed ^ 0x76616c).permutation(data.count);
+    const nVal = Math.max(1, Math.round(frac * data.count));
+    val = subsetDataset(data, order.subarray(0, nVal), `${data.name}[val ${nVal}]`);
+    data = subsetDataset(data, order.subarray(nVal), `${data.name}[train ${data.count - nVal}]`);
+  }
+  if (!val || !data.labels || !val.labels) {
+    process.stderr.write('k-NN monitor off: it needs labelled training and validation images (--val-data, class folders or a label column)\n');
+    return { data, knn: false };
+  }
+  return {
+    data,
+    knn: {
+      bank: first(data, o.knnBankLimit as number, `${data.name}[knn bank]`),
+      val: first(val, o.knnValLimit as number, `${val.name}[:${o.knnValLimit as number}]`),
+      k: o.knnK as number,
+      temperature: o.knnT as number,
+      every: o.knnEvery as number,
+    },
+  };
+}
+
+/** TrainOptions from parsed command-line options (exported for tests). */
+export async function trainOptionsFrom(o: Record<string, unknown>): Promise<TrainOptions> {
+  const seed = o.seed as number;
+  const { data, knn } = await openTrainData(o, seed);
+  const methodConfig = Object.fromEntries(
+    Object.entries({
+      temperature: o.temperature,
+      views: o.views,
+      projectionHiddenDim: o.projHidden,
+      projectionDim: o.projDim,
+      momentum: o.mocoMomentum,
+      queueSize: o.queueSize,
+      negatives: o.negatives,
+      bankMomentum: o.bankMomentum,
+      prototypes: o.prototypes,
+      epsilon: o.sinkhornEps,
+      sinkhornIterations: o.sinkhornIters,
+      freezePrototypesEpochs: o.freezePrototypes,
+    }).filter(([, v]) => v !== undefined),
+  );
+  return {
+    method: o.method as string,
+    methodConfig,
+    data,
+    outDir: o.out as string,
+    name: o.name as string | undefined,
+    epochs: o.epochs as number,
+    batchSize: o.batchSize as number,
+    optimizer: o.optimizer as OptimizerName,
+    lr: o.lr as number | undefined,
+    finalLr: o.finalLr as number | undefined,
+    warmupEpochs: o.warmupEpochs as number | undefined,
+    weightDecay: o.weightDecay as number | undefined,
+    momentum: o.momentum as number | undefined,
+    encoder: { arch: o.encoder as string, widths: o.widths as number[] | undefined, widthMultiplier: o.widthMultiplier as number | undefined },
+    mean: o.mean as number[] | undefined,
+    std: o.std as number[] | undefined,
+    augment: parseAugmentOptions(o),
+    embeddingOutput: o.embedding as 'encoder' | 'projection',
+    seed,
+    resume: o.resume as boolean,
+    knn,
+    progress: (o.progress as 'bar' | 'log' | 'none' | undefined) ?? (process.stderr.isTTY ? 'bar' : 'log'),
+  };
+}
+
+export function trainCommand(): Command {
+  const cmd = new Command('train').description('pretrain an encoder (SimCLR, MoCo v2, memory bank, SwAV, SupCon) and write a model directory');
+  for (const o of trainOptions()) cmd.addOption(o);
+  cmd.action(async (o: Record<string, unknown>) => {
+    const backend = await initBackend(o.backend as BackendChoice);
+    process.stderr.write(`backend: ${backend.name} (${backend.provider})\n`);
+    const opts = await trainOptionsFrom(o);
+    process.stderr.write(`training ${opts.method} on ${opts.data.name}: ${opts.data.count} images, ${opts.epochs} epochs, batch ${opts.batchSize} → ${opts.outDir}\n`);
+    const result = await train(opts);
+    const last = result.history.at(-1);
+    const knn = last?.knnAccuracy !== undefined ? `, k-NN ${(last.knnAccuracy * 100).toFixed(2)}%` : '';
+    process.stdout.write(`${result.complete ? 'saved' : 'checkpointed'} ${result.outDir} (${result.modelId ?? 'incomplete'})${knn}\n`);
+  });
+  return cmd;
+}
