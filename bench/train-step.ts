@@ -68,6 +68,11 @@ function buildTrainee(): { encoder: tf.LayersModel; head: tf.Sequential } {
   return { encoder, head };
 }
 
+/** Three significant digits: the stock baseline runs at a fraction of an image per second. */
+function round3(x: number): number {
+  return Number(x.toPrecision(3));
+}
+
 function seconds(start: number): number {
   return (performance.now() - start) / 1000;
 }
@@ -119,8 +124,8 @@ async function measure(batch: number, iters: number, profile: boolean): Promise<
   return {
     batch,
     iters,
-    forwardImagesPerSec: Math.round(forwardImagesPerSec),
-    trainImagesPerSec: Math.round(trainImagesPerSec),
+    forwardImagesPerSec: round3(forwardImagesPerSec),
+    trainImagesPerSec: round3(trainImagesPerSec),
     trainToForwardRatio: Number((forwardImagesPerSec / trainImagesPerSec).toFixed(2)),
     tensorsLeakedPerStep,
   };
@@ -144,7 +149,7 @@ async function measureParallel(batch: number, iters: number, workers: number): P
   images.dispose();
   optimizer.dispose();
   model.dispose();
-  return { workers, trainImagesPerSec: Math.round(trainImagesPerSec) };
+  return { workers, trainImagesPerSec: round3(trainImagesPerSec) };
 }
 
 /** Stock wasm plus cpu bridges for the kernels wasm lacks; returns a function undoing it. */
