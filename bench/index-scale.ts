@@ -1,7 +1,8 @@
 /**
  * The HNSW index at catalogue scale: 1,000,000 synthetic vectors of the served dimension (128).
- * Reports build time, memory, snapshot file size, search latency p50/p99 and recall@10 against exact
- * search on a sample of queries. Prints one JSON line.
+ * Reports build time, memory (RSS includes the exact-search copy of the vectors, 4 bytes x dim x n),
+ * snapshot file size, search latency p50/p99 and recall@10 against exact search for 20 queries.
+ * Prints one JSON line.
  *
  *   npx tsx bench/index-scale.ts [--n 1000000] [--dim 128] [--ef-construction 100]
  */
@@ -19,15 +20,14 @@ async function main(): Promise<void> {
   const efConstruction = Number(arg('ef-construction', 'BENCH_EF_CONSTRUCTION', '100'));
   const rss0 = process.memoryUsage().rss;
   const hnsw = HnswIndex.create(dim, { initialCapacity: n, m: 16, efConstruction, efSearch: 64 });
-  const exactSampleEvery = 20; // exact ground truth on a 5% sample keeps the check affordable
-  const exact = new ExactIndex(dim, Math.ceil(n / exactSampleEvery));
+  const exact = new ExactIndex(dim, n);
   let t = performance.now();
   const batch = 50_000;
   for (let start = 0; start < n; start += batch) {
     const vectors = clustered(Math.min(batch, n - start), dim, 1000, 0.15, start + 1);
     vectors.forEach((v, i) => {
       hnsw.add(start + i, v);
-      if ((start + i) % exactSampleEvery === 0) exact.add(start + i, v);
+      exact.add(start + i, v);
     });
   }
   const buildSeconds = (performance.now() - t) / 1000;
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   await HnswIndex.load(file, dim);
   const loadSeconds = (performance.now() - t) / 1000;
 
-  // Queries from the same distribution; recall measured within the sampled subset via a filter.
+  // Queries from the same distribution.
   const queries = clustered(500, dim, 1000, 0.15, 999_999);
   const latencies: number[] = [];
   for (const q of queries) {
@@ -51,10 +51,11 @@ async function main(): Promise<void> {
   }
   latencies.sort((a, b) => a - b);
   let hits = 0;
-  const recallQueries = queries.slice(0, 50);
+  // Exact search over 1M vectors costs ~0.3 s a query in JavaScript: a small sample suffices.
+  const recallQueries = queries.slice(0, 20);
   for (const q of recallQueries) {
     const truth = new Set(exact.search(q, 10).map((r) => r.label));
-    hits += hnsw.search(q, 10, (label) => label % exactSampleEvery === 0).filter((r) => truth.has(r.label)).length;
+    hits += hnsw.search(q, 10).filter((r) => truth.has(r.label)).length;
   }
   console.log(
     JSON.stringify({
@@ -73,8 +74,8 @@ async function main(): Promise<void> {
       loadSeconds: +loadSeconds.toFixed(1),
       searchP50Ms: +latencies[Math.floor(latencies.length * 0.5)].toFixed(3),
       searchP99Ms: +latencies[Math.floor(latencies.length * 0.99)].toFixed(3),
-      filteredRecallAt10: +(hits / (recallQueries.length * 10)).toFixed(3),
-      note: 'recall measured on a 5% subset via a label filter (exact search over 1M in JS is too slow for many queries)',
+      recallAt10: +(hits / (recallQueries.length * 10)).toFixed(3),
+      recallQueries: recallQueries.length,
     }),
   );
 }

@@ -1,10 +1,12 @@
 /** The `likeness` command line. */
 import { Command } from 'commander';
+import { augmentCommand } from './commands/augment';
 import { evalCommand } from './commands/eval';
 import { indexCommand } from './commands/index-folder';
 import { infoCommand } from './commands/info';
 import { searchCommand } from './commands/search';
 import { serveCommand } from './commands/serve';
+import { trainCommand } from './commands/train';
 
 export function buildProgram(): Command {
   const program = new Command('likeness')
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   program.addCommand(searchCommand());
   program.addCommand(infoCommand());
   program.addCommand(evalCommand());
+  program.addCommand(trainCommand());
+  program.addCommand(augmentCommand());
   return program;
 }
 
