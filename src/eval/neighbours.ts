@@ -35,8 +35,8 @@ export async function exactNeighbours(bank: Float32Array, queries: Float32Array,
   const scores = new Float32Array(q * kk);
   if (kk === 0) return { queries: q, k: 0, indices, scores };
   const chunk = Math.max(1, Math.floor((opts.maxEntries ?? 16_000_000) / n));
-  // [D, N]: transposed once up front. On wasm, matMul(q, bank, false, true) runs ~7x slower than a
-  // plain product with a pre-transposed right operand (measured, scratch bench in BENCHMARKS.md).
+  // [D, N]: transposed once up front. On wasm, matMul(q, bank, false, true) takes a slow path; a
+  // plain product with a pre-transposed right operand keeps bench/eval-knn under a minute.
   const bankT = tf.tidy(() => tf.tensor2d(bank, [n, dim]).transpose()); // [D, N]
   try {
     for (let s = 0; s < q; s += chunk) {
