@@ -1,45 +1,28 @@
-/** Resume: a run stopped after one epoch and resumed ends exactly where an uninterrupted run does. */
-import * as tf from '@tensorflow/tfjs';
-import { ArrayDataset } from '../../src/data/dataset';
-import { openIdx } from '../../src/data/idx-dataset';
-import { loadModelDir } from '../../src/model/model-dir';
-import { train, TrainOptions } from '../../src/train/trainer';
-import { SMALL_AUGMENT, tempDir, TINY_ENCODER, TINY_HEAD, useCpu } from './helpers';
+/**
+ * Resume: a MoCo run (momentum encoder, queue, Adam state) stopped after one epoch and resumed ends
+ * exactly where an uninterrupted run does; a checkpoint with other settings is refused.
+ * Runs in a worker thread (see scenarios.ts).
+ */
+import type { EpochRecord } from '../../src/train/checkpoint';
+import { runScenario } from './helpers';
 
-beforeAll(useCpu);
+interface ResumeResult {
+  straight: EpochRecord[];
+  first: { complete: boolean; history: EpochRecord[] };
+  resumed: { complete: boolean; history: EpochRecord[] };
+  maxWeightDiff: number;
+  mismatch: string;
+}
 
 describe('resume', () => {
   it('a stopped and resumed MoCo run equals an uninterrupted one', async () => {
-    const data: ArrayDataset = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
-    const base = (outDir: string): TrainOptions => ({
-      method: 'moco',
-      data,
-      outDir,
-      epochs: 2,
-      batchSize: 16,
-      encoder: TINY_ENCODER,
-      methodConfig: { ...TINY_HEAD, queueSize: 48 },
-      augment: SMALL_AUGMENT,
-      knn: false,
-      progress: 'none',
-      seed: 7,
-    });
-    const straight = await train(base(tempDir('straight')));
-    const cutDir = tempDir('cut');
-    const first = await train({ ...base(cutDir), stopAfterEpochs: 1 });
-    expect(first.complete).toBe(false);
-    expect(first.history[0].loss).toBeCloseTo(straight.history[0].loss, 5);
-    const resumed = await train({ ...base(cutDir), resume: true });
-    expect(resumed.complete).toBe(true);
-    expect(resumed.history.map((r) => r.epoch)).toEqual([1, 2]);
-    expect(resumed.history[1].loss).toBeCloseTo(straight.history[1].loss, 4);
-    const [a, b] = [await loadModelDir(straight.outDir), await loadModelDir(cutDir)];
-    const wa = a.model.getWeights();
-    const wb = b.model.getWeights();
-    const maxDiff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
-    expect(maxDiff).toBeLessThan(1e-4);
-    a.model.dispose();
-    b.model.dispose();
-    await expect(train({ ...base(cutDir), resume: true, batchSize: 8 })).rejects.toThrow(/different settings/);
+    const r = await runScenario<ResumeResult>('mocoResume');
+    expect(r.first.complete).toBe(false);
+    expect(r.first.history[0].loss).toBeCloseTo(r.straight[0].loss, 5);
+    expect(r.resumed.complete).toBe(true);
+    expect(r.resumed.history.map((e) => e.epoch)).toEqual([1, 2]);
+    expect(r.resumed.history[1].loss).toBeCloseTo(r.straight[1].loss, 4);
+    expect(r.maxWeightDiff).toBeLessThan(1e-4);
+    expect(r.mismatch).toMatch(/different settings/);
   });
 });

@@ -1,0 +1,95 @@
+/**
+ * Training scenarios run in a worker thread (see runScenario): code under jest runs inside a vm
+ * context where tfjs's cpu kernels are ~4x slower (global lookups in hot loops), so the longer
+ * training runs execute in a worker with a plain context and return plain JSON to the test.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-cpu';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import { subsetDataset } from '../../src/data/dataset';
+import { openIdx } from '../../src/data/idx-dataset';
+import { loadModelDir } from '../../src/model/model-dir';
+import { train, TrainOptions } from '../../src/train/trainer';
+
+const TINY_ENCODER = { arch: 'resnet-mini', widths: [4, 8, 16] };
+const TINY_HEAD = { projectionHiddenDim: 32, projectionDim: 16 };
+const SMALL_AUGMENT = { cropScale: [0.3, 1] as [number, number], blurProb: 0, jitterStrength: 0.5 };
+const tempDir = (p: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `likeness-${p}-`));
+
+/** SimCLR on 256 Fashion-MNIST images at 12 px for 3 epochs, k-NN against a 500-image bank. */
+async function simclrReal(): Promise<unknown> {
+  const all = await openIdx('idx:fashion-mnist', { size: 12, channels: 1 }, 756);
+  const data = subsetDataset(all, Array.from({ length: 256 }, (_, i) => i), 'fmnist-train-256');
+  const bank = subsetDataset(all, Array.from({ length: 500 }, (_, i) => 256 + i), 'fmnist-bank-500');
+  const val = await openIdx('idx:fashion-mnist:test', { size: 12, channels: 1 }, 250);
+  const out = tempDir('simclr');
+  const result = await train({
+    method: 'simclr',
+    data,
+    outDir: out,
+    epochs: 3,
+    batchSize: 64,
+    lr: 3e-3,
+    warmupEpochs: 0,
+    encoder: TINY_ENCODER,
+    methodConfig: TINY_HEAD,
+    augment: SMALL_AUGMENT,
+    knn: { bank, val, every: 3 },
+    progress: 'none',
+    seed: 1,
+  });
+  const loaded = await loadModelDir(out);
+  loaded.model.dispose();
+  return { history: result.history, initialKnnAccuracy: result.initialKnnAccuracy, manifest: loaded.manifest };
+}
+
+/** MoCo for 2 epochs straight, and the same run stopped after 1 epoch and resumed. */
+async function mocoResume(): Promise<unknown> {
+  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
+  const base = (outDir: string): TrainOptions => ({
+    method: 'moco',
+    data,
+    outDir,
+    epochs: 2,
+    batchSize: 16,
+    encoder: TINY_ENCODER,
+    methodConfig: { ...TINY_HEAD, queueSize: 48 },
+    augment: SMALL_AUGMENT,
+    knn: false,
+    progress: 'none',
+    seed: 7,
+  });
+  const straight = await train(base(tempDir('straight')));
+  const cutDir = tempDir('cut');
+  const first = await train({ ...base(cutDir), stopAfterEpochs: 1 });
+  const resumed = await train({ ...base(cutDir), resume: true });
+  const [a, b] = [await loadModelDir(straight.outDir), await loadModelDir(cutDir)];
+  const wa = a.model.getWeights();
+  const wb = b.model.getWeights();
+  const maxWeightDiff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
+  a.model.dispose();
+  b.model.dispose();
+  let mismatch = '';
+  try {
+    await train({ ...base(cutDir), resume: true, batchSize: 8 });
+  } catch (err) {
+    mismatch = (err as Error).message;
+  }
+  return { straight: straight.history, first: { complete: first.complete, history: first.history }, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff, mismatch };
+}
+
+const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume };
+
+if (parentPort && workerData?.scenario) {
+  (async () => {
+    await tf.setBackend('cpu');
+    try {
+      parentPort!.postMessage({ ok: true, value: await SCENARIOS[workerData.scenario as string]() });
+    } catch (err) {
+      parentPort!.postMessage({ ok: false, error: (err as Error).stack ?? String(err) });
+    }
+  })();
+}
