@@ -34,6 +34,9 @@ describe('HTTP API', () => {
       expect(res.body.results).toHaveLength(5);
       expect(res.body.timing.totalMs).toBeGreaterThan(0);
     }
+    // Multipart parameters may also come in the query string.
+    const viaQuery = await api().post('/v1/search').query({ k: 3 }).attach('image', fixtures[0].bytes, 'q.png');
+    expect(viaQuery.body.results).toHaveLength(3);
     const cat = await api().post('/v1/search').set('content-type', 'image/jpeg').send(photo('chelsea.jpg'));
     expect(cat.body.results[0].id).toBe('photo/cat');
   });

@@ -8,8 +8,8 @@ import { parseBody, uploadedImage } from '../upload';
 function toQuery(req: Request): SearchQuery {
   const image = uploadedImage(req);
   if (image) {
-    // Multipart: parameters are form fields; raw body: query string.
-    const params = parse(searchFormSchema, req.file ? req.body : req.query);
+    // Raw body: parameters in the query string; multipart: form fields, falling back to the query string.
+    const params = parse(searchFormSchema, req.file ? { ...req.query, ...req.body } : req.query);
     return { image, ...params };
   }
   if (req.is('application/json')) return parse(searchJsonSchema, req.body, 'BAD_QUERY');
