@@ -48,6 +48,8 @@ export interface Prepared {
   outcome?: Outcome;
 }
 
+const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
 function failure(err: unknown): Outcome {
   if (err instanceof LikenessError) return { state: 'failed', code: err.code, message: err.message };
   const e = err as NodeJS.ErrnoException;
@@ -155,7 +157,7 @@ export class CatalogService {
     const id = validateId(input.id);
     const metadata = validateMetadata(input.metadata);
     const vector = await this.embedder.embedImage(input.image);
-    const sha256 = createHash('sha256').update(input.image).digest('hex');
+    const sha256 = sha256Hex(input.image);
     const { item, replacedLabel } = this.catalog.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
     this.index.apply(item.seq, { remove: replacedLabel, add: { label: item.label, vector: item.vector } });
     return { item: toItemView(item), replaced: replacedLabel !== undefined };
@@ -174,7 +176,7 @@ export class CatalogService {
       try {
         const id = validateId(input.id);
         const metadata = validateMetadata(input.metadata);
-        const sha256 = createHash('sha256').update(input.image).digest('hex');
+        const sha256 = sha256Hex(input.image);
         const existing = this.catalog.getById(id);
         if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
         if (duplicates === 'skip') {
@@ -243,9 +245,20 @@ export class CatalogService {
   }
 
   getItem(id: string, withVector = false): ItemView {
+    return toItemView(this.requireItem(id), withVector);
+  }
+
+  /** The item stored under `id`, or 404 ITEM_NOT_FOUND. */
+  private requireItem(id: unknown): Item {
     const item = this.catalog.getById(validateId(id));
-    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
-    return toItemView(item, withVector);
+    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${String(id).slice(0, 200)}'`);
+    return item;
+  }
+
+  /** An item's stored vector is only comparable with this server's if the same model made it. */
+  private requireServedModel(item: Item): Item {
+    if (item.modelId !== this.modelId) throw badRequest('MODEL_MISMATCH', `item '${item.id}' was embedded by ${item.modelId}; this server runs ${this.modelId}`);
+    return item;
   }
 
   deleteItem(id: string): void {
@@ -278,12 +291,7 @@ export class CatalogService {
       if (n.every((x) => x === 0)) throw badRequest('BAD_VECTOR', 'vector must not be all zeros');
       return n;
     }
-    const item = this.catalog.getById(validateId(q.id));
-    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${q.id!.slice(0, 200)}'`);
-    if (item.modelId !== this.modelId) {
-      throw badRequest('MODEL_MISMATCH', `item '${item.id}' was embedded by ${item.modelId}; this server runs ${this.modelId}`);
-    }
-    return item.vector;
+    return this.requireServedModel(this.requireItem(q.id)).vector;
   }
 
   async search(q: SearchQuery): Promise<SearchResult> {
@@ -306,7 +314,7 @@ export class CatalogService {
       // A label can vanish between search and fetch (concurrent delete): skip it.
       if (item) results.push({ id: item.id, score: n.score, metadata: item.metadata });
     }
-    const exactMatches = q.image ? this.catalog.idsBySha256(createHash('sha256').update(q.image).digest('hex'), LIMITS.maxK) : undefined;
+    const exactMatches = q.image ? this.catalog.idsBySha256(sha256Hex(q.image), LIMITS.maxK) : undefined;
     const t2 = performance.now();
     return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
   }
@@ -314,8 +322,7 @@ export class CatalogService {
   /** Items at least `threshold` similar to item `id` (excluding itself), and those with identical bytes. */
   duplicatesOf(id: string, threshold: number, k: number): { id: string; exact: string[]; near: SearchHit[] } {
     validateThreshold(threshold);
-    const item = this.catalog.getById(validateId(id));
-    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
+    const item = this.requireItem(id);
     const near = this.neighbours(item, threshold, validateK(k));
     const exact = item.sha256 ? this.catalog.idsBySha256(item.sha256, LIMITS.maxK).filter((other) => other !== item.id) : [];
     return { id: item.id, exact, near };
@@ -342,7 +349,7 @@ export class CatalogService {
   }
 
   private neighbours(item: Item, threshold: number, k: number): SearchHit[] {
-    if (item.modelId !== this.modelId) throw badRequest('MODEL_MISMATCH', `item '${item.id}' was embedded by ${item.modelId}; this server runs ${this.modelId}`);
+    this.requireServedModel(item);
     const hits = this.index.search(item.vector, k + 1).filter((n) => n.label !== item.label && n.score >= threshold);
     const items = this.catalog.getByLabels(hits.map((n) => n.label));
     return hits.flatMap((n) => {
