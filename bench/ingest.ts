@@ -55,10 +55,10 @@ async function main(): Promise<void> {
 
     const rss0 = process.memoryUsage().rss;
     t = performance.now();
-    const job = likeness.ingest.submit({ type: 'folder', path: folder }, { duplicates: 'keep' }, true);
+    const job = await likeness.ingest.submit({ type: 'folder', path: folder }, { duplicates: 'keep' }, true);
     await likeness.ingest.whenIdle();
     const seconds = (performance.now() - t) / 1000;
-    const done = likeness.ingest.view(job.id)!;
+    const done = (await likeness.ingest.view(job.id))!;
     const tm = likeness.ingest.timings;
     const phaseTotal = tm.read + tm.decode + tm.embed + tm.commit + tm.index;
     const share = (x: number) => +(x / phaseTotal).toFixed(3);

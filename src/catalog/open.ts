@@ -10,15 +10,19 @@ import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
 import { CatalogEvaluator } from '../eval/catalog-eval';
 import { IngestRunner } from '../ingest/runner';
+import { PostgresStore } from './postgres/pg-store';
 import { CatalogService } from './service';
 import { SqliteCatalog } from './sqlite-catalog';
+import { SqliteStore } from './sqlite-store';
+import type { Store } from './store';
 
 export interface Likeness {
   config: Config;
   backend: BackendInfo;
   embedder: Embedder;
-  catalog: SqliteCatalog;
-  index: IndexStore;
+  store: Store;
+  /** The embedded store's parts (SQLite catalogue, hnswlib index); absent on PostgreSQL. */
+  embedded?: { catalog: SqliteCatalog; index: IndexStore };
   service: CatalogService;
   ingest: IngestRunner;
   evaluator: CatalogEvaluator;
@@ -30,6 +34,41 @@ export interface OpenHooks {
   onBatch?: (size: number, seconds: number) => void;
   /** Restart ingest jobs a crash or restart left unfinished (the server does; one-shot commands do not). */
   resumeJobs?: boolean;
+}
+
+/** How often a replica on a shared database looks for jobs to help with (or to take over). */
+const SHARED_JOB_POLL_MS = 2000;
+
+async function openEmbedded(config: Config, log: Logger, dim: number, modelId: string): Promise<SqliteStore> {
+  const catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
+  try {
+    const index = await IndexStore.open({
+      dir: path.join(config.dataDir, 'index'),
+      dim,
+      modelId,
+      catalog,
+      hnsw: { m: config.hnswM, efConstruction: config.hnswEfConstruction, efSearch: config.hnswEfSearch },
+      snapshotEvery: config.snapshotEvery,
+      log: (msg, fields) => log.info(fields ?? {}, msg),
+    });
+    return new SqliteStore(catalog, index);
+  } catch (err) {
+    catalog.close();
+    throw err;
+  }
+}
+
+/** The configured store: the embedded files by default, or a PostgreSQL database. */
+export function openStore(config: Config, log: Logger, dim: number, modelId: string): Promise<Store> {
+  if (config.store === 'embedded') return openEmbedded(config, log, dim, modelId);
+  return PostgresStore.open({
+    url: config.store,
+    poolSize: config.pgPoolSize,
+    dim,
+    modelId,
+    hnsw: { m: config.hnswM, efConstruction: config.hnswEfConstruction, efSearch: config.hnswEfSearch },
+    log: (msg, fields) => log.info(fields ?? {}, msg),
+  });
 }
 
 export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks = {}): Promise<Likeness> {
@@ -44,40 +83,38 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     onBatch: hooks.onBatch,
   });
   log.info({ model: embedder.modelId, dim: embedder.dim, workers: config.workers }, 'model loaded');
-  const catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
-  let index: IndexStore;
+  let store: Store;
   try {
-    index = await IndexStore.open({
-      dir: path.join(config.dataDir, 'index'),
-      dim: embedder.dim,
-      modelId: embedder.modelId,
-      catalog,
-      hnsw: { m: config.hnswM, efConstruction: config.hnswEfConstruction, efSearch: config.hnswEfSearch },
-      snapshotEvery: config.snapshotEvery,
-      log: (msg, fields) => log.info(fields ?? {}, msg),
-    });
+    store = await openStore(config, log, embedder.dim, embedder.modelId);
   } catch (err) {
-    catalog.close();
     await embedder.close();
     throw err;
   }
-  const service = new CatalogService(catalog, index, embedder);
-  const ingest = new IngestRunner(service, catalog, { roots: config.ingestRoots, chunk: config.ingestChunk, log });
-  if (hooks.resumeJobs) ingest.resumeUnfinished();
+  log.info({ store: store.kind }, 'store open');
+  const service = new CatalogService(store, embedder);
+  const shared = store.kind === 'postgres';
+  const ingest = new IngestRunner(service, store, {
+    roots: config.ingestRoots,
+    chunk: config.ingestChunk,
+    log,
+    leaseMs: config.ingestLeaseSeconds * 1000,
+    // On a shared database other replicas submit jobs and may die mid-job: keep looking.
+    pollMs: shared && hooks.resumeJobs ? SHARED_JOB_POLL_MS : 0,
+  });
+  if (hooks.resumeJobs) await ingest.resumeUnfinished();
   return {
     config,
     backend,
     embedder,
-    catalog,
-    index,
+    store,
+    embedded: store instanceof SqliteStore ? { catalog: store.catalog, index: store.index } : undefined,
     service,
     ingest,
-    evaluator: new CatalogEvaluator(catalog, index, embedder.modelId, embedder.dim),
+    evaluator: new CatalogEvaluator(store, embedder.modelId, embedder.dim),
     async close() {
       await ingest.stop();
-      await index.snapshot();
+      await store.close();
       await embedder.close();
-      catalog.close();
     },
   };
 }

@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import { badRequest, notFound } from '../errors';
 import type { Embedder } from '../embed/embedder';
-import type { IndexStore } from '../index/index-store';
 import { normalize } from '../index/vector-index';
 import { LikenessError } from '../errors';
-import type { Catalog, Item, Metadata, MetadataFilter, UpsertResult } from './catalog';
+import type { Item, Metadata, MetadataFilter, UpsertResult } from './catalog';
+import type { Store, StoreTx } from './store';
 
 /** What to do with an image whose exact bytes are already in the catalogue under another id. */
 export type DuplicatePolicy = 'skip' | 'keep';
@@ -143,8 +143,7 @@ function validateK(k: number | undefined): number {
 
 export class CatalogService {
   constructor(
-    private readonly catalog: Catalog,
-    private readonly index: IndexStore,
+    private readonly store: Store,
     private readonly embedder: Embedder,
   ) {}
 
@@ -158,8 +157,7 @@ export class CatalogService {
     const metadata = validateMetadata(input.metadata);
     const vector = await this.embedder.embedImage(input.image);
     const sha256 = sha256Hex(input.image);
-    const { item, replacedLabel } = this.catalog.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
-    this.index.apply(item.seq, { remove: replacedLabel, add: { label: item.label, vector: item.vector } });
+    const { item, replacedLabel } = await this.store.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
     return { item: toItemView(item), replaced: replacedLabel !== undefined };
   }
 
@@ -170,25 +168,9 @@ export class CatalogService {
    */
   async prepareMany(inputs: BulkInput[], duplicates: DuplicatePolicy, timings?: PhaseTimings): Promise<Prepared[]> {
     const firstBySha = new Map<string, string>();
-    const prepared: Prepared[] = inputs.map((input) => {
-      const base = { key: input.key, id: String(input.id), metadata: {}, sha256: '' };
-      if (input.image instanceof Error) return { ...base, outcome: failure(input.image) };
-      try {
-        const id = validateId(input.id);
-        const metadata = validateMetadata(input.metadata);
-        const sha256 = sha256Hex(input.image);
-        const existing = this.catalog.getById(id);
-        if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
-        if (duplicates === 'skip') {
-          const twin = firstBySha.get(sha256) ?? this.catalog.idsBySha256(sha256, 2).find((other) => other !== id);
-          if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };
-          firstBySha.set(sha256, id);
-        }
-        return { ...base, id, metadata, sha256, image: input.image };
-      } catch (err) {
-        return { ...base, outcome: failure(err) };
-      }
-    });
+    const prepared: Prepared[] = [];
+    // Sequential: the exact-duplicate check must see the ids chosen earlier in this batch.
+    for (const input of inputs) prepared.push(await this.classify(input, duplicates, firstBySha));
     const todo = prepared.filter((p) => p.image);
     let t = performance.now();
     const decoded = await Promise.allSettled(todo.map((p) => this.embedder.decode(p.image!)));
@@ -209,16 +191,37 @@ export class CatalogService {
     return prepared;
   }
 
+  /** Bulk-add phase 1 for one input: validate, hash, and classify as unchanged or exact duplicate. */
+  private async classify(input: BulkInput, duplicates: DuplicatePolicy, firstBySha: Map<string, string>): Promise<Prepared> {
+    const base = { key: input.key, id: String(input.id), metadata: {}, sha256: '' };
+    if (input.image instanceof Error) return { ...base, outcome: failure(input.image) };
+    try {
+      const id = validateId(input.id);
+      const metadata = validateMetadata(input.metadata);
+      const sha256 = sha256Hex(input.image);
+      const existing = await this.store.getById(id);
+      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+      if (duplicates === 'skip') {
+        const twin = firstBySha.get(sha256) ?? (await this.store.idsBySha256(sha256, 2)).find((other) => other !== id);
+        if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };
+        firstBySha.set(sha256, id);
+      }
+      return { ...base, id, metadata, sha256, image: input.image };
+    } catch (err) {
+      return { ...base, outcome: failure(err) };
+    }
+  }
+
   /**
-   * Bulk-add phase 2: writes the embedded items. Call inside catalog.transaction; then `applyToIndex`.
+   * Bulk-add phase 2: writes the embedded items. Call inside store.transaction; then `applyToIndex`.
    * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
    * cannot see each other's rows in phase 1.
    */
-  commitPrepared(prepared: Prepared[], duplicates: DuplicatePolicy): UpsertResult[] {
+  async commitPrepared(tx: StoreTx, prepared: Prepared[], duplicates: DuplicatePolicy): Promise<UpsertResult[]> {
     if (duplicates === 'skip') {
       for (const p of prepared) {
         if (!p.vector) continue;
-        const twin = this.catalog.idsBySha256(p.sha256, 2).find((other) => other !== p.id);
+        const twin = (await tx.idsBySha256(p.sha256, 2)).find((other) => other !== p.id);
         if (twin !== undefined) {
           p.vector = undefined;
           p.outcome = { state: 'duplicate', duplicateOf: twin };
@@ -226,31 +229,31 @@ export class CatalogService {
       }
     }
     const ready = prepared.filter((p) => p.vector);
-    const results = this.catalog.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
+    const results = await tx.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
     ready.forEach((p) => (p.outcome = { state: 'added' }));
     return results;
   }
 
   /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
   async applyToIndex(results: UpsertResult[]): Promise<void> {
-    await this.index.applyMany(results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } })));
+    await this.store.syncIndex(results);
   }
 
   /** Adds many images in one transaction (skipping unchanged ones); per-item outcomes in input order. */
   async addMany(inputs: BulkInput[], duplicates: DuplicatePolicy = 'keep'): Promise<Prepared[]> {
     const prepared = await this.prepareMany(inputs, duplicates);
-    const results = this.catalog.transaction(() => this.commitPrepared(prepared, duplicates));
+    const results = await this.store.transaction((tx) => this.commitPrepared(tx, prepared, duplicates));
     await this.applyToIndex(results);
     return prepared;
   }
 
-  getItem(id: string, withVector = false): ItemView {
-    return toItemView(this.requireItem(id), withVector);
+  async getItem(id: string, withVector = false): Promise<ItemView> {
+    return toItemView(await this.requireItem(id), withVector);
   }
 
   /** The item stored under `id`, or 404 ITEM_NOT_FOUND. */
-  private requireItem(id: unknown): Item {
-    const item = this.catalog.getById(validateId(id));
+  private async requireItem(id: unknown): Promise<Item> {
+    const item = await this.store.getById(validateId(id));
     if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${String(id).slice(0, 200)}'`);
     return item;
   }
@@ -261,18 +264,17 @@ export class CatalogService {
     return item;
   }
 
-  deleteItem(id: string): void {
-    const removed = this.catalog.delete(validateId(id));
+  async deleteItem(id: string): Promise<void> {
+    const removed = await this.store.delete(validateId(id));
     if (!removed) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
-    this.index.apply(removed.seq, { remove: removed.label });
   }
 
-  listItems(opts: { cursor?: string; limit?: number }): { items: ItemView[]; next?: string } {
+  async listItems(opts: { cursor?: string; limit?: number }): Promise<{ items: ItemView[]; next?: string }> {
     const limit = opts.limit ?? LIMITS.defaultPageSize;
     if (!Number.isInteger(limit) || limit < 1 || limit > LIMITS.maxPageSize) {
       throw badRequest('BAD_LIMIT', `limit must be an integer from 1 to ${LIMITS.maxPageSize}, got ${limit}`);
     }
-    const page = this.catalog.list({ cursor: opts.cursor, limit });
+    const page = await this.store.list({ cursor: opts.cursor, limit });
     return { items: page.items.map((item) => toItemView(item)), next: page.next };
   }
 
@@ -291,7 +293,7 @@ export class CatalogService {
       if (n.every((x) => x === 0)) throw badRequest('BAD_VECTOR', 'vector must not be all zeros');
       return n;
     }
-    return this.requireServedModel(this.requireItem(q.id)).vector;
+    return this.requireServedModel(await this.requireItem(q.id)).vector;
   }
 
   async search(q: SearchQuery): Promise<SearchResult> {
@@ -304,27 +306,26 @@ export class CatalogService {
     if (filter && Object.keys(filter).length > LIMITS.maxFilterFields) throw badRequest('BAD_FILTER', `at most ${LIMITS.maxFilterFields} filter fields`);
     const vector = await this.queryVector(q);
     const t1 = performance.now();
-    const accept = filter ? (label: number) => this.catalog.matches(label, filter) : undefined;
-    let neighbours = this.index.search(vector, k, accept);
+    let neighbours = await this.store.search(vector, k, { filter });
     if (q.minScore !== undefined) neighbours = neighbours.filter((n) => n.score >= q.minScore!);
-    const items = this.catalog.getByLabels(neighbours.map((n) => n.label));
+    const items = await this.store.getByLabels(neighbours.map((n) => n.label));
     const results: SearchHit[] = [];
     for (const n of neighbours) {
       const item = items.get(n.label);
       // A label can vanish between search and fetch (concurrent delete): skip it.
       if (item) results.push({ id: item.id, score: n.score, metadata: item.metadata });
     }
-    const exactMatches = q.image ? this.catalog.idsBySha256(sha256Hex(q.image), LIMITS.maxK) : undefined;
+    const exactMatches = q.image ? await this.store.idsBySha256(sha256Hex(q.image), LIMITS.maxK) : undefined;
     const t2 = performance.now();
     return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
   }
 
   /** Items at least `threshold` similar to item `id` (excluding itself), and those with identical bytes. */
-  duplicatesOf(id: string, threshold: number, k: number): { id: string; exact: string[]; near: SearchHit[] } {
+  async duplicatesOf(id: string, threshold: number, k: number): Promise<{ id: string; exact: string[]; near: SearchHit[] }> {
     validateThreshold(threshold);
-    const item = this.requireItem(id);
-    const near = this.neighbours(item, threshold, validateK(k));
-    const exact = item.sha256 ? this.catalog.idsBySha256(item.sha256, LIMITS.maxK).filter((other) => other !== item.id) : [];
+    const item = await this.requireItem(id);
+    const near = await this.neighbours(item, threshold, validateK(k));
+    const exact = item.sha256 ? (await this.store.idsBySha256(item.sha256, LIMITS.maxK)).filter((other) => other !== item.id) : [];
     return { id: item.id, exact, near };
   }
 
@@ -333,33 +334,33 @@ export class CatalogService {
    * at its oldest member (lowest label): an anchor with an older neighbour above the threshold is
    * skipped, because that neighbour's group already lists it.
    */
-  duplicateGroups(opts: { threshold: number; cursor?: string; limit?: number }): { groups: Array<{ ids: string[]; scores: number[] }>; next?: string } {
+  async duplicateGroups(opts: { threshold: number; cursor?: string; limit?: number }): Promise<{ groups: Array<{ ids: string[]; scores: number[] }>; next?: string }> {
     validateThreshold(opts.threshold);
-    const page = this.catalog.list({ cursor: opts.cursor, limit: opts.limit ?? LIMITS.defaultPageSize });
+    const page = await this.store.list({ cursor: opts.cursor, limit: opts.limit ?? LIMITS.defaultPageSize });
     const groups: Array<{ ids: string[]; scores: number[] }> = [];
     for (const item of page.items) {
       if (item.modelId !== this.modelId) continue;
-      const hits = this.index.search(item.vector, DUPLICATE_NEIGHBOURS).filter((n) => n.label !== item.label && n.score >= opts.threshold);
+      const hits = (await this.store.search(item.vector, DUPLICATE_NEIGHBOURS)).filter((n) => n.label !== item.label && n.score >= opts.threshold);
       if (hits.length === 0 || hits.some((n) => n.label < item.label)) continue;
-      const members = this.catalog.getByLabels(hits.map((n) => n.label));
+      const members = await this.store.getByLabels(hits.map((n) => n.label));
       const found = hits.filter((n) => members.has(n.label));
       groups.push({ ids: [item.id, ...found.map((n) => members.get(n.label)!.id)], scores: [1, ...found.map((n) => n.score)] });
     }
     return { groups, next: page.next };
   }
 
-  private neighbours(item: Item, threshold: number, k: number): SearchHit[] {
+  private async neighbours(item: Item, threshold: number, k: number): Promise<SearchHit[]> {
     this.requireServedModel(item);
-    const hits = this.index.search(item.vector, k + 1).filter((n) => n.label !== item.label && n.score >= threshold);
-    const items = this.catalog.getByLabels(hits.map((n) => n.label));
+    const hits = (await this.store.search(item.vector, k + 1)).filter((n) => n.label !== item.label && n.score >= threshold);
+    const items = await this.store.getByLabels(hits.map((n) => n.label));
     return hits.flatMap((n) => {
       const other = items.get(n.label);
       return other ? [{ id: other.id, score: n.score, metadata: other.metadata }] : [];
     });
   }
 
-  stats(): { items: number; searchable: number; indexed: number; seq: number } {
-    const s = this.catalog.stats(this.modelId);
-    return { items: s.items, searchable: s.itemsForModel, indexed: this.index.size(), seq: s.seq };
+  async stats(): Promise<{ items: number; searchable: number; indexed: number; seq: number }> {
+    const s = await this.store.stats(this.modelId);
+    return { items: s.items, searchable: s.itemsForModel, indexed: s.indexed, seq: s.seq };
   }
 }

@@ -17,6 +17,10 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** 'embedded' (SQLite + hnswlib under dataDir) or a postgres:// URL (pgvector; stateless replicas). */
+  store: string;
+  /** Connections per replica to a PostgreSQL store. */
+  pgPoolSize: number;
   model: string;
   backend: BackendChoice;
   workers: number;
@@ -35,6 +39,8 @@ export interface Config {
   /** Folders that server-side ingest paths must lie in; empty disables POST /v1/ingest. */
   ingestRoots: string[];
   ingestChunk: number;
+  /** Seconds a replica holds a claimed ingest chunk before another may take it over (PostgreSQL store). */
+  ingestLeaseSeconds: number;
   reportDir?: string;
   duplicates: 'skip' | 'keep';
   logLevel: string;
@@ -54,12 +60,21 @@ function bool(value: string): boolean {
   throw new InvalidArgumentError(`expected true or false, got '${value}'`);
 }
 
+function storeUrl(value: string): string {
+  if (value === 'embedded' || /^postgres(ql)?:\/\//.test(value)) return value;
+  throw new InvalidArgumentError(`expected 'embedded' or a postgres:// URL, got '${value.slice(0, 40)}'`);
+}
+
 const opt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
 
 /** Options shared by every command that opens the catalogue (serve, index, search, info). */
 export function catalogOptions(): Option[] {
   return [
     opt('--data-dir <dir>', 'catalogue database and index files', 'LIKENESS_DATA_DIR').default('./data'),
+    opt('--store <url>', "where items live: 'embedded' (SQLite + hnswlib in --data-dir) or postgres://user:pass@host/db (pgvector)", 'LIKENESS_STORE')
+      .argParser(storeUrl)
+      .default('embedded'),
+    opt('--pg-pool-size <n>', 'connections per server to a PostgreSQL store', 'LIKENESS_PG_POOL_SIZE').argParser(int(1, 1000)).default(10),
     opt('--model <dir>', 'model directory (model.json + weights.bin + manifest.json)', 'LIKENESS_MODEL').default(SHIPPED_MODEL, 'the shipped model'),
     opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
     opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(int(0, 256)).default(os.availableParallelism(), 'number of cores'),
@@ -69,11 +84,15 @@ export function catalogOptions(): Option[] {
     opt('--max-pixels <n>', 'largest decoded image (width x height)', 'LIKENESS_MAX_PIXELS').argParser(int(1)).default(40_000_000),
     opt('--allow-svg [bool]', 'accept SVG uploads (they can reference external resources)', 'LIKENESS_ALLOW_SVG').argParser(bool).default(false),
     opt('--decode-timeout <s>', 'seconds libvips may spend on one image', 'LIKENESS_DECODE_TIMEOUT').argParser(int(1, 600)).default(10),
+    // The HNSW settings apply to either store: hnswlib's index, or pgvector's (m and ef_construction when it is created).
     opt('--hnsw-m <n>', 'HNSW graph degree', 'LIKENESS_HNSW_M').argParser(int(2, 128)).default(16),
     opt('--hnsw-ef-construction <n>', 'HNSW build beam width', 'LIKENESS_HNSW_EF_CONSTRUCTION').argParser(int(8, 4096)).default(200),
     opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(int(1, 4096)).default(64),
     opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
     opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(int(1, 100_000)).default(256),
+    opt('--ingest-lease <s>', 'seconds a server holds a claimed ingest chunk before another may take it (PostgreSQL store)', 'LIKENESS_INGEST_LEASE')
+      .argParser(int(1, 86_400))
+      .default(120),
     opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip or keep', 'LIKENESS_DUPLICATES').choices(['skip', 'keep']).default('skip'),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
@@ -95,6 +114,8 @@ export const DEFAULTS: Config = {
   port: 8080,
   host: '0.0.0.0',
   dataDir: './data',
+  store: 'embedded',
+  pgPoolSize: 10,
   model: SHIPPED_MODEL,
   backend: 'auto',
   workers: os.availableParallelism(),
@@ -111,6 +132,7 @@ export const DEFAULTS: Config = {
   snapshotEvery: 1000,
   ingestRoots: [],
   ingestChunk: 256,
+  ingestLeaseSeconds: 120,
   duplicates: 'skip',
   logLevel: 'info',
 };
@@ -122,6 +144,8 @@ export function toConfig(opts: Record<string, unknown>): Config {
     port: pick('port'),
     host: pick('host'),
     dataDir: path.resolve(pick('dataDir')),
+    store: pick('store'),
+    pgPoolSize: pick('pgPoolSize'),
     model: path.resolve(pick('model')),
     backend: pick('backend'),
     workers: pick('workers'),
@@ -143,6 +167,7 @@ export function toConfig(opts: Record<string, unknown>): Config {
       .filter(Boolean)
       .map((r) => path.resolve(r)),
     ingestChunk: pick('ingestChunk'),
+    ingestLeaseSeconds: pick('ingestLeaseSeconds', 'ingestLease'),
     reportDir: opts.reportDir ? path.resolve(String(opts.reportDir)) : undefined,
     duplicates: pick('duplicates'),
     logLevel: pick('logLevel'),

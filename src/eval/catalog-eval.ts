@@ -2,10 +2,9 @@
  * Quality checks on the live catalogue: leave-one-out k-NN classification and retrieval with labels
  * taken from a metadata field, and the HNSW index's recall against exact search.
  */
-import type { Catalog } from '../catalog/catalog';
+import type { Store } from '../catalog/store';
 import { badRequest } from '../errors';
-import type { IndexStore } from '../index/index-store';
-import { annRecallSweep, AnnPoint, tableToLabels } from './ann-recall';
+import { annRecallSweepAsync, AnnPoint, tableToLabels } from './ann-recall';
 import { DEFAULT_KNN, knnClassify, KnnReport } from './knn';
 import { exactNeighbours, NeighbourTable } from './neighbours';
 import { relevantCounter, retrievalMetrics, RetrievalReport } from './retrieval';
@@ -54,19 +53,18 @@ interface Loaded {
 
 export class CatalogEvaluator {
   constructor(
-    private readonly catalog: Catalog,
-    private readonly index: IndexStore,
+    private readonly store: Store,
     private readonly modelId: string,
     private readonly dim: number,
   ) {}
 
   /** Vectors of the served model's items; with `labelField`, only items that have that field. */
-  private load(labelField?: string): Loaded {
+  private async load(labelField?: string): Promise<Loaded> {
     const vecs: Float32Array[] = [];
     const labels: number[] = [];
     const itemLabels: number[] = [];
     const classIndex = new Map<string, number>();
-    for (const chunk of this.catalog.itemsSince(0, this.modelId, READ_CHUNK)) {
+    for await (const chunk of this.store.itemsOf(this.modelId, READ_CHUNK)) {
       for (const item of chunk) {
         let cls = -1;
         if (labelField) {
@@ -90,7 +88,7 @@ export class CatalogEvaluator {
     const t0 = performance.now();
     const k = req.k ?? DEFAULT_KNN.k;
     const temperature = req.temperature ?? DEFAULT_KNN.temperature;
-    const data = this.load(req.labelField);
+    const data = await this.load(req.labelField);
     const n = data.labels.length;
     if (n < 2) throw badRequest('NOT_ENOUGH_LABELS', `only ${n} item(s) have metadata field '${req.labelField}'; need at least 2`);
     if (data.classes.length < 2) throw badRequest('NOT_ENOUGH_LABELS', `metadata field '${req.labelField}' has a single value; need at least 2 classes`);
@@ -119,9 +117,9 @@ export class CatalogEvaluator {
     };
   }
 
-  /** HNSW recall@k against exact search for `sample` catalogue items used as queries. */
+  /** The store's ANN index (hnswlib or pgvector): recall@k against exact search for `sample` catalogue items used as queries. */
   async annRecall(opts: { sample: number; k: number; efs: number[]; seed?: number }): Promise<{ model: string; items: number; queries: number; k: number; sweep: AnnPoint[] }> {
-    const data = this.load();
+    const data = await this.load();
     const n = data.itemLabels.length;
     if (n === 0) return { model: this.modelId, items: 0, queries: 0, k: opts.k, sweep: [] };
     const rows = sampleIndices(n, opts.sample, opts.seed ?? 1);
@@ -130,13 +128,9 @@ export class CatalogEvaluator {
     queries.forEach((q, i) => flat.set(q, i * this.dim));
     const table = await exactNeighbours(data.vectors, flat, this.dim, opts.k);
     const truth = tableToLabels(table, data.itemLabels);
-    const before = this.index.efSearch;
-    try {
-      const sweep = annRecallSweep(this.index, queries, truth, table.k, Math.min(opts.k, table.k), opts.efs);
-      return { model: this.modelId, items: n, queries: rows.length, k: Math.min(opts.k, table.k), sweep };
-    } finally {
-      this.index.setEfSearch(before);
-    }
+    const search = (q: Float32Array, k: number, ef: number) => this.store.search(q, k, { ef });
+    const sweep = await annRecallSweepAsync(search, queries, truth, table.k, Math.min(opts.k, table.k), opts.efs);
+    return { model: this.modelId, items: n, queries: rows.length, k: Math.min(opts.k, table.k), sweep };
   }
 }
 

@@ -3,11 +3,17 @@
  * `likeness index`). Pipeline: while one chunk is being embedded (worker threads), the next chunk is
  * read and decoded (libuv threads); each chunk's items and their job outcomes commit in one
  * transaction; index inserts yield to the event loop so searches keep being answered.
+ *
+ * Items are claimed from the store in chunks with a lease, so on a shared database several replicas
+ * split one job, and a chunk whose replica died is reclaimed when its lease expires. With `pollMs`
+ * set, the runner also looks for unfinished jobs periodically (submitted by another replica).
  */
+import { randomUUID } from 'node:crypto';
+import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { CatalogService, DuplicatePolicy, PhaseTimings, Prepared } from '../catalog/service';
-import type { SqliteCatalog } from '../catalog/sqlite-catalog';
-import { JobRow, PendingItem, SqliteJobStore } from '../catalog/sqlite-jobs';
+import type { JobRow, PendingItem } from '../catalog/sqlite-jobs';
+import type { JobQueue, Store } from '../catalog/store';
 import { IngestSource, planSource, readPlanned } from './sources';
 
 export interface IngestOptions {
@@ -28,12 +34,20 @@ export interface RunnerOptions {
   /** Items per chunk (decode + embed + commit unit). */
   chunk: number;
   log: Logger;
+  /** How long a claimed chunk stays this runner's; must exceed the time one chunk takes. */
+  leaseMs?: number;
+  /** Look for unfinished jobs (other replicas' submissions, expired leases) this often; 0 = only at start. */
+  pollMs?: number;
 }
+
+const DEFAULT_LEASE_MS = 120_000;
 
 const processed = (j: JobRow) => j.added + j.unchanged + j.duplicates + j.failed;
 
 export class IngestRunner {
-  readonly jobs: SqliteJobStore;
+  readonly jobs: JobQueue;
+  /** This runner's name on the leases it holds. */
+  readonly owner = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
   private readonly queue: string[] = [];
   private loop: Promise<void> | undefined;
   private stopping = false;
@@ -41,37 +55,44 @@ export class IngestRunner {
   private readonly idle: Array<() => void> = [];
   /** Seconds per pipeline phase over this runner's life (benchmarks, metrics). */
   readonly timings: PhaseTimings = { read: 0, decode: 0, embed: 0, commit: 0, index: 0 };
+  private poller: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly service: CatalogService,
-    private readonly catalog: SqliteCatalog,
+    private readonly store: Store,
     private readonly opts: RunnerOptions,
   ) {
-    this.jobs = new SqliteJobStore(catalog.database);
+    this.jobs = store.jobs;
+    if (opts.pollMs) {
+      this.poller = setInterval(() => {
+        if (!this.stopping) this.resumeUnfinished().catch((err) => opts.log.warn({ err }, 'polling for ingest jobs failed'));
+      }, opts.pollMs);
+      this.poller.unref();
+    }
   }
 
   /**
    * Plans the source (validating every path), records the job and queues it. `trusted` sources come
    * from the operator (command line) and may lie outside the allowed roots.
    */
-  submit(source: IngestSource, options: IngestOptions, trusted = false): JobView {
+  async submit(source: IngestSource, options: IngestOptions, trusted = false): Promise<JobView> {
     const plan = planSource(source, trusted ? undefined : this.opts.roots);
-    const job = this.jobs.create(source, options, plan);
+    const job = await this.jobs.create(source, options, plan);
     this.opts.log.info({ job: job.id, source, items: plan.length }, 'ingest job created');
     this.enqueue(job.id);
-    return this.view(job.id)!;
+    return (await this.view(job.id))!;
   }
 
-  /** Queues jobs left unfinished by a crash or restart. */
-  resumeUnfinished(): number {
-    const unfinished = this.jobs.unfinished();
+  /** Queues jobs left unfinished by a crash or restart (or submitted to another replica). */
+  async resumeUnfinished(): Promise<number> {
+    const unfinished = (await this.jobs.unfinished()).filter((j) => !this.queue.includes(j.id) && this.running !== j.id);
     for (const job of unfinished) this.enqueue(job.id);
     if (unfinished.length) this.opts.log.info({ jobs: unfinished.map((j) => j.id) }, 'resuming ingest jobs');
     return unfinished.length;
   }
 
-  view(id: string): JobView | undefined {
-    const job = this.jobs.get(id);
+  async view(id: string): Promise<JobView | undefined> {
+    const job = await this.jobs.get(id);
     if (!job) return undefined;
     const done = processed(job);
     const rate = this.rates.get(id)?.rate ?? null;
@@ -94,8 +115,12 @@ export class IngestRunner {
   /** Stops after the chunk in progress; unfinished jobs resume on the next start. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.poller);
     await this.loop;
   }
+
+  /** The job being worked on now, if any. */
+  private running: string | undefined;
 
   private enqueue(id: string): void {
     if (!this.queue.includes(id)) this.queue.push(id);
@@ -108,20 +133,25 @@ export class IngestRunner {
   private async drain(): Promise<void> {
     while (this.queue.length > 0 && !this.stopping) {
       const id = this.queue.shift()!;
+      this.running = id;
       try {
         await this.run(id);
       } catch (err) {
         this.opts.log.error({ job: id, err }, 'ingest job failed');
-        this.jobs.setStatus(id, 'failed', (err as Error).message);
+        await this.jobs.setStatus(id, 'failed', (err as Error).message).catch(() => undefined);
+      } finally {
+        this.running = undefined;
       }
     }
   }
 
   private async run(id: string): Promise<void> {
-    const job = this.jobs.get(id);
+    const job = await this.jobs.get(id);
     if (!job || job.status === 'done' || job.status === 'failed') return;
     const { duplicates } = job.options as IngestOptions;
-    this.jobs.setStatus(id, 'running');
+    await this.jobs.setStatus(id, 'running');
+    const lease = this.opts.leaseMs ?? DEFAULT_LEASE_MS;
+    const claim = () => this.jobs.claim(id, this.owner, this.opts.chunk, lease);
     const rate = { t0: performance.now(), done0: processed(job), rate: null as number | null };
     this.rates.set(id, rate);
 
@@ -134,20 +164,24 @@ export class IngestRunner {
       return this.service.prepareMany(inputs, duplicates, this.timings);
     };
 
-    let batch = this.jobs.pending(id, 0, this.opts.chunk);
-    let inFlight = batch.length ? prepare(batch) : undefined;
+    const first = await claim();
+    let inFlight = first.length ? prepare(first) : undefined;
     while (inFlight && !this.stopping) {
-      // Start the next chunk's read + decode before waiting on this chunk's embedding.
-      const next = this.jobs.pending(id, batch[batch.length - 1].seq, this.opts.chunk);
+      // Claim and start the next chunk's read + decode before waiting on this chunk's embedding.
+      const next = await claim();
       const nextInFlight = next.length ? prepare(next) : undefined;
       nextInFlight?.catch(() => undefined); // surfaced when awaited
       const prepared = await inFlight;
       let t = performance.now();
-      const results = this.catalog.transaction(() => {
-        const written = this.service.commitPrepared(prepared, duplicates);
-        this.jobs.recordOutcomes(
+      const results = await this.store.transaction(async (tx) => {
+        // Only items whose lease this runner still holds: an expired, reclaimed chunk is another's now.
+        const held = await tx.holdLeases(id, this.owner, prepared.map((p) => p.key));
+        const mine = prepared.filter((p) => held.has(p.key));
+        const written = await this.service.commitPrepared(tx, mine, duplicates);
+        await tx.recordOutcomes(
           id,
-          prepared.map((p) => ({ seq: p.key, state: p.outcome!.state, code: p.outcome!.code, message: p.outcome!.message, duplicateOf: p.outcome!.duplicateOf })),
+          this.owner,
+          mine.map((p) => ({ seq: p.key, state: p.outcome!.state, code: p.outcome!.code, message: p.outcome!.message, duplicateOf: p.outcome!.duplicateOf })),
         );
         return written;
       });
@@ -155,14 +189,19 @@ export class IngestRunner {
       t = performance.now();
       await this.service.applyToIndex(results);
       this.timings.index += (performance.now() - t) / 1000;
-      const now = this.jobs.get(id)!;
+      const now = (await this.jobs.get(id))!;
       rate.rate = (processed(now) - rate.done0) / ((performance.now() - rate.t0) / 1000);
-      batch = next;
       inFlight = nextInFlight;
     }
-    if (this.stopping) return;
-    this.jobs.setStatus(id, 'done');
-    const done = this.view(id)!;
+    if (this.stopping) {
+      await inFlight?.catch(() => undefined);
+      await this.jobs.release(id, this.owner);
+      return;
+    }
+    // Another replica may still hold leases on this job's last chunks; it (or, if it died, the next
+    // poll after its lease expires) finishes the job.
+    if (!(await this.jobs.finishIfComplete(id))) return;
+    const done = (await this.view(id))!;
     this.opts.log.info({ job: id, added: done.added, unchanged: done.unchanged, duplicates: done.duplicates, failed: done.failed }, 'ingest job done');
   }
 }

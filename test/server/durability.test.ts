@@ -38,11 +38,11 @@ describe('durability', () => {
     // Simulate a crash after the last automatic snapshot: close the catalogue without the shutdown snapshot.
     srv.server.close();
     await srv.likeness.embedder.close();
-    srv.likeness.catalog.close();
+    srv.likeness.embedded!.catalog.close();
 
     srv = await startServer(testConfig(dir, { snapshotEvery: 30 }));
     try {
-      expect(srv.likeness.index.outcome).toBe('loaded');
+      expect(srv.likeness.embedded!.index.outcome).toBe('loaded');
       const health = (await request(srv.server).get('/healthz')).body;
       expect(health.items).toBe(fixtures.length - 1);
       expect(health.indexed).toBe(fixtures.length - 1);
@@ -69,8 +69,8 @@ describe('durability', () => {
     damage(path.join(dir, 'index', INDEX_FILE));
     srv = await startServer(testConfig(dir));
     try {
-      expect(srv.likeness.index.outcome).toBe('rebuilt');
-      expect(srv.likeness.index.size()).toBe(40);
+      expect(srv.likeness.embedded!.index.outcome).toBe('rebuilt');
+      expect(srv.likeness.embedded!.index.size()).toBe(40);
       expect(await topIds(srv, fixtures.slice(0, 5))).toEqual(before);
     } finally {
       await srv.stop();
@@ -86,8 +86,8 @@ describe('durability', () => {
     fs.writeFileSync(path.join(dir, 'index', SNAPSHOT_FILE), JSON.stringify({ ...info, modelId: 'other-model@000000000000' }));
     srv = await startServer(testConfig(dir));
     try {
-      expect(srv.likeness.index.outcome).toBe('rebuilt');
-      expect(srv.likeness.index.reason).toMatch(/other-model/);
+      expect(srv.likeness.embedded!.index.outcome).toBe('rebuilt');
+      expect(srv.likeness.embedded!.index.reason).toMatch(/other-model/);
     } finally {
       await srv.stop();
     }

@@ -61,11 +61,11 @@ export function indexCommand(): Command {
     } else {
       const likeness = await openLikeness(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { resumeJobs: false });
       try {
-        const submitted = likeness.ingest.submit({ type, path: source }, { duplicates: config.duplicates }, true);
+        const submitted = await likeness.ingest.submit({ type, path: source }, { duplicates: config.duplicates }, true);
         const done = likeness.ingest.whenIdle();
-        job = await follow(async () => likeness.ingest.view(submitted.id)!);
+        job = await follow(async () => (await likeness.ingest.view(submitted.id))!);
         await done;
-        for (const f of likeness.ingest.jobs.report(job.id, 0, 1000)) {
+        for (const f of await likeness.ingest.jobs.report(job.id, 0, 1000)) {
           process.stderr.write(`${f.state}: ${f.id}: ${f.code ?? ''} ${f.duplicateOf ? `same bytes as ${f.duplicateOf}` : (f.message ?? '')}\n`);
         }
       } finally {

@@ -27,9 +27,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   if (config.importDir) {
     // Operator-given folder: trusted, and finished before we listen so the first search sees it.
-    const job = likeness.ingest.submit({ type: 'folder', path: config.importDir }, { duplicates: config.duplicates }, true);
+    const job = await likeness.ingest.submit({ type: 'folder', path: config.importDir }, { duplicates: config.duplicates }, true);
     await likeness.ingest.whenIdle();
-    const done = likeness.ingest.view(job.id)!;
+    const done = (await likeness.ingest.view(job.id))!;
     log.info({ dir: config.importDir, added: done.added, unchanged: done.unchanged, duplicates: done.duplicates, failed: done.failed }, 'folder imported');
   }
   const app = createApp({ likeness, metrics, log });
@@ -42,7 +42,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   server.headersTimeout = 15_000;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  log.info({ port, host: config.host, items: likeness.service.stats().items }, 'listening');
+  log.info({ port, host: config.host, items: (await likeness.service.stats()).items, store: likeness.store.kind }, 'listening');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {

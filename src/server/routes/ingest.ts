@@ -18,32 +18,33 @@ const pageSchema = z.object({ cursor: z.string().regex(/^\d{1,12}$/).optional(),
 
 export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: 'skip' | 'keep' }): Router {
   const router = Router();
-  const job = (id: string) => {
-    const view = runner.view(id);
+  const job = async (id: string) => {
+    const view = await runner.view(id);
     if (!view) throw notFound('JOB_NOT_FOUND', `no ingest job '${id.slice(0, 100)}'`);
     return view;
   };
 
-  router.post('/v1/ingest', express.json({ limit: MAX_JSON_BYTES }), (req, res) => {
+  router.post('/v1/ingest', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
     const body = parse(ingestSchema, req.body, 'BAD_INGEST');
     if (opts.roots.length === 0) throw forbiddenPath(body.source.path);
-    const view = runner.submit(body.source, { duplicates: body.duplicates ?? opts.duplicates });
+    const view = await runner.submit(body.source, { duplicates: body.duplicates ?? opts.duplicates });
     res.status(202).location(`/v1/jobs/${view.id}`).json({ job: view });
   });
 
-  router.get('/v1/jobs', (_req, res) => {
-    res.json({ jobs: runner.jobs.list(100).map((j) => runner.view(j.id)) });
+  router.get('/v1/jobs', async (_req, res) => {
+    const jobs = await runner.jobs.list(100);
+    res.json({ jobs: await Promise.all(jobs.map((j) => runner.view(j.id))) });
   });
 
-  router.get('/v1/jobs/:id', (req, res) => {
-    res.json({ job: job(req.params.id) });
+  router.get('/v1/jobs/:id', async (req, res) => {
+    res.json({ job: await job(req.params.id) });
   });
 
   /** The per-item report: failed items (with error codes) and skipped exact duplicates. */
-  router.get('/v1/jobs/:id/failures', (req, res) => {
-    const { id } = job(req.params.id);
+  router.get('/v1/jobs/:id/failures', async (req, res) => {
+    const { id } = await job(req.params.id);
     const { cursor, limit = 100 } = parse(pageSchema, req.query);
-    const rows = runner.jobs.report(id, cursor ? Number(cursor) : 0, limit);
+    const rows = await runner.jobs.report(id, cursor ? Number(cursor) : 0, limit);
     res.json({ items: rows, next: rows.length === limit ? String(rows[rows.length - 1].seq) : undefined });
   });
 

@@ -24,26 +24,26 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
     res.status(replaced ? 200 : 201).json({ item, replaced });
   });
 
-  router.get('/v1/items', (req, res) => {
-    res.json(service.listItems(parse(listQuerySchema, req.query)));
+  router.get('/v1/items', async (req, res) => {
+    res.json(await service.listItems(parse(listQuerySchema, req.query)));
   });
 
-  router.get('/v1/items/:id', (req, res) => {
-    res.json({ item: service.getItem(req.params.id, req.query.vector === 'true') });
+  router.get('/v1/items/:id', async (req, res) => {
+    res.json({ item: await service.getItem(req.params.id, req.query.vector === 'true') });
   });
 
-  router.get('/v1/items/:id/duplicates', (req, res) => {
+  router.get('/v1/items/:id/duplicates', async (req, res) => {
     const q = parse(duplicatesQuerySchema, req.query);
-    res.json(service.duplicatesOf(req.params.id, q.threshold ?? DEFAULT_THRESHOLD, q.k ?? LIMITS.defaultK));
+    res.json(await service.duplicatesOf(req.params.id, q.threshold ?? DEFAULT_THRESHOLD, q.k ?? LIMITS.defaultK));
   });
 
-  router.post('/v1/duplicates', express.json({ limit: MAX_JSON_BYTES }), (req, res) => {
+  router.post('/v1/duplicates', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
     const q = parse(duplicateGroupsSchema, req.body);
-    res.json(service.duplicateGroups({ threshold: q.threshold ?? DEFAULT_THRESHOLD, cursor: q.cursor, limit: q.limit }));
+    res.json(await service.duplicateGroups({ threshold: q.threshold ?? DEFAULT_THRESHOLD, cursor: q.cursor, limit: q.limit }));
   });
 
-  router.delete('/v1/items/:id', (req, res) => {
-    service.deleteItem(req.params.id);
+  router.delete('/v1/items/:id', async (req, res) => {
+    await service.deleteItem(req.params.id);
     res.status(204).end();
   });
 

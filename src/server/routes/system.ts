@@ -7,12 +7,13 @@ import { openApiDocument } from '../openapi';
 export function systemRouter(app: Likeness, metrics: Metrics): Router {
   const router = Router();
 
-  router.get('/healthz', (_req, res) => {
-    const stats = app.service.stats();
+  router.get('/healthz', async (_req, res) => {
+    const stats = await app.service.stats();
     res.json({
       status: 'ok',
       backend: app.backend.name,
       backendProvider: app.backend.provider,
+      store: app.store.kind,
       model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input },
       items: stats.items,
       searchable: stats.searchable,
@@ -22,7 +23,7 @@ export function systemRouter(app: Likeness, metrics: Metrics): Router {
   });
 
   router.get('/metrics', async (_req, res) => {
-    const stats = app.service.stats();
+    const stats = await app.service.stats();
     metrics.indexSize.set(stats.indexed);
     metrics.catalogItems.set(stats.items);
     metrics.embedQueue.set(app.embedder.load);

@@ -1,0 +1,241 @@
+/**
+ * PostgresStore: items, metadata (jsonb), content hash, model id and vector in one table, searched
+ * through a pgvector HNSW index. The servers hold no state of their own, so any number of replicas
+ * can share one database (or a Citus cluster): writes by one are visible to the others at once.
+ */
+import type { PoolClient } from 'pg';
+import { badRequest } from '../../errors';
+import type { Neighbour } from '../../index/vector-index';
+import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from '../catalog';
+import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from '../store';
+import { migrate } from './migrations';
+import { holdLeases, PgJobQueue, recordOutcomes } from './pg-jobs';
+import { PgPool, Queryable } from './pg-pool';
+
+export interface PostgresStoreOptions {
+  url: string;
+  /** Connections per replica. */
+  poolSize: number;
+  dim: number;
+  /** The served model: searches look only at its vectors (the index holds every model's). */
+  modelId: string;
+  hnsw: { m: number; efConstruction: number; efSearch: number };
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Field names usable in filters: the same rule as the SQLite store, so both accept the same filters. */
+const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * Rows an iterative index scan may visit before giving up on a filtered query (pgvector's
+ * hnsw.max_scan_tuples, default 20,000): bounds a query whose filter matches almost nothing.
+ */
+const MAX_SCAN_TUPLES = 50_000;
+
+interface ItemRow {
+  label: string;
+  id: string;
+  metadata: Record<string, unknown>;
+  sha256: string | null;
+  model_id: string;
+  embedding: string;
+  seq: string;
+  created_at: Date;
+}
+
+/** pgvector's text format: '[0.1,0.2,...]'. float32 → JS number → text is exact, and back. */
+const toVectorText = (v: Float32Array): string => `[${Array.from(v).join(',')}]`;
+const fromVectorText = (s: string): Float32Array => Float32Array.from(s.slice(1, -1).split(','), Number);
+
+const toItem = (r: ItemRow): Item => ({
+  label: Number(r.label),
+  id: r.id,
+  metadata: r.metadata,
+  sha256: r.sha256,
+  modelId: r.model_id,
+  vector: fromVectorText(r.embedding),
+  seq: Number(r.seq),
+  createdAt: r.created_at.toISOString(),
+});
+
+// Same cursor format as the SQLite catalogue: base64url of the last label of the page.
+const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
+function decodeCursor(cursor: string): number {
+  const text = /^[A-Za-z0-9_-]{1,24}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
+  const label = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(label)) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
+  return label;
+}
+
+function filterJson(filter: MetadataFilter | undefined): string | null {
+  if (!filter || Object.keys(filter).length === 0) return null;
+  for (const k of Object.keys(filter)) {
+    if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
+  }
+  return JSON.stringify(filter);
+}
+
+const ITEM_COLUMNS = 'label, id, metadata, sha256, model_id, embedding::text AS embedding, seq, created_at';
+
+/** Adds or replaces items; within one call ids are unique. Labels are new on replace, as in SQLite. */
+async function upsertRows(c: Queryable, items: NewItem[]): Promise<UpsertResult[]> {
+  if (items.length === 0) return [];
+  const ids = items.map((i) => i.id);
+  const old = new Map((await c.query<{ id: string; label: string }>('SELECT id, label FROM items WHERE id = ANY($1::text[]) FOR UPDATE', [ids])).rows.map((r) => [r.id, Number(r.label)]));
+  const { rows } = await c.query<ItemRow>(
+    `INSERT INTO items (id, metadata, sha256, model_id, embedding, seq)
+     SELECT u.id, u.metadata, u.sha256, u.model_id, u.embedding, nextval('likeness_seq')
+     FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::vector[]) WITH ORDINALITY AS u(id, metadata, sha256, model_id, embedding, n)
+     ORDER BY u.n
+     ON CONFLICT (id) DO UPDATE SET label = nextval('items_label_seq'), metadata = EXCLUDED.metadata, sha256 = EXCLUDED.sha256,
+       model_id = EXCLUDED.model_id, embedding = EXCLUDED.embedding, seq = EXCLUDED.seq, created_at = now()
+     RETURNING ${ITEM_COLUMNS}`,
+    [ids, items.map((i) => JSON.stringify(i.metadata)), items.map((i) => i.sha256), items.map((i) => i.modelId), items.map((i) => toVectorText(i.vector))],
+  );
+  const byId = new Map(rows.map((r) => [r.id, toItem(r)]));
+  return ids.map((id) => ({ item: byId.get(id)!, replacedLabel: old.get(id) }));
+}
+
+/** Upserts in input order; an id repeated within the batch is written in several statements (last wins). */
+async function upsertAll(c: Queryable, items: NewItem[]): Promise<UpsertResult[]> {
+  const out: UpsertResult[] = [];
+  let part: NewItem[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item.id)) {
+      out.push(...(await upsertRows(c, part)));
+      part = [];
+      seen.clear();
+    }
+    part.push(item);
+    seen.add(item.id);
+  }
+  out.push(...(await upsertRows(c, part)));
+  return out;
+}
+
+const idsBySha = async (c: Queryable, sha256: string, limit: number): Promise<string[]> =>
+  (await c.query<{ id: string }>('SELECT id FROM items WHERE sha256 = $1 ORDER BY label LIMIT $2', [sha256, limit])).rows.map((r) => r.id);
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres';
+  readonly jobs: JobQueue;
+
+  private constructor(
+    private readonly db: PgPool,
+    private readonly opts: PostgresStoreOptions,
+  ) {
+    this.jobs = new PgJobQueue(db, (fn) => db.transaction(fn));
+  }
+
+  /** Connects, applies migrations and checks the vector dimension. */
+  static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
+    const db = new PgPool(opts.url, opts.poolSize, (err) => opts.log('idle database connection lost', { error: err.message }));
+    try {
+      const applied = await db.withClient((c) => migrate(c, { dim: opts.dim, m: opts.hnsw.m, efConstruction: opts.hnsw.efConstruction }));
+      if (applied.length) opts.log('database migrated', { applied });
+    } catch (err) {
+      await db.end();
+      throw err;
+    }
+    return new PostgresStore(db, opts);
+  }
+
+  upsert(item: NewItem): Promise<UpsertResult> {
+    return this.db.transaction(async (c) => (await upsertRows(c, [item]))[0]);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(`DELETE FROM items WHERE id = $1 RETURNING nextval('likeness_seq')`, [id]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  async getById(id: string): Promise<Item | undefined> {
+    const r = (await this.db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE id = $1`, [id])).rows[0];
+    return r && toItem(r);
+  }
+
+  async getByLabels(labels: number[]): Promise<Map<number, Item>> {
+    const out = new Map<number, Item>();
+    if (labels.length === 0) return out;
+    const { rows } = await this.db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE label = ANY($1::bigint[])`, [labels]);
+    for (const r of rows) out.set(Number(r.label), toItem(r));
+    return out;
+  }
+
+  async list({ cursor, limit }: { cursor?: string; limit: number }): Promise<Page> {
+    const after = cursor ? decodeCursor(cursor) : 0;
+    const { rows } = await this.db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE label > $1 ORDER BY label LIMIT $2`, [after, limit + 1]);
+    const items = rows.slice(0, limit).map(toItem);
+    return { items, next: rows.length > limit ? encodeCursor(items[items.length - 1].label) : undefined };
+  }
+
+  idsBySha256(sha256: string, limit: number): Promise<string[]> {
+    return idsBySha(this.db, sha256, limit);
+  }
+
+  /**
+   * HNSW search through pgvector. ef_search is set per query (SET LOCAL, so it never leaks to other
+   * queries on the pooled connection). Iterative index scans keep scanning the graph until k rows pass
+   * the model and metadata filters, instead of filtering a fixed ef-sized candidate list down to fewer
+   * than k; relaxed order may return rows slightly out of order, so the k found are re-sorted.
+   */
+  async search(query: Float32Array, k: number, opts: SearchOptions = {}): Promise<Neighbour[]> {
+    const filter = filterJson(opts.filter);
+    const ef = Math.max(k, Math.min(1000, Math.round(opts.ef ?? this.opts.hnsw.efSearch)));
+    if (!Number.isInteger(ef) || !Number.isInteger(k)) throw new RangeError(`k and ef must be integers, got ${k} and ${ef}`);
+    const { modelId } = this.opts;
+    return this.db.transaction(async (c) => {
+      // Integers only, checked above: SET takes no bind parameters.
+      await c.query(`SET LOCAL hnsw.ef_search = ${Math.min(ef, 1000)}; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = ${MAX_SCAN_TUPLES}`);
+      const { rows } = await c.query<{ label: string; d: number }>(
+        `WITH c AS MATERIALIZED (
+           SELECT label, embedding <=> $1::vector AS d FROM items
+           WHERE model_id = $2 ${filter ? 'AND metadata @> $4::jsonb' : ''}
+           ORDER BY embedding <=> $1::vector LIMIT $3)
+         SELECT label, d FROM c ORDER BY d, label`,
+        filter ? [toVectorText(query), modelId, k, filter] : [toVectorText(query), modelId, k],
+      );
+      return rows.map((r) => ({ label: Number(r.label), score: 1 - r.d }));
+    });
+  }
+
+  async stats(modelId: string): Promise<StoreStats> {
+    const { rows } = await this.db.query<{ items: string; model: string; seq: string }>(
+      `SELECT (SELECT count(*) FROM items) AS items, (SELECT count(*) FROM items WHERE model_id = $1) AS model,
+              (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM likeness_seq) AS seq`,
+      [modelId],
+    );
+    const r = rows[0];
+    // The HNSW index covers every row; searches see only the served model's.
+    return { items: Number(r.items), itemsForModel: Number(r.model), indexed: Number(r.model), seq: Number(r.seq) };
+  }
+
+  async *itemsOf(modelId: string, chunk: number): AsyncIterable<Item[]> {
+    let after = 0;
+    for (;;) {
+      const { rows } = await this.db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE model_id = $1 AND label > $2 ORDER BY label LIMIT $3`, [modelId, after, chunk]);
+      if (rows.length === 0) return;
+      after = Number(rows[rows.length - 1].label);
+      yield rows.map(toItem);
+    }
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.db.transaction((c: PoolClient) =>
+      fn({
+        idsBySha256: (sha256, limit) => idsBySha(c, sha256, limit),
+        upsertMany: (items) => upsertAll(c, items),
+        holdLeases: (jobId, owner, keys) => holdLeases(c, jobId, owner, keys),
+        recordOutcomes: (jobId, owner, outcomes) => recordOutcomes(c, jobId, owner, outcomes),
+      }),
+    );
+  }
+
+  async syncIndex(): Promise<void> {
+    // pgvector maintains the HNSW index inside each write's transaction.
+  }
+
+  close(): Promise<void> {
+    return this.db.end();
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * The embedded store (default): SqliteCatalog is the truth, IndexStore (hnswlib) the derived index,
+ * SqliteJobStore the ingest jobs, all in one SQLite file. A thin async adapter over the synchronous
+ * parts: their behaviour, durability rules and tests stay as they are.
+ */
+import type { IndexStore } from '../index/index-store';
+import type { Neighbour } from '../index/vector-index';
+import type { Item, NewItem, Page, UpsertResult } from './catalog';
+import type { SqliteCatalog } from './sqlite-catalog';
+import { SqliteJobStore } from './sqlite-jobs';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
+import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
+
+/** One process owns the file, so a "lease" is a cursor: items up to it were handed out already. */
+class SqliteJobQueue implements JobQueue {
+  private readonly handedOut = new Map<string, number>();
+
+  constructor(readonly jobs: SqliteJobStore) {}
+
+  async create(source: unknown, options: unknown, items: PlannedItem[]): Promise<JobRow> {
+    return this.jobs.create(source, options, items);
+  }
+
+  async get(id: string): Promise<JobRow | undefined> {
+    return this.jobs.get(id);
+  }
+
+  async list(limit: number): Promise<JobRow[]> {
+    return this.jobs.list(limit);
+  }
+
+  async unfinished(): Promise<JobRow[]> {
+    return this.jobs.unfinished();
+  }
+
+  async claim(jobId: string, _owner: string, limit: number): Promise<PendingItem[]> {
+    const items = this.jobs.pending(jobId, this.handedOut.get(jobId) ?? 0, limit);
+    if (items.length) this.handedOut.set(jobId, items[items.length - 1].seq);
+    return items;
+  }
+
+  async finishIfComplete(jobId: string): Promise<boolean> {
+    this.handedOut.delete(jobId);
+    if (this.jobs.pending(jobId, 0, 1).length > 0) return false;
+    this.jobs.setStatus(jobId, 'done');
+    return true;
+  }
+
+  /** A stopped run hands its unfinished items back (they are still 'pending' in the file). */
+  async release(jobId: string): Promise<void> {
+    this.handedOut.delete(jobId);
+  }
+
+  async setStatus(jobId: string, status: JobStatus, error: string | null = null): Promise<void> {
+    this.jobs.setStatus(jobId, status, error);
+  }
+
+  async report(jobId: string, afterSeq: number, limit: number): Promise<FailureRow[]> {
+    return this.jobs.report(jobId, afterSeq, limit);
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  readonly jobs: SqliteJobQueue;
+  /**
+   * Writes are serialised: a bulk transaction spans awaits (BEGIN ... COMMIT on the one connection),
+   * and a single add arriving meanwhile must not land inside it.
+   */
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly catalog: SqliteCatalog,
+    readonly index: IndexStore,
+  ) {
+    this.jobs = new SqliteJobQueue(new SqliteJobStore(catalog.database));
+  }
+
+  private serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(fn, fn);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  upsert(item: NewItem): Promise<UpsertResult> {
+    return this.serialised(async () => {
+      const result = this.catalog.upsert(item);
+      this.index.apply(result.item.seq, { remove: result.replacedLabel, add: { label: result.item.label, vector: result.item.vector } });
+      return result;
+    });
+  }
+
+  delete(id: string): Promise<boolean> {
+    return this.serialised(async () => {
+      const removed = this.catalog.delete(id);
+      if (removed) this.index.apply(removed.seq, { remove: removed.label });
+      return removed !== undefined;
+    });
+  }
+
+  async getById(id: string): Promise<Item | undefined> {
+    return this.catalog.getById(id);
+  }
+
+  async getByLabels(labels: number[]): Promise<Map<number, Item>> {
+    return this.catalog.getByLabels(labels);
+  }
+
+  async list(opts: { cursor?: string; limit: number }): Promise<Page> {
+    return this.catalog.list(opts);
+  }
+
+  async idsBySha256(sha256: string, limit: number): Promise<string[]> {
+    return this.catalog.idsBySha256(sha256, limit);
+  }
+
+  async search(query: Float32Array, k: number, opts: SearchOptions = {}): Promise<Neighbour[]> {
+    const { filter, ef } = opts;
+    const accept = filter && Object.keys(filter).length > 0 ? (label: number) => this.catalog.matches(label, filter) : undefined;
+    if (ef === undefined) return this.index.search(query, k, accept);
+    // Synchronous from here to the restore: no other search can observe the changed ef.
+    const before = this.index.efSearch;
+    this.index.setEfSearch(ef);
+    try {
+      return this.index.search(query, k, accept);
+    } finally {
+      this.index.setEfSearch(before);
+    }
+  }
+
+  async stats(modelId: string): Promise<StoreStats> {
+    return { ...this.catalog.stats(modelId), indexed: this.index.size() };
+  }
+
+  async *itemsOf(modelId: string, chunk: number): AsyncIterable<Item[]> {
+    yield* this.catalog.itemsSince(0, modelId, chunk);
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.serialised(async () => {
+      const db = this.catalog.database;
+      const tx: StoreTx = {
+        idsBySha256: async (sha256, limit) => this.catalog.idsBySha256(sha256, limit),
+        upsertMany: async (items) => this.catalog.upsertMany(items),
+        holdLeases: async (_jobId, _owner, keys) => new Set(keys),
+        recordOutcomes: async (jobId, _owner, outcomes: ItemOutcome[]) => this.jobs.jobs.recordOutcomes(jobId, outcomes),
+      };
+      // better-sqlite3 nests its own transactions (upsertMany) as savepoints inside this one.
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn(tx);
+        db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  async syncIndex(results: UpsertResult[]): Promise<void> {
+    await this.index.applyMany(results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } })));
+  }
+
+  async close(): Promise<void> {
+    await this.writes;
+    await this.index.snapshot();
+    this.catalog.close();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Store: the async seam between the serving rules (CatalogService, IngestRunner, CatalogEvaluator)
+ * and where items, vectors and ingest jobs live. Two implementations:
+ * - SqliteStore (default): the embedded SQLite catalogue + the hnswlib index derived from it;
+ * - PostgresStore: one PostgreSQL table with a pgvector HNSW index; servers hold no state, so any
+ *   number of replicas can share one database.
+ * The rules stay in the services; a store only answers queries, so one contract suite covers both.
+ */
+import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from './catalog';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
+import type { Neighbour } from '../index/vector-index';
+
+export interface StoreStats {
+  items: number;
+  /** Items embedded by the given model (searchable now). */
+  itemsForModel: number;
+  /** Vectors the search index holds. */
+  indexed: number;
+  seq: number;
+}
+
+export interface SearchOptions {
+  /** Only items whose metadata has every field of `filter` equal. */
+  filter?: MetadataFilter;
+  /** Search beam width for this query (HNSW ef_search); the store's default otherwise. */
+  ef?: number;
+}
+
+/** Writes that commit together: the catalogue rows of a bulk chunk and its job outcomes. */
+export interface StoreTx {
+  idsBySha256(sha256: string, limit: number): Promise<string[]>;
+  upsertMany(items: NewItem[]): Promise<UpsertResult[]>;
+  /**
+   * Of `keys`, those whose lease `owner` still holds (locking them until commit), so a chunk whose
+   * lease expired and was reclaimed by another replica is not written twice.
+   */
+  holdLeases(jobId: string, owner: string, keys: number[]): Promise<Set<number>>;
+  /** Writes item outcomes and bumps the job's counters (only for items still claimed by `owner`). */
+  recordOutcomes(jobId: string, owner: string, outcomes: ItemOutcome[]): Promise<void>;
+}
+
+/** Ingest jobs: the plan, leases on batches of items, outcomes and progress. */
+export interface JobQueue {
+  create(source: unknown, options: unknown, items: PlannedItem[]): Promise<JobRow>;
+  get(id: string): Promise<JobRow | undefined>;
+  list(limit: number): Promise<JobRow[]>;
+  unfinished(): Promise<JobRow[]>;
+  /**
+   * Claims up to `limit` unfinished items of a job for `owner` until `leaseMs` from now: pending
+   * items, and claimed items whose lease expired (their owner died). Lowest keys first.
+   */
+  claim(jobId: string, owner: string, limit: number, leaseMs: number): Promise<PendingItem[]>;
+  /** Hands `owner`'s claimed, unfinished items back (graceful stop). */
+  release(jobId: string, owner: string): Promise<void>;
+  /** Marks the job done when no item is left pending or claimed; returns whether it did. */
+  finishIfComplete(jobId: string): Promise<boolean>;
+  setStatus(jobId: string, status: JobStatus, error?: string | null): Promise<void>;
+  report(jobId: string, afterSeq: number, limit: number): Promise<FailureRow[]>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  readonly jobs: JobQueue;
+  /** Adds or replaces one item; resolves once committed and searchable. */
+  upsert(item: NewItem): Promise<UpsertResult>;
+  /** Returns whether the id existed. */
+  delete(id: string): Promise<boolean>;
+  getById(id: string): Promise<Item | undefined>;
+  getByLabels(labels: number[]): Promise<Map<number, Item>>;
+  list(opts: { cursor?: string; limit: number }): Promise<Page>;
+  /** Ids of items whose bytes hash to `sha256` (exact duplicates), oldest first, at most `limit`. */
+  idsBySha256(sha256: string, limit: number): Promise<string[]>;
+  /** Up to k nearest items of the served model by cosine similarity, best first. */
+  search(query: Float32Array, k: number, opts?: SearchOptions): Promise<Neighbour[]>;
+  stats(modelId: string): Promise<StoreStats>;
+  /** Every item of `modelId` in label order, in chunks (evaluation, exact search). */
+  itemsOf(modelId: string, chunk: number): AsyncIterable<Item[]>;
+  /** Runs `fn` in one transaction; everything it writes commits together or not at all. */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /** Brings derived search structures up to date with committed rows (no-op where the database indexes itself). */
+  syncIndex(results: UpsertResult[]): Promise<void>;
+  /** Persists derived state and releases connections. */
+  close(): Promise<void>;
+}
