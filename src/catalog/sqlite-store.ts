@@ -9,6 +9,7 @@ import type { Item, NewItem, Page, UpsertResult } from './catalog';
 import type { SqliteCatalog } from './sqlite-catalog';
 import { SqliteJobStore } from './sqlite-jobs';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
+import { checkFilter } from './store';
 import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
 
 /** One process owns the file, so a "lease" is a cursor: items up to it were handed out already. */
@@ -115,8 +116,9 @@ export class SqliteStore implements Store {
   }
 
   async search(query: Float32Array, k: number, opts: SearchOptions = {}): Promise<Neighbour[]> {
-    const { filter, ef } = opts;
-    const accept = filter && Object.keys(filter).length > 0 ? (label: number) => this.catalog.matches(label, filter) : undefined;
+    const { ef } = opts;
+    const filter = checkFilter(opts.filter);
+    const accept = filter ? (label: number) => this.catalog.matches(label, filter) : undefined;
     if (ef === undefined) return this.index.search(query, k, accept);
     // Synchronous from here to the restore: no other search can observe the changed ef.
     const before = this.index.efSearch;

@@ -6,6 +6,7 @@
  *   number of replicas can share one database.
  * The rules stay in the services; a store only answers queries, so one contract suite covers both.
  */
+import { badRequest } from '../errors';
 import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from './catalog';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
 import type { Neighbour } from '../index/vector-index';
@@ -81,4 +82,19 @@ export interface Store {
   syncIndex(results: UpsertResult[]): Promise<void>;
   /** Persists derived state and releases connections. */
   close(): Promise<void>;
+}
+
+/** Field names usable in filters: plain keys only, so every store can put them into its query safely. */
+const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Checks a filter's field names before a search starts. The embedded index calls its filter from
+ * inside native code, where an exception aborts the process, so a bad name must be refused up front.
+ */
+export function checkFilter(filter: MetadataFilter | undefined): MetadataFilter | undefined {
+  if (!filter || Object.keys(filter).length === 0) return undefined;
+  for (const k of Object.keys(filter)) {
+    if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
+  }
+  return filter;
 }

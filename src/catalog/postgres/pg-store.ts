@@ -7,6 +7,7 @@ import type { PoolClient } from 'pg';
 import { badRequest } from '../../errors';
 import type { Neighbour } from '../../index/vector-index';
 import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from '../catalog';
+import { checkFilter } from '../store';
 import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from '../store';
 import { migrate } from './migrations';
 import { holdLeases, PgJobQueue, recordOutcomes } from './pg-jobs';
@@ -23,8 +24,6 @@ export interface PostgresStoreOptions {
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Field names usable in filters: the same rule as the SQLite store, so both accept the same filters. */
-const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
 /**
  * Rows an iterative index scan may visit before giving up on a filtered query (pgvector's
  * hnsw.max_scan_tuples, default 20,000): bounds a query whose filter matches almost nothing.
@@ -66,12 +65,10 @@ function decodeCursor(cursor: string): number {
   return label;
 }
 
+/** jsonb containment (`metadata @> filter`): every field equal, served by a GIN index if one is added. */
 function filterJson(filter: MetadataFilter | undefined): string | null {
-  if (!filter || Object.keys(filter).length === 0) return null;
-  for (const k of Object.keys(filter)) {
-    if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
-  }
-  return JSON.stringify(filter);
+  const checked = checkFilter(filter);
+  return checked ? JSON.stringify(checked) : null;
 }
 
 const ITEM_COLUMNS = 'label, id, metadata, sha256, model_id, embedding::text AS embedding, seq, created_at';

@@ -1,0 +1,164 @@
+/**
+ * One contract, two stores: the same HTTP-level tests run unchanged against the embedded store
+ * (SQLite + hnswlib) and the PostgreSQL store (pgvector, through `pg` over the wire protocol).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import request from 'supertest';
+import { RunningServer, startServer } from '../../src/cli/commands/serve';
+import type { Config } from '../../src/config/config';
+import { fmnistFixtures, photo, tempDir, testConfig } from '../helpers';
+import { startPostgres, TestPostgres } from './pg-server';
+
+const fixtures = fmnistFixtures();
+const n = (id: string) => Number(/test-(\d+)/.exec(id)![1]);
+
+interface Backing {
+  config(): Partial<Config>;
+  stop(): Promise<void>;
+}
+
+const stores: Array<[string, () => Promise<Backing>]> = [
+  ['embedded', async () => ({ config: () => ({}), stop: async () => undefined })],
+  [
+    'postgres',
+    async () => {
+      const pg: TestPostgres = await startPostgres();
+      return { config: () => ({ store: pg.url, pgPoolSize: 4 }), stop: () => pg.stop() };
+    },
+  ],
+];
+
+describe.each(stores)('store contract: %s', (_name, backing) => {
+  let db: Backing;
+  let dataDir: string;
+  let srv: RunningServer;
+  const api = () => request(srv.server);
+  const add = (id: string, bytes: Buffer, metadata: Record<string, unknown>) =>
+    api().post('/v1/items').field('id', id).field('metadata', JSON.stringify(metadata)).attach('image', bytes, 'x.png');
+  const ids = (res: request.Response) => res.body.results.map((r: { id: string }) => r.id);
+
+  beforeAll(async () => {
+    db = await backing();
+    dataDir = tempDir();
+    srv = await startServer(testConfig(dataDir, db.config()));
+    for (const f of fixtures) expect((await add(f.id, f.bytes, { folder: f.folder, n: n(f.id), even: n(f.id) % 2 === 0 })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+    await db?.stop();
+  });
+
+  it('adds items and finds each by its own image, by vector and by id', async () => {
+    const health = await api().get('/healthz');
+    expect(health.body).toMatchObject({ items: 100, searchable: 100, indexed: 100 });
+    for (const f of [fixtures[0], fixtures[41], fixtures[99]]) {
+      const byImage = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('k', '10');
+      expect(byImage.status).toBe(200);
+      expect(byImage.body.results[0]).toMatchObject({ id: f.id, metadata: { folder: f.folder } });
+      expect(byImage.body.results[0].score).toBeGreaterThan(0.999);
+      expect(byImage.body.exactMatches).toEqual([f.id]);
+      const byId = await api().post('/v1/search').send({ id: f.id, k: 10 });
+      const vector = (await api().get(`/v1/items/${encodeURIComponent(f.id)}`).query({ vector: 'true' })).body.item.vector;
+      const byVector = await api().post('/v1/search').send({ vector, k: 10 });
+      // The top hits agree (HNSW may order near-ties differently only far down the list).
+      expect(ids(byId).slice(0, 3)).toEqual(ids(byImage).slice(0, 3));
+      expect(ids(byVector).slice(0, 3)).toEqual(ids(byImage).slice(0, 3));
+      const scores = byImage.body.results.map((r: { score: number }) => r.score);
+      expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    }
+  });
+
+  it('filters on metadata and still returns k results', async () => {
+    const q = fixtures[25];
+    for (const filter of [{ folder: 'sneaker' }, { even: true }, { folder: 'bag', even: false }]) {
+      const res = await api().post('/v1/search').send({ id: q.id, k: 5, filter });
+      expect(res.status).toBe(200);
+      const matching = fixtures.filter((f) => Object.entries(filter).every(([k, v]) => ({ folder: f.folder, even: n(f.id) % 2 === 0 })[k as 'folder'] === v));
+      expect(res.body.results).toHaveLength(Math.min(5, matching.length));
+      for (const r of res.body.results) expect(r.metadata).toMatchObject(filter);
+    }
+    // A filter matching one item anywhere in the catalogue still finds it.
+    const one = await api().post('/v1/search').send({ id: q.id, k: 10, filter: { n: n(fixtures[77].id), folder: fixtures[77].folder } });
+    expect(ids(one)).toEqual([fixtures[77].id]);
+    const none = await api().post('/v1/search').send({ id: q.id, k: 10, filter: { folder: 'no-such-folder' } });
+    expect(none.body.results).toEqual([]);
+    const bad = await api().post('/v1/search').send({ id: q.id, filter: { "x') OR 1=1 --": 'y' } });
+    expect(bad.body.error.code).toBe('BAD_FILTER');
+  });
+
+  it('pages through every item once, in insertion order', async () => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await api().get('/v1/items').query(cursor ? { limit: 30, cursor } : { limit: 30 });
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((i: { id: string }) => i.id));
+      cursor = page.body.next;
+    } while (cursor);
+    expect(seen).toEqual(fixtures.map((f) => f.id));
+    expect((await api().get('/v1/items').query({ cursor: '!!!' })).body.error.code).toBe('BAD_CURSOR');
+  });
+
+  it('replaces and deletes', async () => {
+    expect((await add('replace-me', photo('coffee.jpg'), { v: 1 })).status).toBe(201);
+    const replaced = await add('replace-me', photo('rocket.jpg'), { v: 2 });
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.replaced).toBe(true);
+    const byRocket = await api().post('/v1/search').set('content-type', 'image/jpeg').send(photo('rocket.jpg'));
+    expect(byRocket.body.results[0]).toMatchObject({ id: 'replace-me', metadata: { v: 2 } });
+    const byCoffee = await api().post('/v1/search').set('content-type', 'image/jpeg').query({ k: 200 }).send(photo('coffee.jpg'));
+    expect(ids(byCoffee).filter((id: string) => id === 'replace-me')).toHaveLength(1);
+    expect((await api().delete('/v1/items/replace-me')).status).toBe(204);
+    expect((await api().delete('/v1/items/replace-me')).status).toBe(404);
+    expect((await api().get('/v1/items/replace-me')).body.error.code).toBe('ITEM_NOT_FOUND');
+    const after = await api().post('/v1/search').set('content-type', 'image/jpeg').query({ k: 200 }).send(photo('rocket.jpg'));
+    expect(ids(after)).not.toContain('replace-me');
+    expect((await api().get('/healthz')).body).toMatchObject({ items: 100, indexed: 100 });
+  });
+
+  it('finds exact and near duplicates', async () => {
+    const f = fixtures[3];
+    expect((await add('copy-of-3', f.bytes, {})).status).toBe(201);
+    const dup = await api().get(`/v1/items/${encodeURIComponent(f.id)}/duplicates`).query({ threshold: 0.99 });
+    expect(dup.body.exact).toEqual(['copy-of-3']);
+    expect(dup.body.near.map((x: { id: string }) => x.id)).toContain('copy-of-3');
+    const groups = await api().post('/v1/duplicates').send({ threshold: 0.999, limit: 1000 });
+    expect(groups.body.groups).toContainEqual(expect.objectContaining({ ids: expect.arrayContaining([f.id, 'copy-of-3']) }));
+    expect((await api().delete('/v1/items/copy-of-3')).status).toBe(204);
+  });
+
+  it('runs the quality checks: k-NN and ANN recall against exact search', async () => {
+    const evalRes = await api().post('/v1/eval').send({ labelField: 'folder', k: 10 });
+    expect(evalRes.status).toBe(200);
+    expect(evalRes.body).toMatchObject({ items: 100, queries: 100 });
+    expect(evalRes.body.knn.weighted.top1).toBeGreaterThan(0.1);
+    const ann = await api().get('/v1/eval/ann-recall').query({ sample: 50, k: 10, ef: '10,40,200' });
+    expect(ann.status).toBe(200);
+    expect(ann.body.sweep.map((p: { ef: number }) => p.ef)).toEqual([10, 40, 200]);
+    expect(ann.body.sweep[2].recall).toBeGreaterThan(0.95);
+    for (const p of ann.body.sweep) expect(p.queriesPerSecond).toBeGreaterThan(0);
+  });
+
+  it('ingests a folder as a job', async () => {
+    const root = tempDir('likeness-contract-ingest-');
+    for (const f of fixtures.slice(0, 20)) fs.copyFileSync(f.file, path.join(root, `job-${path.basename(f.file)}-${f.folder}.png`));
+    fs.writeFileSync(path.join(root, 'broken.png'), 'not a png');
+    const job = await srv.likeness.ingest.submit({ type: 'folder', path: root }, { duplicates: 'keep' }, true);
+    await srv.likeness.ingest.whenIdle();
+    const done = (await srv.likeness.ingest.view(job.id))!;
+    expect(done).toMatchObject({ status: 'done', total: 21, added: 20, failed: 1, done: 21 });
+    const report = await api().get(`/v1/jobs/${job.id}/failures`);
+    expect(report.body.items).toEqual([expect.objectContaining({ id: 'broken.png', state: 'failed', code: 'NOT_AN_IMAGE' })]);
+    for (const f of fixtures.slice(0, 20)) expect((await api().delete(`/v1/items/${encodeURIComponent(`job-${path.basename(f.file)}-${f.folder}.png`)}`)).status).toBe(204);
+  });
+
+  it('keeps everything across a restart', async () => {
+    const before = await api().post('/v1/search').send({ id: fixtures[60].id, k: 10 });
+    await srv.stop();
+    srv = await startServer(testConfig(dataDir, db.config()));
+    expect((await api().get('/healthz')).body).toMatchObject({ items: 100, searchable: 100, indexed: 100 });
+    const after = await api().post('/v1/search').send({ id: fixtures[60].id, k: 10 });
+    expect(ids(after)).toEqual(ids(before));
+  });
+});
