@@ -87,12 +87,14 @@ export class PgJobQueue implements JobQueue {
 
   async claim(jobId: string, owner: string, limit: number, leaseMs: number): Promise<PendingItem[]> {
     const { rows } = await this.db.query<{ key: number; id: string; path: string; offset: string | null; size: string | null; metadata: Record<string, unknown> }>(
-      `UPDATE job_items SET state = 'claimed', lease_owner = $2, lease_until = clock_timestamp() + $4 * interval '1 millisecond', attempts = attempts + 1
-       WHERE job_id = $1 AND key IN (
+      // The CTE runs once (a `key IN (subquery LIMIT n)` may be re-run by the planner and claim more than n).
+      `WITH free AS (
          SELECT key FROM job_items
          WHERE job_id = $1 AND (state = 'pending' OR (state = 'claimed' AND lease_until < clock_timestamp()))
          ORDER BY key LIMIT $3 FOR UPDATE SKIP LOCKED)
-       RETURNING key, id, path, "offset", size, metadata`,
+       UPDATE job_items j SET state = 'claimed', lease_owner = $2, lease_until = clock_timestamp() + $4 * interval '1 millisecond', attempts = j.attempts + 1
+       FROM free WHERE j.job_id = $1 AND j.key = free.key
+       RETURNING j.key, j.id, j.path, j."offset", j.size, j.metadata`,
       [jobId, owner, limit, leaseMs],
     );
     return rows.map((r) => ({ seq: r.key, id: r.id, path: r.path, offset: num(r.offset), size: num(r.size), metadata: r.metadata })).sort((a, b) => a.seq - b.seq);

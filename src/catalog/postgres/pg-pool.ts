@@ -51,6 +51,11 @@ export class PgPool implements Queryable {
     return withRetry(async () => {
       const c = await this.pool.connect();
       let broken = false;
+      // A checked-out connection that drops emits 'error' outside any query; the query that follows fails instead.
+      const onError = (): void => {
+        broken = true;
+      };
+      c.on('error', onError);
       try {
         await c.query('BEGIN');
         const out = await fn(c);
@@ -62,6 +67,7 @@ export class PgPool implements Queryable {
         throw err;
       } finally {
         // A broken connection is destroyed rather than returned to the pool.
+        c.off('error', onError);
         c.release(broken);
       }
     });
@@ -70,10 +76,16 @@ export class PgPool implements Queryable {
   /** One connection for several statements outside a transaction (migrations). */
   async withClient<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
     const c = await withRetry(() => this.pool.connect());
+    let broken = false;
+    const onError = (): void => {
+      broken = true;
+    };
+    c.on('error', onError);
     try {
       return await fn(c);
     } finally {
-      c.release();
+      c.off('error', onError);
+      c.release(broken);
     }
   }
 
