@@ -44,7 +44,8 @@ export const MIGRATIONS: Migration[] = [
         created_at timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX items_sha256 ON items (sha256);
-      CREATE INDEX items_model ON items (model_id, label);
+      -- No btree index on model_id: the planner would pick it over HNSW for "this model's nearest
+      -- neighbours" and sort every row exactly. Rows of other models are skipped by the iterative scan.
       CREATE INDEX items_embedding ON items USING hnsw (embedding vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction});`,
   },
   {

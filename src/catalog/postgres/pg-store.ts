@@ -182,8 +182,12 @@ export class PostgresStore implements Store {
     if (!Number.isInteger(ef) || !Number.isInteger(k)) throw new RangeError(`k and ef must be integers, got ${k} and ${ef}`);
     const { modelId } = this.opts;
     return this.db.transaction(async (c) => {
-      // Integers only, checked above: SET takes no bind parameters.
-      await c.query(`SET LOCAL hnsw.ef_search = ${Math.min(ef, 1000)}; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = ${MAX_SCAN_TUPLES}`);
+      // Integers only, checked above: SET takes no bind parameters. enable_seqscan off: without fresh
+      // statistics (after a bulk load, before ANALYZE) the planner guesses the model filter is
+      // selective and sorts the whole table exactly instead of walking the HNSW graph.
+      await c.query(
+        `SET LOCAL hnsw.ef_search = ${Math.min(ef, 1000)}; SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.max_scan_tuples = ${MAX_SCAN_TUPLES}; SET LOCAL enable_seqscan = off`,
+      );
       const { rows } = await c.query<{ label: string; d: number }>(
         `WITH c AS MATERIALIZED (
            SELECT label, embedding <=> $1::vector AS d FROM items
