@@ -17,7 +17,10 @@ export function infoCommand(): Command {
     const modelId = modelIdOf(config.model, manifest);
     const dbFile = path.join(config.dataDir, 'catalog.db');
     let catalog: unknown = { path: dbFile, exists: false };
-    if (fs.existsSync(dbFile)) {
+    if (config.store !== 'embedded') {
+      // Never print the URL: it may carry a password.
+      catalog = { store: 'postgres', host: new URL(config.store).host };
+    } else if (fs.existsSync(dbFile)) {
       const db = new SqliteCatalog(dbFile);
       catalog = { path: dbFile, exists: true, ...db.stats(modelId) };
       db.close();
