@@ -8,10 +8,20 @@ import type { Embedder } from '../embed/embedder';
 import type { IndexStore } from '../index/index-store';
 import { normalize } from '../index/vector-index';
 import { LikenessError } from '../errors';
-import type { Catalog, Item, Metadata, MetadataFilter, UpsertResult } from './catalog';
+import type { Catalog, Item, Metadata, MetadataFilter } from './catalog';
 
-/** What to do with an image whose exact bytes are already in the catalogue under another id. */
-export type DuplicatePolicy = 'skip' | 'keep';
+/**
+ * What to do with an image whose exact bytes are already in the catalogue under another id: skip it
+ * (report only), keep it as an item of its own, or link its id to the existing item (an alias).
+ */
+export type DuplicatePolicy = 'skip' | 'keep' | 'link';
+
+/** One change for the index, in catalogue order. */
+export interface IndexChange {
+  seq: number;
+  add?: { label: number; vector: Float32Array };
+  remove?: number;
+}
 
 export interface BulkInput {
   /** Caller's handle for the item (e.g. its position in an ingest job). */
@@ -81,6 +91,8 @@ export interface SearchHit {
   id: string;
   score: number;
   metadata: Metadata;
+  /** Other ids linked to this item's bytes (ingest with `duplicates: link`). */
+  aliases?: string[];
 }
 
 export interface SearchResult {
@@ -97,6 +109,10 @@ export interface ItemView {
   sha256: string | null;
   model: string;
   createdAt: string;
+  /** For an alias: the id of the item that holds its bytes and vector. */
+  aliasOf?: string;
+  /** For an item: other ids linked to its bytes. */
+  aliases?: string[];
   /** The stored embedding, only when asked for. */
   vector?: number[];
 }
@@ -179,7 +195,9 @@ export class CatalogService {
         const sha256 = sha256Hex(input.image);
         const existing = this.catalog.getById(id);
         if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
-        if (duplicates === 'skip') {
+        const alias = existing ? undefined : this.catalog.getAlias(id);
+        if (alias && alias.sha256 === sha256 && duplicates === 'link') return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+        if (duplicates !== 'keep') {
           const twin = firstBySha.get(sha256) ?? this.catalog.idsBySha256(sha256, 2).find((other) => other !== id);
           if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };
           firstBySha.set(sha256, id);
@@ -214,8 +232,8 @@ export class CatalogService {
    * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
    * cannot see each other's rows in phase 1.
    */
-  commitPrepared(prepared: Prepared[], duplicates: DuplicatePolicy): UpsertResult[] {
-    if (duplicates === 'skip') {
+  commitPrepared(prepared: Prepared[], duplicates: DuplicatePolicy): IndexChange[] {
+    if (duplicates !== 'keep') {
       for (const p of prepared) {
         if (!p.vector) continue;
         const twin = this.catalog.idsBySha256(p.sha256, 2).find((other) => other !== p.id);
@@ -228,12 +246,27 @@ export class CatalogService {
     const ready = prepared.filter((p) => p.vector);
     const results = this.catalog.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
     ready.forEach((p) => (p.outcome = { state: 'added' }));
-    return results;
+    const changes: IndexChange[] = results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } }));
+    if (duplicates === 'link') {
+      // After the upserts, so a twin added earlier in this very batch exists to be linked to.
+      for (const p of prepared) {
+        const target = p.outcome?.state === 'duplicate' ? p.outcome.duplicateOf : undefined;
+        if (target === undefined) continue;
+        if (!this.catalog.getById(target)) {
+          // Identical bytes decode identically, so the twin failed too; nothing to link to.
+          p.outcome = { state: 'failed', code: 'TWIN_FAILED', message: `the item with the same bytes ('${target.slice(0, 200)}') was not stored` };
+          continue;
+        }
+        const removed = this.catalog.link({ id: p.id, target, sha256: p.sha256, metadata: p.metadata });
+        if (removed) changes.push({ seq: removed.seq, remove: removed.label });
+      }
+    }
+    return changes;
   }
 
   /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
-  async applyToIndex(results: UpsertResult[]): Promise<void> {
-    await this.index.applyMany(results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } })));
+  async applyToIndex(changes: IndexChange[]): Promise<void> {
+    await this.index.applyMany(changes);
   }
 
   /** Adds many images in one transaction (skipping unchanged ones); per-item outcomes in input order. */
@@ -245,13 +278,24 @@ export class CatalogService {
   }
 
   getItem(id: string, withVector = false): ItemView {
-    return toItemView(this.requireItem(id), withVector);
+    const key = validateId(id);
+    const item = this.catalog.getById(key);
+    if (item) {
+      const aliases = this.catalog.aliasesOf([item.id]).get(item.id);
+      return { ...toItemView(item, withVector), ...(aliases ? { aliases } : {}) };
+    }
+    const alias = this.catalog.getAlias(key);
+    const target = alias && this.catalog.getById(alias.target);
+    if (!alias || !target) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
+    return { ...toItemView(target, withVector), id: alias.id, metadata: alias.metadata, createdAt: alias.createdAt, aliasOf: target.id };
   }
 
-  /** The item stored under `id`, or 404 ITEM_NOT_FOUND. */
+  /** The item stored under `id`, or the item an alias `id` links to, or 404 ITEM_NOT_FOUND. */
   private requireItem(id: unknown): Item {
-    const item = this.catalog.getById(validateId(id));
-    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${String(id).slice(0, 200)}'`);
+    const key = validateId(id);
+    const alias = this.catalog.getById(key) ? undefined : this.catalog.getAlias(key);
+    const item = this.catalog.getById(alias ? alias.target : key);
+    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
     return item;
   }
 
@@ -261,10 +305,16 @@ export class CatalogService {
     return item;
   }
 
-  deleteItem(id: string): void {
-    const removed = this.catalog.delete(validateId(id));
-    if (!removed) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
-    this.index.apply(removed.seq, { remove: removed.label });
+  /** Deletes an item (and the aliases linked to it) or a single alias; returns how many aliases went too. */
+  deleteItem(id: string): { aliasesRemoved: number } {
+    const key = validateId(id);
+    const removed = this.catalog.delete(key);
+    if (removed) {
+      this.index.apply(removed.seq, { remove: removed.label });
+      return { aliasesRemoved: removed.aliases };
+    }
+    if (!this.catalog.deleteAlias(key)) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
+    return { aliasesRemoved: 0 };
   }
 
   listItems(opts: { cursor?: string; limit?: number }): { items: ItemView[]; next?: string } {
@@ -307,14 +357,8 @@ export class CatalogService {
     const accept = filter ? (label: number) => this.catalog.matches(label, filter) : undefined;
     let neighbours = this.index.search(vector, k, accept);
     if (q.minScore !== undefined) neighbours = neighbours.filter((n) => n.score >= q.minScore!);
-    const items = this.catalog.getByLabels(neighbours.map((n) => n.label));
-    const results: SearchHit[] = [];
-    for (const n of neighbours) {
-      const item = items.get(n.label);
-      // A label can vanish between search and fetch (concurrent delete): skip it.
-      if (item) results.push({ id: item.id, score: n.score, metadata: item.metadata });
-    }
-    const exactMatches = q.image ? this.catalog.idsBySha256(sha256Hex(q.image), LIMITS.maxK) : undefined;
+    const results = this.hits(neighbours);
+    const exactMatches = q.image ? this.exactIds(sha256Hex(q.image)) : undefined;
     const t2 = performance.now();
     return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
   }
@@ -324,8 +368,8 @@ export class CatalogService {
     validateThreshold(threshold);
     const item = this.requireItem(id);
     const near = this.neighbours(item, threshold, validateK(k));
-    const exact = item.sha256 ? this.catalog.idsBySha256(item.sha256, LIMITS.maxK).filter((other) => other !== item.id) : [];
-    return { id: item.id, exact, near };
+    const exact = item.sha256 ? this.exactIds(item.sha256).filter((other) => other !== id) : [];
+    return { id, exact, near };
   }
 
   /**
@@ -350,16 +394,32 @@ export class CatalogService {
 
   private neighbours(item: Item, threshold: number, k: number): SearchHit[] {
     this.requireServedModel(item);
-    const hits = this.index.search(item.vector, k + 1).filter((n) => n.label !== item.label && n.score >= threshold);
-    const items = this.catalog.getByLabels(hits.map((n) => n.label));
-    return hits.flatMap((n) => {
-      const other = items.get(n.label);
-      return other ? [{ id: other.id, score: n.score, metadata: other.metadata }] : [];
-    });
+    return this.hits(this.index.search(item.vector, k + 1).filter((n) => n.label !== item.label && n.score >= threshold));
   }
 
-  stats(): { items: number; searchable: number; indexed: number; seq: number } {
+  /** Index neighbours → results with metadata and aliases, best first. */
+  private hits(neighbours: Array<{ label: number; score: number }>): SearchHit[] {
+    const items = this.catalog.getByLabels(neighbours.map((n) => n.label));
+    const aliases = this.catalog.aliasesOf([...items.values()].map((i) => i.id));
+    const results: SearchHit[] = [];
+    for (const n of neighbours) {
+      const item = items.get(n.label);
+      // A label can vanish between search and fetch (concurrent delete): skip it.
+      if (!item) continue;
+      const linked = aliases.get(item.id);
+      results.push({ id: item.id, score: n.score, metadata: item.metadata, ...(linked ? { aliases: linked } : {}) });
+    }
+    return results;
+  }
+
+  /** Ids of items and aliases whose bytes hash to `sha256`. */
+  private exactIds(sha256: string): string[] {
+    const items = this.catalog.idsBySha256(sha256, LIMITS.maxK);
+    return [...items, ...this.catalog.aliasIdsBySha256(sha256, LIMITS.maxK - items.length)];
+  }
+
+  stats(): { items: number; aliases: number; searchable: number; indexed: number; seq: number } {
     const s = this.catalog.stats(this.modelId);
-    return { items: s.items, searchable: s.itemsForModel, indexed: this.index.size(), seq: s.seq };
+    return { items: s.items, aliases: s.aliases, searchable: s.itemsForModel, indexed: this.index.size(), seq: s.seq };
   }
 }

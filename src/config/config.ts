@@ -36,7 +36,7 @@ export interface Config {
   ingestRoots: string[];
   ingestChunk: number;
   reportDir?: string;
-  duplicates: 'skip' | 'keep';
+  duplicates: 'skip' | 'keep' | 'link';
   logLevel: string;
 }
 
@@ -74,7 +74,7 @@ export function catalogOptions(): Option[] {
     opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(int(1, 4096)).default(64),
     opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
     opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(int(1, 100_000)).default(256),
-    opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip or keep', 'LIKENESS_DUPLICATES').choices(['skip', 'keep']).default('skip'),
+    opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip, keep, or link the id to the existing item', 'LIKENESS_DUPLICATES').choices(['skip', 'keep', 'link']).default('skip'),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
 }

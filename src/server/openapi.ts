@@ -142,7 +142,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
                   required: ['source'],
                   properties: {
                     source: { type: 'object', properties: { type: { enum: ['folder', 'manifest', 'tar'] }, path: { type: 'string' } } },
-                    duplicates: { enum: ['skip', 'keep'], description: 'exact duplicates of another id: skip (report) or keep' },
+                    duplicates: { enum: ['skip', 'keep', 'link'], description: 'exact duplicates of another id: skip (report), keep as a separate item, or link the id to the existing item (an alias: GET by that id returns the item with aliasOf; search hits list aliases)' },
                   },
                 },
               },
