@@ -4,6 +4,7 @@ import { augmentCommand } from './commands/augment';
 import { evalCommand } from './commands/eval';
 import { indexCommand } from './commands/index-folder';
 import { infoCommand } from './commands/info';
+import { keysCommand } from './commands/keys';
 import { searchCommand } from './commands/search';
 import { serveCommand } from './commands/serve';
 import { trainCommand } from './commands/train';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(trainCommand());
   program.addCommand(augmentCommand());
+  program.addCommand(keysCommand());
   return program;
 }
 

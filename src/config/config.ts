@@ -32,6 +32,17 @@ export interface Config {
   hnswEfSearch: number;
   snapshotEvery: number;
   importDir?: string;
+  /** API keys (JSON lines of name, sha256, scopes); undefined = authentication off. */
+  apiKeysFile?: string;
+  /** Read routes need no key (anonymous reads are rate-limited per client address). */
+  openRead: boolean;
+  /** Default requests per second per key (0 = unlimited) and burst; a key may set its own. */
+  rateLimit: number;
+  rateBurst: number;
+  /** Seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = no deadline). */
+  requestTimeoutSeconds: number;
+  /** Seconds a shutdown waits for in-flight requests before cutting them off. */
+  shutdownGraceSeconds: number;
   /** Folders that server-side ingest paths must lie in; empty disables POST /v1/ingest. */
   ingestRoots: string[];
   ingestChunk: number;
@@ -44,6 +55,14 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+    return n;
+  };
+}
+
+function num(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`expected a number >= ${min}, got '${value}'`);
     return n;
   };
 }
@@ -88,6 +107,12 @@ export function serverOptions(): Option[] {
     opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
     opt('--report-dir <dir>', 'serve an evaluation report (likeness eval --report DIR) at /report/', 'LIKENESS_REPORT_DIR'),
     opt('--ingest-roots <dirs>', 'comma-separated folders that POST /v1/ingest may read (none: server-side ingest off)', 'LIKENESS_INGEST_ROOTS').default(''),
+    opt('--api-keys-file <file>', 'API keys (likeness keys create); without it authentication is off', 'LIKENESS_API_KEYS_FILE'),
+    opt('--open-read [bool]', 'read routes (search, get, list) need no API key', 'LIKENESS_OPEN_READ').argParser(bool).default(false),
+    opt('--rate-limit <n>', 'requests per second per API key (or per address for anonymous reads); 0 = unlimited', 'LIKENESS_RATE_LIMIT').argParser(num(0)).default(20),
+    opt('--rate-burst <n>', 'requests a key may make at once after an idle spell', 'LIKENESS_RATE_BURST').argParser(int(1)).default(40),
+    opt('--request-timeout <s>', 'seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = none)', 'LIKENESS_REQUEST_TIMEOUT').argParser(num(0)).default(30),
+    opt('--shutdown-grace <s>', 'seconds a shutdown (SIGTERM) waits for in-flight requests', 'LIKENESS_SHUTDOWN_GRACE').argParser(num(0)).default(10),
   ];
 }
 
@@ -111,7 +136,14 @@ export const DEFAULTS: Config = {
   snapshotEvery: 1000,
   ingestRoots: [],
   ingestChunk: 256,
+  openRead: false,
+  rateLimit: 20,
+  rateBurst: 40,
+  requestTimeoutSeconds: 30,
+  shutdownGraceSeconds: 10,
   duplicates: 'skip',
+  thumbnailSize: 128,
+  keepOriginals: false,
   logLevel: 'info',
 };
 
@@ -143,8 +175,16 @@ export function toConfig(opts: Record<string, unknown>): Config {
       .filter(Boolean)
       .map((r) => path.resolve(r)),
     ingestChunk: pick('ingestChunk'),
+    apiKeysFile: opts.apiKeysFile ? path.resolve(String(opts.apiKeysFile)) : undefined,
+    openRead: pick('openRead'),
+    rateLimit: pick('rateLimit'),
+    rateBurst: pick('rateBurst'),
+    requestTimeoutSeconds: pick('requestTimeoutSeconds', 'requestTimeout'),
+    shutdownGraceSeconds: pick('shutdownGraceSeconds', 'shutdownGrace'),
     reportDir: opts.reportDir ? path.resolve(String(opts.reportDir)) : undefined,
     duplicates: pick('duplicates'),
+    thumbnailSize: pick('thumbnailSize'),
+    keepOriginals: pick('keepOriginals'),
     logLevel: pick('logLevel'),
   };
 }

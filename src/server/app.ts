@@ -3,6 +3,7 @@
  * error handler maps errors to JSON `{error: {code, message}}` and never leaks a stack trace.
  */
 import express, { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Likeness } from '../catalog/open';
 import { LikenessError } from '../errors';
@@ -17,6 +18,8 @@ export interface AppDeps {
   likeness: Likeness;
   metrics: Metrics;
   log: Logger;
+  /** API keys; undefined = authentication and rate limits off. */
+  keys?: KeyRing;
 }
 
 /** body-parser's error types → our codes. */
@@ -33,11 +36,13 @@ function fromBodyParser(err: { type?: string; status?: number; message?: string 
     case 'request.size.invalid':
       return new LikenessError(400, 'BAD_BODY', 'the request body was cut short');
     default:
+      // Other client errors from express itself (e.g. a malformed %-escape in the path): no 500 for those.
+      if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) return new LikenessError(err.status, 'BAD_REQUEST', 'the request is malformed');
       return undefined;
   }
 }
 
-export function createApp({ likeness, metrics, log }: AppDeps): express.Express {
+export function createApp({ likeness, metrics, log, keys }: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -51,6 +56,13 @@ export function createApp({ likeness, metrics, log }: AppDeps): express.Express 
     });
     next();
   });
+
+  const { config } = likeness;
+  // Security headers (nosniff, frame denial, CSP for the HTML pages); blob:/data: images for page previews.
+  app.use(helmet({ contentSecurityPolicy: { directives: { imgSrc: ["'self'", 'data:', 'blob:'] } } }));
+  app.use(requestDeadline(config.requestTimeoutSeconds, (err, req, res) => onError(err, req, res, () => undefined)));
+  // Before any router, so a request without the right key is refused before its body is read.
+  app.use(authenticate({ keys, openRead: config.openRead, rate: { perSecond: config.rateLimit, burst: config.rateBurst }, limiter: new RateLimiter() }));
 
   const maxUpload = likeness.config.maxUploadBytes;
   app.use(systemRouter(likeness, metrics));
@@ -71,7 +83,7 @@ export function createApp({ likeness, metrics, log }: AppDeps): express.Express 
     const e = known ?? new LikenessError(500, 'INTERNAL', 'internal error');
     metrics.errors.inc({ code: e.code });
     if (res.headersSent) return;
-    if (e.status === 503) res.set('Retry-After', '1');
+    if (e.status === 503 && !res.get('Retry-After')) res.set('Retry-After', '1');
     res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
   };
   app.use(onError);
