@@ -10,7 +10,9 @@ import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
 import { CatalogEvaluator } from '../eval/catalog-eval';
 import { IngestRunner } from '../ingest/runner';
+import { ItemImages } from './item-images';
 import { CatalogService } from './service';
+import { SqliteImageStore } from './sqlite-images';
 import { SqliteCatalog } from './sqlite-catalog';
 
 export interface Likeness {
@@ -61,7 +63,12 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     await embedder.close();
     throw err;
   }
-  const service = new CatalogService(catalog, index, embedder);
+  const images = new ItemImages(new SqliteImageStore(catalog.database), {
+    thumbnailSize: config.thumbnailSize,
+    keepOriginals: config.keepOriginals,
+    limits: { maxPixels: config.maxPixels, allowSvg: config.allowSvg, timeoutSeconds: config.decodeTimeoutSeconds },
+  });
+  const service = new CatalogService(catalog, index, embedder, images);
   const ingest = new IngestRunner(service, catalog, { roots: config.ingestRoots, chunk: config.ingestChunk, log });
   if (hooks.resumeJobs) ingest.resumeUnfinished();
   return {

@@ -8,7 +8,10 @@ import type { Embedder } from '../embed/embedder';
 import type { IndexStore } from '../index/index-store';
 import { normalize } from '../index/vector-index';
 import { LikenessError } from '../errors';
+import type { StoredImage } from '../images/thumbnail';
 import type { Catalog, Item, Metadata, MetadataFilter } from './catalog';
+import type { ItemImages, ItemImageSet } from './item-images';
+import type { ImageKind } from './sqlite-images';
 
 /**
  * What to do with an image whose exact bytes are already in the catalogue under another id: skip it
@@ -56,6 +59,10 @@ export interface Prepared {
   image?: Buffer;
   vector?: Float32Array;
   outcome?: Outcome;
+  /** Thumbnail (and original) to store with the item. */
+  images?: ItemImageSet;
+  /** Bytes of an unchanged item that lacks its stored images (added before they were kept). */
+  backfill?: Buffer;
 }
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -162,6 +169,8 @@ export class CatalogService {
     private readonly catalog: Catalog,
     private readonly index: IndexStore,
     private readonly embedder: Embedder,
+    /** Thumbnails and originals; without it items keep only their vectors. */
+    private readonly images?: ItemImages,
   ) {}
 
   get modelId(): string {
@@ -172,9 +181,16 @@ export class CatalogService {
   async addItem(input: { id: unknown; image: Uint8Array; metadata?: unknown }): Promise<{ item: ItemView; replaced: boolean }> {
     const id = validateId(input.id);
     const metadata = validateMetadata(input.metadata);
+    // The thumbnail is made while the image is embedded; make() never rejects.
+    const imagesMade = this.images?.enabled ? this.images.make(input.image) : undefined;
     const vector = await this.embedder.embedImage(input.image);
+    const images = await imagesMade;
     const sha256 = sha256Hex(input.image);
-    const { item, replacedLabel } = this.catalog.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
+    const { item, replacedLabel } = this.catalog.transaction(() => {
+      const written = this.catalog.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
+      if (images) this.images!.store(sha256, images);
+      return written;
+    });
     this.index.apply(item.seq, { remove: replacedLabel, add: { label: item.label, vector: item.vector } });
     return { item: toItemView(item), replaced: replacedLabel !== undefined };
   }
@@ -194,7 +210,10 @@ export class CatalogService {
         const metadata = validateMetadata(input.metadata);
         const sha256 = sha256Hex(input.image);
         const existing = this.catalog.getById(id);
-        if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+        if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) {
+          const backfill = this.images?.missing(sha256) ? input.image : undefined;
+          return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
+        }
         const alias = existing ? undefined : this.catalog.getAlias(id);
         if (alias && alias.sha256 === sha256 && duplicates === 'link') return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
         if (duplicates !== 'keep') {
@@ -209,7 +228,9 @@ export class CatalogService {
     });
     const todo = prepared.filter((p) => p.image);
     let t = performance.now();
+    const imagesMade = this.makeImages(prepared);
     const decoded = await Promise.allSettled(todo.map((p) => this.embedder.decode(p.image!)));
+    await imagesMade;
     if (timings) timings.decode += (performance.now() - t) / 1000;
     const ok: Prepared[] = [];
     const pixels: Uint8Array[] = [];
@@ -246,6 +267,11 @@ export class CatalogService {
     const ready = prepared.filter((p) => p.vector);
     const results = this.catalog.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
     ready.forEach((p) => (p.outcome = { state: 'added' }));
+    // After the upserts: replacing an item releases its old bytes' images (a trigger), possibly these.
+    for (const p of prepared) {
+      const state = p.outcome?.state;
+      if (p.images && (state === 'added' || state === 'unchanged')) this.images!.store(p.sha256, p.images);
+    }
     const changes: IndexChange[] = results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } }));
     if (duplicates === 'link') {
       // After the upserts, so a twin added earlier in this very batch exists to be linked to.
@@ -262,6 +288,19 @@ export class CatalogService {
       }
     }
     return changes;
+  }
+
+  /** Makes the stored images of items to add, and of unchanged items that lack them. */
+  private async makeImages(prepared: Prepared[]): Promise<void> {
+    const images = this.images;
+    if (!images?.enabled) return;
+    await Promise.all(
+      prepared.map(async (p) => {
+        const bytes = p.image ?? p.backfill;
+        p.backfill = undefined;
+        if (bytes) p.images = await images.make(bytes);
+      }),
+    );
   }
 
   /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
@@ -297,6 +336,19 @@ export class CatalogService {
     const item = this.catalog.getById(alias ? alias.target : key);
     if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
     return item;
+  }
+
+  /** An item's stored thumbnail or original, with the sha256 of its bytes (a stable ETag). 404 when not stored. */
+  itemImage(id: string, kind: ImageKind): { sha256: string; image: StoredImage } {
+    const item = this.requireItem(id);
+    const image = item.sha256 ? this.images?.get(item.sha256, kind) : undefined;
+    if (!image || !item.sha256) {
+      const which = `'${String(id).slice(0, 200)}'`;
+      throw kind === 'thumbnail'
+        ? notFound('THUMBNAIL_NOT_FOUND', `item ${which} has no thumbnail (stored before thumbnails were kept, or thumbnails are off)`)
+        : notFound('ORIGINAL_NOT_KEPT', `the original bytes of item ${which} are not kept (see --keep-originals)`);
+    }
+    return { sha256: item.sha256, image };
   }
 
   /** An item's stored vector is only comparable with this server's if the same model made it. */

@@ -48,6 +48,10 @@ export interface Config {
   ingestChunk: number;
   reportDir?: string;
   duplicates: 'skip' | 'keep' | 'link';
+  /** Longest edge of the thumbnail stored with each new item (0 = none). */
+  thumbnailSize: number;
+  /** Store each new item's original bytes too (served at /v1/items/:id/original). */
+  keepOriginals: boolean;
   logLevel: string;
 }
 
@@ -94,6 +98,8 @@ export function catalogOptions(): Option[] {
     opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
     opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(int(1, 100_000)).default(256),
     opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip, keep, or link the id to the existing item', 'LIKENESS_DUPLICATES').choices(['skip', 'keep', 'link']).default('skip'),
+    opt('--thumbnail-size <px>', 'longest edge of the thumbnail stored with each new item (0 = none)', 'LIKENESS_THUMBNAIL_SIZE').argParser(int(0, 1024)).default(128),
+    opt('--keep-originals [bool]', "store each new item's original bytes as well (the catalogue grows by the images' size)", 'LIKENESS_KEEP_ORIGINALS').argParser(bool).default(false),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
 }

@@ -7,12 +7,17 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Likeness } from '../catalog/open';
 import { LikenessError } from '../errors';
+import { authenticate, KeyRing } from './auth';
+import { requestDeadline } from './deadline';
 import type { Metrics } from './metrics';
+import { RateLimiter } from './rate-limit';
 import { evalRouter } from './routes/eval';
+import { imagesRouter } from './routes/images';
 import { ingestRouter } from './routes/ingest';
 import { itemsRouter } from './routes/items';
 import { searchRouter } from './routes/search';
 import { systemRouter } from './routes/system';
+import { webRouter } from './routes/web';
 
 export interface AppDeps {
   likeness: Likeness;
@@ -68,10 +73,13 @@ export function createApp({ likeness, metrics, log, keys }: AppDeps): express.Ex
   app.use(systemRouter(likeness, metrics));
   app.use(searchRouter(likeness.service, maxUpload));
   app.use(itemsRouter(likeness.service, maxUpload));
+  app.use(imagesRouter(likeness.service));
   app.use(evalRouter(likeness.evaluator));
   // The evaluation report is static files written by `likeness eval --report`.
   if (likeness.config.reportDir) app.use('/report', express.static(likeness.config.reportDir, { index: 'index.html', dotfiles: 'deny' }));
   app.use(ingestRouter(likeness.ingest, { roots: likeness.config.ingestRoots, duplicates: likeness.config.duplicates }));
+
+  app.use(webRouter());
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });

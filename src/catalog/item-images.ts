@@ -1,0 +1,59 @@
+/**
+ * The rules for an item's stored images: a thumbnail of bounded size for every new item (unless
+ * turned off), the original bytes only when the operator asked for them. Making them never fails an
+ * add: the embedding is what the catalogue is for, and the web page shows a placeholder instead.
+ */
+import sharp from 'sharp';
+import type { DecodeLimits } from '../images/decode';
+import { makeThumbnail, mimeOf, StoredImage } from '../images/thumbnail';
+import type { ImageKind, ImageRepository } from './sqlite-images';
+
+export interface ItemImageOptions {
+  /** Longest thumbnail edge in pixels; 0 stores none. */
+  thumbnailSize: number;
+  keepOriginals: boolean;
+  limits: DecodeLimits;
+}
+
+export type ItemImageSet = Partial<Record<ImageKind, StoredImage>>;
+
+export class ItemImages {
+  constructor(
+    private readonly repo: ImageRepository,
+    private readonly opts: ItemImageOptions,
+  ) {}
+
+  /** Whether new items get anything stored besides their vector. */
+  get enabled(): boolean {
+    return this.opts.thumbnailSize > 0 || this.opts.keepOriginals;
+  }
+
+  /** Thumbnail and (if kept) original of untrusted bytes; whatever fails to be made is left out. */
+  async make(bytes: Uint8Array): Promise<ItemImageSet> {
+    const out: ItemImageSet = {};
+    if (this.opts.thumbnailSize > 0) {
+      out.thumbnail = await makeThumbnail(bytes, this.opts.thumbnailSize, this.opts.limits).catch(() => undefined);
+    }
+    if (this.opts.keepOriginals) {
+      const format = await sharp(bytes, { limitInputPixels: false })
+        .metadata()
+        .then((m) => m.format, () => undefined);
+      if (format) out.original = { bytes: Buffer.from(bytes), type: mimeOf(format) };
+    }
+    return out;
+  }
+
+  /** Call inside the transaction that writes the item, so both commit or neither does. */
+  store(sha256: string, images: ItemImageSet): void {
+    this.repo.put(sha256, images);
+  }
+
+  /** True when an already stored item lacks what this configuration would store (items from before thumbnails). */
+  missing(sha256: string): boolean {
+    return (this.opts.thumbnailSize > 0 && !this.repo.has(sha256, 'thumbnail')) || (this.opts.keepOriginals && !this.repo.has(sha256, 'original'));
+  }
+
+  get(sha256: string, kind: ImageKind): StoredImage | undefined {
+    return this.repo.get(sha256, kind);
+  }
+}
