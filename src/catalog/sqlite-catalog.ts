@@ -265,11 +265,12 @@ export class SqliteCatalog implements Catalog {
     if (keys.length === 0) return true;
     const where = keys.map((k) => {
       if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
-      return `json_extract(metadata, '$."${k}"') = ?`;
+      return `json_extract(metadata, ?) = ?`;
     });
-    const values = keys.map((k) => (typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]));
+    // Field paths are bound as parameters too: nothing a client sends is ever part of the SQL text.
+    const params = keys.flatMap((k) => [`$."${k}"`, typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]]);
     const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
-    return stmt.get(label, ...values) !== undefined;
+    return stmt.get(label, ...params) !== undefined;
   }
 
   idsBySha256(sha256: string, limit: number): string[] {
