@@ -1,6 +1,7 @@
 /** The `likeness` command line. */
 import { Command } from 'commander';
 import { augmentCommand } from './commands/augment';
+import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
 import { indexCommand } from './commands/index-folder';
 import { infoCommand } from './commands/info';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(trainCommand());
   program.addCommand(augmentCommand());
+  program.addCommand(dataCommand());
   program.addCommand(keysCommand());
   return program;
 }
