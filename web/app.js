@@ -126,20 +126,22 @@ function thumbnail(id, sha256) {
   return img;
 }
 
-function metadataList(metadata) {
-  const entries = Object.entries(metadata ?? {});
+/** Metadata as a short list; a field that only repeats the id (ingest's `path`) is left out. */
+function metadataList(metadata, id) {
+  const entries = Object.entries(metadata ?? {}).filter(([, v]) => v !== id);
   if (entries.length === 0) return el('p', { className: 'muted' }, 'no metadata');
   return el('dl', { className: 'meta' }, entries.slice(0, 8).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))]));
 }
 
 /** A result card: the picture and id search by that item; "Details" opens its page. */
 function hitCard(hit) {
-  const score = hit.score.toFixed(3);
+  const score = hit.score?.toFixed(3);
+  const label = score === undefined ? `${hit.id}: find items like it` : `${hit.id}, score ${score}: find items like it`;
   return el(
     'li',
     { className: 'card', 'data-id': hit.id },
-    el('a', { className: 'hit', href: searchHref(hit.id), 'aria-label': `${hit.id}, score ${score}: find items like it` }, thumbnail(hit.id), el('span', { className: 'score' }, score), el('span', { className: 'id' }, hit.id)),
-    metadataList(hit.metadata),
+    el('a', { className: 'hit', href: searchHref(hit.id), 'aria-label': label }, thumbnail(hit.id, hit.sha256), score !== undefined ? el('span', { className: 'score' }, score) : '', el('span', { className: 'id' }, hit.id)),
+    metadataList(hit.metadata, hit.id),
     el('a', { className: 'details', href: itemHref(hit.id) }, 'Details'),
   );
 }
@@ -149,7 +151,7 @@ function itemCard(item) {
     'li',
     { className: 'card', 'data-id': item.id },
     el('a', { className: 'hit', href: itemHref(item.id), 'aria-label': `${item.id}: details` }, thumbnail(item.id, item.sha256), el('span', { className: 'id' }, item.id)),
-    metadataList(item.metadata),
+    metadataList(item.metadata, item.id),
     el('a', { className: 'details', href: searchHref(item.id) }, 'Find similar'),
   );
 }
@@ -245,6 +247,19 @@ const search = {
       this.run();
     } else if (!this.query) {
       say('Choose an image to find similar catalogue items.');
+      this.showSamples();
+    }
+  },
+
+  /** Before the first query: a few catalogue items to start from, so the page is never empty. */
+  async showSamples() {
+    try {
+      const page = await call('/v1/items?limit=12');
+      if (this.query || page.items.length === 0) return;
+      $('#samples-grid').replaceChildren(...page.items.map((it) => hitCard({ id: it.id, metadata: it.metadata, sha256: it.sha256 })));
+      $('#samples').hidden = false;
+    } catch {
+      // The search itself reports problems; samples are a convenience.
     }
   },
 
@@ -265,6 +280,7 @@ const search = {
   async run() {
     const q = this.query;
     if (!q) return;
+    $('#samples').hidden = true;
     const generation = ++this.generation;
     const opts = this.options();
     const name = q.file ? q.file.name || 'the pasted image' : q.id;

@@ -71,6 +71,8 @@ describe('web page in Chromium', () => {
 
   it('uploads a real photo and shows similar items with scores and thumbnails', async () => {
     await page.goto(`${base}/`);
+    // Before any query the page offers catalogue items to start from.
+    await page.waitForSelector('#samples-grid .card');
     await page.setInputFiles('#file', path.join(PHOTOS_DIR, 'chelsea.jpg'));
     await page.waitForFunction(() => document.querySelectorAll('#results .card').length === 12);
     const ids = await cardIds();
@@ -81,6 +83,7 @@ describe('web page in Chromium', () => {
     for (const s of scores) expect(s).toMatch(/^-?\d\.\d{3}$/);
     expect(scores.map(Number)).toEqual([...scores.map(Number)].sort((a, b) => b - a));
     expect(await page.textContent('#exact')).toContain('photos/chelsea.jpg');
+    expect(await page.isVisible('#samples')).toBe(false);
     expect(await page.textContent('#results .card .meta')).toContain('folder');
     // Thumbnails come from the server (decoded, not the placeholder).
     await page.waitForFunction(() => [...document.querySelectorAll('#results img')].every((img: El) => img.complete && img.naturalWidth > 0));
@@ -101,7 +104,7 @@ describe('web page in Chromium', () => {
     await shoot('2-search-by-item');
   });
 
-  it('k, minimum score and the metadata filter change the results', async () => {
+  it('k and the metadata filter change the results', async () => {
     await page.fill('#filter-field', 'folder');
     await page.fill('#filter-value', 'bag');
     await page.click('#controls button[type=submit]');
