@@ -49,7 +49,7 @@ const itemUrl = (id) => `/v1/items/${enc(id)}`;
 const thumbUrl = (id, sha256) => `${itemUrl(id)}/thumbnail${sha256 ? `?v=${sha256}` : ''}`;
 const searchHref = (id) => `#/search?id=${enc(id)}`;
 const itemHref = (id) => `#/item/${enc(id)}`;
-const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const size = (bytes) => (bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
 
 // ---------------------------------------------------------------------------------------------
 // Messages: one polite live region for progress, one alert for problems
@@ -80,7 +80,7 @@ function explain(err, name) {
     case 'UNSUPPORTED_FORMAT':
       return `${what} is in a format this server does not accept (${err.message}).`;
     case 'UPLOAD_TOO_LARGE':
-      return `${what} is too large: the server accepts files up to ${err.details?.maxBytes ? mb(err.details.maxBytes) : 'its upload limit'}.`;
+      return `${what} is too large: the server accepts files up to ${err.details?.maxBytes ? size(err.details.maxBytes) : 'its upload limit'}.`;
     case 'IMAGE_TOO_LARGE':
       return `${what} has too many pixels (${err.details?.width ?? '?'} × ${err.details?.height ?? '?'}); the limit is ${err.details?.maxPixels?.toLocaleString() ?? 'the server’s'} pixels.`;
     case 'EMPTY_IMAGE':

@@ -54,7 +54,8 @@ describe('web page in Chromium', () => {
     const catalogue = tempDir('likeness-web-');
     fs.cpSync(FMNIST_DIR, catalogue, { recursive: true });
     fs.cpSync(PHOTOS_DIR, path.join(catalogue, 'photos'), { recursive: true });
-    srv = await startServer(testConfig(tempDir(), { importDir: catalogue }));
+    // A small upload limit, so a real photo (astronaut.png, 250 KB) can show the 'too large' message.
+    srv = await startServer(testConfig(tempDir(), { importDir: catalogue, maxUploadBytes: 200 * 1024 }));
     base = `http://127.0.0.1:${srv.port}`;
     fs.mkdirSync(SHOTS, { recursive: true });
     browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
@@ -131,6 +132,12 @@ describe('web page in Chromium', () => {
     expect(alert).toContain('NOT_AN_IMAGE');
     expect(await page.$$('#results .card')).toHaveLength(0);
     await shoot('3-rejected-file');
+  });
+
+  it('a file over the upload limit gets its message', async () => {
+    await page.setInputFiles('#file', path.join(PHOTOS_DIR, 'astronaut.png'));
+    await page.waitForFunction(() => document.querySelector('#alert')?.textContent?.includes('too large'));
+    expect(await page.textContent('#alert')).toBe('“astronaut.png” is too large: the server accepts files up to 200 KB.UPLOAD_TOO_LARGE');
   });
 
   it('says when the server is busy, and retries', async () => {
