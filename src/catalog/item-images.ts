@@ -38,7 +38,8 @@ export class ItemImages {
       const format = await sharp(bytes, { limitInputPixels: false })
         .metadata()
         .then((m) => m.format, () => undefined);
-      if (format) out.original = { bytes: Buffer.from(bytes), type: mimeOf(format) };
+      // A view, not a copy: the caller's buffer lives until the item commits anyway.
+      if (format) out.original = { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), type: mimeOf(format) };
     }
     return out;
   }
