@@ -114,6 +114,9 @@ describe('thumbnails and the web page', () => {
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toMatch(/text\/html/);
     expect(page.text).toContain('<script type="module" src="/app.js">');
+    // Scripts only from this origin, and no upgrade to https: the page must work over plain HTTP on a LAN address.
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.headers['content-security-policy']).not.toContain('upgrade-insecure-requests');
     expect((await api().get('/app.js')).headers['content-type']).toMatch(/javascript/);
     expect((await api().get('/style.css')).headers['content-type']).toMatch(/css/);
     // Unknown paths still get the JSON 404.
