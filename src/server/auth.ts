@@ -7,7 +7,8 @@
  * brute-forced and a leaked file grants nothing. `likeness keys create` makes one and prints it once.
  *
  * Scopes: `read` = search, get, list, duplicates, jobs, metrics; `write` = add, delete, ingest, eval
- * (eval reads the whole catalogue, so it is costly like a write). /healthz and /openapi.json are public.
+ * (eval reads the whole catalogue, so it is costly like a write). /healthz, /openapi.json and the web
+ * page's static files are public (the page's API calls are not).
  * With no keys file the server runs open (local development): no keys, no limits.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -98,9 +99,13 @@ export class KeyRing {
   }
 }
 
+/** Paths whose GET carries no catalogue data: health, the API description, the web page's static files. */
+const isPublic = (method: string, path: string): boolean =>
+  (method === 'GET' || method === 'HEAD') && (path === '/healthz' || path === '/openapi.json' || !/^\/(v1|metrics|report)(\/|$)/.test(path));
+
 /** The scope a request needs, from its method and path; anything not listed as read is write (deny by default). */
 export function requiredScope(method: string, path: string): Scope | 'public' {
-  if (path === '/healthz' || path === '/openapi.json') return 'public';
+  if (isPublic(method, path)) return 'public';
   if (path.startsWith('/v1/eval')) return 'write';
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && (path === '/v1/search' || path === '/v1/duplicates')) return 'read';

@@ -64,6 +64,11 @@ describe('keys', () => {
     ['PUT', '/v1/anything', 'write'],
     ['GET', '/healthz', 'public'],
     ['GET', '/openapi.json', 'public'],
+    ['GET', '/', 'public'],
+    ['GET', '/app.js', 'public'],
+    ['GET', '/report/index.html', 'read'],
+    ['GET', '/v1', 'read'],
+    ['POST', '/', 'write'],
   ])('%s %s needs %s', (method, p, scope) => expect(requiredScope(method, p)).toBe(scope));
 });
 
