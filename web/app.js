@@ -92,21 +92,23 @@ function explain(err, name) {
       return 'The server is busy with other images right now.';
     case 'ITEM_NOT_FOUND':
       return 'That item is not in the catalogue (it may have been deleted).';
-    case 'UNAUTHORIZED':
-    case 'FORBIDDEN':
-      return `The server refused the request: ${err.message}`;
+    case 'UNAUTHENTICATED':
+    case 'FORBIDDEN_SCOPE':
+      return `This server asks for an API key, which a web page cannot send; start it with --open-read to let the page search and browse. (${err.message})`;
+    case 'RATE_LIMITED':
+      return 'Too many requests in a short time; wait a moment and try again.';
     default:
       return err.message || 'Something went wrong.';
   }
 }
 
-/** Runs `attempt`, retrying a few times when the server says it is busy (503 with Retry-After). */
+/** Runs `attempt`, retrying a few times when the server says it is busy (503) or rate-limits (429), after its Retry-After. */
 async function withRetry(attempt, tries = 3) {
   for (let i = 1; ; i++) {
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 503 || i >= tries) throw err;
+      if (!(err instanceof ApiError) || (err.status !== 503 && err.status !== 429) || i >= tries) throw err;
       const wait = Math.min(err.retryAfter ?? 1, 10);
       say(`The server is busy; trying again in ${wait} s (attempt ${i + 1} of ${tries}).`);
       await new Promise((r) => setTimeout(r, wait * 1000));
@@ -118,9 +120,17 @@ async function withRetry(attempt, tries = 3) {
 // Pieces shared by the views
 
 function thumbnail(id, sha256) {
-  const img = el('img', { src: thumbUrl(id, sha256), alt: '', loading: 'lazy', decoding: 'async', width: 128, height: 128 });
-  // Items stored before thumbnails were kept answer 404: show a neutral placeholder instead.
-  img.addEventListener('error', () => img.replaceWith(el('img', { src: '/placeholder.svg', alt: '', className: 'placeholder', width: 128, height: 128 })), { once: true });
+  const src = thumbUrl(id, sha256);
+  const img = el('img', { src, alt: '', loading: 'lazy', decoding: 'async', width: 128, height: 128 });
+  // One retry a moment later (a rate limit can refuse part of a page of thumbnails), then a neutral
+  // placeholder: items stored before thumbnails were kept have none (404).
+  let retried = false;
+  img.addEventListener('error', () => {
+    if (!retried) {
+      retried = true;
+      setTimeout(() => (img.src = `${src}${src.includes('?') ? '&' : '?'}retry=1`), 1500);
+    } else img.replaceWith(el('img', { src: '/placeholder.svg', alt: '', className: 'placeholder', width: 128, height: 128 }));
+  });
   // Tiny images (28 px Fashion-MNIST) look better scaled with hard pixel edges.
   img.addEventListener('load', () => img.naturalWidth <= 64 && img.classList.add('pixelated'));
   return img;

@@ -183,6 +183,20 @@ describe('web page in Chromium', () => {
     await shoot('5-item');
   });
 
+  it('shows a placeholder for an item stored before thumbnails were kept', async () => {
+    // Written straight to the catalogue, as by a version without thumbnails: same vector as a real item.
+    const { catalog, embedder, index } = srv.likeness;
+    const twin = catalog.getById('bag/test-18.png')!;
+    const { item } = catalog.upsert({ id: 'old/no-thumbnail', metadata: { folder: 'old' }, sha256: '0'.repeat(64), modelId: embedder.modelId, vector: twin.vector });
+    index.apply(item.seq, { add: { label: item.label, vector: item.vector } });
+    await page.goto(`${base}/#/search?id=${encodeURIComponent('old/no-thumbnail')}`);
+    // Its result card, and the query preview, fall back to the placeholder.
+    await page.waitForSelector('#results .card[data-id="old/no-thumbnail"] img.placeholder', { timeout: 5000 });
+    await page.waitForFunction(() => document.querySelector('#query-image')?.src.endsWith('/placeholder.svg'));
+    await page.goto(`${base}/#/item/${encodeURIComponent('old/no-thumbnail')}`);
+    await page.waitForFunction(() => document.querySelector('#item-image')?.src.endsWith('/placeholder.svg'));
+  });
+
   it('shows ingest jobs and the report section', async () => {
     await page.goto(`${base}/#/jobs`);
     await page.waitForSelector('.job progress');
