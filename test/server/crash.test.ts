@@ -10,7 +10,7 @@ import { fmnistFixtures, spawnServer, tempDir } from '../helpers';
 
 const fixtures = fmnistFixtures();
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
-const INGEST_FILES = 8;
+const INGEST_FILES = 20;
 
 interface RoundReport {
   round: number;
@@ -18,6 +18,8 @@ interface RoundReport {
   adds: number;
   deletes: number;
   ingest: boolean;
+  /** The round's ingest job was still running when the kill came. */
+  ingestInterrupted?: boolean;
 }
 
 describe('crash test', () => {
@@ -42,16 +44,26 @@ describe('crash test', () => {
     for (let round = 0; round < ROUNDS; round++) {
       const srv = spawnServer(env, port);
       await srv.up();
+      let jobId: string | undefined;
       const report: RoundReport = { round, killAfterMs: Math.round(200 + Math.random() * 700), adds: 0, deletes: 0, ingest: round % 2 === 0 };
-      if (report.ingest) {
+      // The ingest job starts at a random moment of the round, so the kill finds some jobs running.
+      const submitIngest = async (): Promise<void> => {
+        if (!report.ingest) return;
         const dir = path.join(root, `r${round}`);
         fs.mkdirSync(dir);
         const ids = Array.from({ length: INGEST_FILES }, (_, i) => `r${round}-f${i}.png`);
         ids.forEach((id, i) => fs.writeFileSync(path.join(dir, id), fixtures[(round * 11 + i * 7) % fixtures.length].bytes));
-        const res = await fetch(`${srv.base}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { type: 'folder', path: dir }, duplicates: 'keep' }) });
+        await new Promise((r) => setTimeout(r, Math.random() * report.killAfterMs * 0.8));
+        let res: Response;
+        try {
+          res = await fetch(`${srv.base}/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ source: { type: 'folder', path: dir }, duplicates: 'keep' }) });
+        } catch {
+          return; // killed before the answer: not acknowledged
+        }
         expect(res.status).toBe(202);
         ingested.push(...ids);
-      }
+        jobId = await res.json().then((b) => (b as { job: { id: string } }).job.id, () => undefined);
+      };
       let stop = false;
       const writer = async (w: number): Promise<void> => {
         for (let i = 0; !stop; i++) {
@@ -92,8 +104,12 @@ describe('crash test', () => {
           }
         }
       };
-      const clients = [writer(0), writer(1), writer(2), deleter()];
+      const clients = [writer(0), writer(1), writer(2), deleter(), submitIngest()];
       await new Promise((r) => setTimeout(r, report.killAfterMs));
+      if (jobId) {
+        const view = await fetch(`${srv.base}/v1/jobs/${jobId}`).then((r) => r.json() as Promise<{ job: { status: string } }>, () => undefined);
+        report.ingestInterrupted = view?.job.status !== 'done';
+      }
       const killed = srv.stop('SIGKILL');
       stop = true;
       await Promise.all([...clients, killed]);
