@@ -207,7 +207,13 @@ export function openApiDocument(dim: number): Record<string, unknown> {
       '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
     },
+    // With --api-keys-file every route but /healthz and /openapi.json needs a key (read or write scope);
+    // without it the server is open, hence the empty alternative.
+    security: [{ apiKey: [] }, {}],
     components: {
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'bearer', description: 'likeness keys create; 401 UNAUTHENTICATED, 403 FORBIDDEN_SCOPE, 429 RATE_LIMITED (Retry-After)' },
+      },
       schemas: {
         Error: {
           type: 'object',

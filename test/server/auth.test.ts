@@ -153,7 +153,22 @@ describe('authenticated server', () => {
   });
 });
 
-describe('request deadline', () => {
+describe('overload', () => {
+  it('a full embed queue answers 503 EMBED_QUEUE_FULL with Retry-After, then recovers', async () => {
+    const srv = await startServer(testConfig(tempDir(), { maxQueue: 2, batchWaitMs: 50 }));
+    try {
+      const results = await Promise.all(Array.from({ length: 24 }, () => request(srv.server).post('/v1/search').set('content-type', 'image/png').send(png)));
+      const busy = results.filter((r) => r.status === 503);
+      expect(busy.length).toBeGreaterThan(0);
+      expect(busy.every((r) => r.body.error.code === 'EMBED_QUEUE_FULL' && r.headers['retry-after'] === '1')).toBe(true);
+      expect(results.every((r) => r.status === 200 || r.status === 503)).toBe(true);
+      expect((await request(srv.server).get('/healthz')).body.embedQueue).toBe(0);
+      expect((await request(srv.server).post('/v1/search').set('content-type', 'image/png').send(png)).status).toBe(200);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('answers a request that stalls (a body that never finishes) with 503 REQUEST_TIMEOUT and keeps serving', async () => {
     const srv = await startServer(testConfig(tempDir(), { requestTimeoutSeconds: 0.3 }));
     try {
