@@ -181,10 +181,9 @@ export class CatalogService {
   async addItem(input: { id: unknown; image: Uint8Array; metadata?: unknown }): Promise<{ item: ItemView; replaced: boolean }> {
     const id = validateId(input.id);
     const metadata = validateMetadata(input.metadata);
-    // The thumbnail is made while the image is embedded; make() never rejects.
-    const imagesMade = this.images?.enabled ? this.images.make(input.image) : undefined;
     const vector = await this.embedder.embedImage(input.image);
-    const images = await imagesMade;
+    // Only once the image has proved valid and the server not too busy: a refused upload costs no thumbnail.
+    const images = this.images?.enabled ? await this.images.make(input.image) : undefined;
     const sha256 = sha256Hex(input.image);
     const { item, replacedLabel } = this.catalog.transaction(() => {
       const written = this.catalog.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
