@@ -71,4 +71,20 @@ describe('graceful shutdown', () => {
       await again.stop();
     }
   });
+
+  it('cuts off requests still running after the grace period, and still snapshots', async () => {
+    const dataDir = tempDir();
+    const srv = await startServer(testConfig(dataDir, { shutdownGraceSeconds: 0.3, snapshotEvery: 0 }));
+    const stalled = slowAdd(`http://127.0.0.1:${srv.port}`, 'never-finished', fixtures[0].bytes);
+    const outcome = stalled.response.then(
+      () => 'answered',
+      () => 'cut off',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const t = performance.now();
+    await srv.stop();
+    expect(performance.now() - t).toBeLessThan(5000);
+    expect(await outcome).toBe('cut off');
+    expect(fs.existsSync(path.join(dataDir, 'index', SNAPSHOT_FILE))).toBe(true);
+  });
 });
