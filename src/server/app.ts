@@ -67,7 +67,9 @@ export function createApp({ likeness, metrics, log, keys }: AppDeps): express.Ex
   // No upgrade-insecure-requests: served over plain HTTP on a LAN address, it would send the page's own
   // scripts to https:// and break it (TLS, where used, is a proxy's job).
   app.use(helmet({ contentSecurityPolicy: { directives: { imgSrc: ["'self'", 'data:', 'blob:'], upgradeInsecureRequests: null } } }));
-  app.use(requestDeadline(config.requestTimeoutSeconds, (err, req, res) => onError(err, req, res, () => undefined)));
+  // Evaluation is exempt: it is meant to take long over a big catalogue (write scope, bounded sample sizes).
+  const isEval = (req: Request): boolean => req.path.startsWith('/v1/eval');
+  app.use(requestDeadline(config.requestTimeoutSeconds, (err, req, res) => onError(err, req, res, () => undefined), isEval));
   // Before any router, so a request without the right key is refused before its body is read.
   app.use(authenticate({ keys, openRead: config.openRead, rate: { perSecond: config.rateLimit, burst: config.rateBurst }, limiter: new RateLimiter() }));
 

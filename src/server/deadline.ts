@@ -7,9 +7,13 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { LikenessError } from '../errors';
 
-export function requestDeadline(seconds: number, respond: (err: LikenessError, req: Request, res: Response) => void): RequestHandler {
+export function requestDeadline(
+  seconds: number,
+  respond: (err: LikenessError, req: Request, res: Response) => void,
+  exempt: (req: Request) => boolean = () => false,
+): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
-    if (!(seconds > 0)) return next();
+    if (!(seconds > 0) || exempt(req)) return next();
     const timer = setTimeout(() => {
       if (res.headersSent) return;
       // The request body may still be arriving; closing the connection stops reading it.
