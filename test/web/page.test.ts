@@ -170,8 +170,13 @@ describe('web page in Chromium', () => {
   it('browses the catalogue page by page and opens an item with its near-duplicates', async () => {
     await page.goto(`${base}/#/browse`);
     await page.waitForFunction(() => document.querySelectorAll('#browse-grid .card').length === 48);
+    const firstId = await page.getAttribute('#browse-grid .card', 'data-id');
     await page.click('#browse-next');
-    await page.waitForFunction(() => location.hash.includes('cursor=') && document.querySelectorAll('#browse-grid .card').length === 48);
+    // The old page stays on screen until the next one arrives: wait for different cards.
+    await page.waitForFunction(
+      (first) => location.hash.includes('cursor=') && document.querySelector('#browse-grid .card')?.dataset.id !== first && document.querySelectorAll('#browse-grid .card').length === 48,
+      firstId,
+    );
     expect(await page.isVisible('#browse-prev')).toBe(true);
     await shoot('4-catalogue');
     const id = await page.getAttribute('#browse-grid .card', 'data-id');
