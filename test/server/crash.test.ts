@@ -106,6 +106,9 @@ describe('crash test', () => {
       };
       const clients = [writer(0), writer(1), writer(2), deleter(), submitIngest()];
       await new Promise((r) => setTimeout(r, report.killAfterMs));
+      // On a loaded machine the first adds can take longer than the random delay: make sure each
+      // round has written something before it is killed (bounded, so a stuck server still fails).
+      for (const until = performance.now() + 15_000; report.adds < 4 && performance.now() < until; ) await new Promise((r) => setTimeout(r, 10));
       if (jobId) {
         const view = await fetch(`${srv.base}/v1/jobs/${jobId}`).then((r) => r.json() as Promise<{ job: { status: string } }>, () => undefined);
         report.ingestInterrupted = view?.job.status !== 'done';
