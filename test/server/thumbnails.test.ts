@@ -57,6 +57,9 @@ describe('thumbnails and the web page', () => {
     const res = await api().get(thumbUrl(f.id)).buffer(true);
     expect(res.status).toBe(200);
     expect(await size(res.body)).toMatchObject({ width: 28, height: 28 });
+    // Already small enough and upright: stored as it came, not re-encoded.
+    expect(res.headers['content-type']).toBe('image/png');
+    expect(Buffer.compare(res.body, f.bytes)).toBe(0);
   });
 
   it('answers 404 with a code for unknown ids, items without a thumbnail and originals not kept', async () => {
