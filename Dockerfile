@@ -23,6 +23,7 @@ COPY package.json ./
 COPY bin ./bin
 COPY models ./models
 COPY demo ./demo
+COPY web ./web
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

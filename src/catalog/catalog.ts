@@ -26,6 +26,18 @@ export interface NewItem {
   vector: Float32Array;
 }
 
+/** Another id for an item's exact bytes (ingest with `duplicates: link`); it has no vector of its own. */
+export interface Alias {
+  id: string;
+  /** Id of the item holding the bytes and the vector. */
+  target: string;
+  sha256: string | null;
+  metadata: Metadata;
+  createdAt: string;
+}
+
+export type NewAlias = Omit<Alias, 'createdAt'>;
+
 export interface UpsertResult {
   item: Item;
   /** Label of the row this one replaced, if the id existed. */
@@ -42,6 +54,8 @@ export interface CatalogStats {
   items: number;
   /** Items embedded by the given model (searchable now). */
   itemsForModel: number;
+  /** Ids linked to items (not counted in `items`). */
+  aliases: number;
   seq: number;
 }
 
@@ -49,8 +63,19 @@ export interface Catalog {
   upsert(item: NewItem): UpsertResult;
   /** Adds many items in one transaction (bulk ingest); same semantics as upsert for each. */
   upsertMany(items: NewItem[]): UpsertResult[];
-  /** Returns the deleted label and the change's sequence, or undefined when the id was unknown. */
-  delete(id: string): { label: number; seq: number } | undefined;
+  /** Returns the deleted label, the change's sequence and how many aliases went with it; undefined when the id was unknown. */
+  delete(id: string): { label: number; seq: number; aliases: number } | undefined;
+  /**
+   * Makes `alias.id` another name for `alias.target`. An item stored under that id is removed (its
+   * label and the change's sequence are returned for the index); storing an item under it later ends the alias.
+   */
+  link(alias: NewAlias): { label: number; seq: number } | undefined;
+  getAlias(id: string): Alias | undefined;
+  /** Returns false when `id` was not an alias. */
+  deleteAlias(id: string): boolean;
+  /** Alias ids of each target id that has any. */
+  aliasesOf(targets: string[]): Map<string, string[]>;
+  aliasIdsBySha256(sha256: string, limit: number): string[];
   getById(id: string): Item | undefined;
   getByLabels(labels: number[]): Map<number, Item>;
   list(opts: { cursor?: string; limit: number }): Page;

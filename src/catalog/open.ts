@@ -10,6 +10,7 @@ import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
 import { CatalogEvaluator } from '../eval/catalog-eval';
 import { IngestRunner } from '../ingest/runner';
+import { ItemImages } from './item-images';
 import { PostgresStore } from './postgres/pg-store';
 import { CatalogService } from './service';
 import { SqliteCatalog } from './sqlite-catalog';
@@ -91,7 +92,12 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     throw err;
   }
   log.info({ store: store.kind }, 'store open');
-  const service = new CatalogService(store, embedder);
+  const images = new ItemImages(store, {
+    thumbnailSize: config.thumbnailSize,
+    keepOriginals: config.keepOriginals,
+    limits: { maxPixels: config.maxPixels, allowSvg: config.allowSvg, timeoutSeconds: config.decodeTimeoutSeconds },
+  });
+  const service = new CatalogService(store, embedder, images);
   const shared = store.kind === 'postgres';
   const ingest = new IngestRunner(service, store, {
     roots: config.ingestRoots,

@@ -7,11 +7,17 @@ import { badRequest, notFound } from '../errors';
 import type { Embedder } from '../embed/embedder';
 import { normalize } from '../index/vector-index';
 import { LikenessError } from '../errors';
-import type { Item, Metadata, MetadataFilter, UpsertResult } from './catalog';
-import type { Store, StoreTx } from './store';
+import type { StoredImage } from '../images/thumbnail';
+import type { Item, Metadata, MetadataFilter } from './catalog';
+import type { ImageKind, ItemImages, ItemImageSet } from './item-images';
+import { toIndexChange } from './store';
+import type { IndexChange, Store, StoreTx } from './store';
 
-/** What to do with an image whose exact bytes are already in the catalogue under another id. */
-export type DuplicatePolicy = 'skip' | 'keep';
+/**
+ * What to do with an image whose exact bytes are already in the catalogue under another id: skip it
+ * (report only), keep it as an item of its own, or link its id to the existing item (an alias).
+ */
+export type DuplicatePolicy = 'skip' | 'keep' | 'link';
 
 export interface BulkInput {
   /** Caller's handle for the item (e.g. its position in an ingest job). */
@@ -46,6 +52,10 @@ export interface Prepared {
   image?: Buffer;
   vector?: Float32Array;
   outcome?: Outcome;
+  /** Thumbnail (and original) to store with the item. */
+  images?: ItemImageSet;
+  /** Bytes of an unchanged item that lacks its stored images (added before they were kept). */
+  backfill?: Buffer;
 }
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
@@ -81,6 +91,8 @@ export interface SearchHit {
   id: string;
   score: number;
   metadata: Metadata;
+  /** Other ids linked to this item's bytes (ingest with `duplicates: link`). */
+  aliases?: string[];
 }
 
 export interface SearchResult {
@@ -97,6 +109,10 @@ export interface ItemView {
   sha256: string | null;
   model: string;
   createdAt: string;
+  /** For an alias: the id of the item that holds its bytes and vector. */
+  aliasOf?: string;
+  /** For an item: other ids linked to its bytes. */
+  aliases?: string[];
   /** The stored embedding, only when asked for. */
   vector?: number[];
 }
@@ -145,6 +161,8 @@ export class CatalogService {
   constructor(
     private readonly store: Store,
     private readonly embedder: Embedder,
+    /** Thumbnails and originals; without it items keep only their vectors. */
+    private readonly images?: ItemImages,
   ) {}
 
   get modelId(): string {
@@ -156,8 +174,10 @@ export class CatalogService {
     const id = validateId(input.id);
     const metadata = validateMetadata(input.metadata);
     const vector = await this.embedder.embedImage(input.image);
+    // Only once the image has proved valid and the server not too busy: a refused upload costs no thumbnail.
+    const images = this.images?.enabled ? await this.images.make(input.image) : undefined;
     const sha256 = sha256Hex(input.image);
-    const { item, replacedLabel } = await this.store.upsert({ id, metadata, sha256, modelId: this.modelId, vector });
+    const { item, replacedLabel } = await this.store.upsert({ id, metadata, sha256, modelId: this.modelId, vector }, images);
     return { item: toItemView(item), replaced: replacedLabel !== undefined };
   }
 
@@ -173,7 +193,9 @@ export class CatalogService {
     for (const input of inputs) prepared.push(await this.classify(input, duplicates, firstBySha));
     const todo = prepared.filter((p) => p.image);
     let t = performance.now();
+    const imagesMade = this.makeImages(prepared);
     const decoded = await Promise.allSettled(todo.map((p) => this.embedder.decode(p.image!)));
+    await imagesMade;
     if (timings) timings.decode += (performance.now() - t) / 1000;
     const ok: Prepared[] = [];
     const pixels: Uint8Array[] = [];
@@ -200,8 +222,13 @@ export class CatalogService {
       const metadata = validateMetadata(input.metadata);
       const sha256 = sha256Hex(input.image);
       const existing = await this.store.getById(id);
-      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
-      if (duplicates === 'skip') {
+      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) {
+        const backfill = (await this.images?.missing(sha256)) ? input.image : undefined;
+        return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
+      }
+      const alias = existing ? undefined : await this.store.getAlias(id);
+      if (alias && alias.sha256 === sha256 && duplicates === 'link') return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+      if (duplicates !== 'keep') {
         const twin = firstBySha.get(sha256) ?? (await this.store.idsBySha256(sha256, 2)).find((other) => other !== id);
         if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };
         firstBySha.set(sha256, id);
@@ -217,8 +244,8 @@ export class CatalogService {
    * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
    * cannot see each other's rows in phase 1.
    */
-  async commitPrepared(tx: StoreTx, prepared: Prepared[], duplicates: DuplicatePolicy): Promise<UpsertResult[]> {
-    if (duplicates === 'skip') {
+  async commitPrepared(tx: StoreTx, prepared: Prepared[], duplicates: DuplicatePolicy): Promise<IndexChange[]> {
+    if (duplicates !== 'keep') {
       for (const p of prepared) {
         if (!p.vector) continue;
         const twin = (await tx.idsBySha256(p.sha256, 2)).find((other) => other !== p.id);
@@ -231,12 +258,45 @@ export class CatalogService {
     const ready = prepared.filter((p) => p.vector);
     const results = await tx.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
     ready.forEach((p) => (p.outcome = { state: 'added' }));
-    return results;
+    // After the upserts: replacing an item releases its old bytes' images (a trigger), possibly these.
+    for (const p of prepared) {
+      const state = p.outcome?.state;
+      if (p.images && (state === 'added' || state === 'unchanged')) await tx.putImages(p.sha256, p.images);
+    }
+    const changes = results.map(toIndexChange);
+    if (duplicates === 'link') {
+      // After the upserts, so a twin added earlier in this very batch exists to be linked to.
+      for (const p of prepared) {
+        const target = p.outcome?.state === 'duplicate' ? p.outcome.duplicateOf : undefined;
+        if (target === undefined) continue;
+        if (!(await tx.getById(target))) {
+          // Identical bytes decode identically, so the twin failed too; nothing to link to.
+          p.outcome = { state: 'failed', code: 'TWIN_FAILED', message: `the item with the same bytes ('${target.slice(0, 200)}') was not stored` };
+          continue;
+        }
+        const removed = await tx.link({ id: p.id, target, sha256: p.sha256, metadata: p.metadata });
+        if (removed) changes.push(removed);
+      }
+    }
+    return changes;
+  }
+
+  /** Makes the stored images of items to add, and of unchanged items that lack them. */
+  private async makeImages(prepared: Prepared[]): Promise<void> {
+    const images = this.images;
+    if (!images?.enabled) return;
+    await Promise.all(
+      prepared.map(async (p) => {
+        const bytes = p.image ?? p.backfill;
+        p.backfill = undefined;
+        if (bytes) p.images = await images.make(bytes);
+      }),
+    );
   }
 
   /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
-  async applyToIndex(results: UpsertResult[]): Promise<void> {
-    await this.store.syncIndex(results);
+  async applyToIndex(changes: IndexChange[]): Promise<void> {
+    await this.store.syncIndex(changes);
   }
 
   /** Adds many images in one transaction (skipping unchanged ones); per-item outcomes in input order. */
@@ -248,14 +308,39 @@ export class CatalogService {
   }
 
   async getItem(id: string, withVector = false): Promise<ItemView> {
-    return toItemView(await this.requireItem(id), withVector);
+    const key = validateId(id);
+    const item = await this.store.getById(key);
+    if (item) {
+      const aliases = (await this.store.aliasesOf([item.id])).get(item.id);
+      return { ...toItemView(item, withVector), ...(aliases ? { aliases } : {}) };
+    }
+    const alias = await this.store.getAlias(key);
+    const target = alias && (await this.store.getById(alias.target));
+    if (!alias || !target) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
+    return { ...toItemView(target, withVector), id: alias.id, metadata: alias.metadata, createdAt: alias.createdAt, aliasOf: target.id };
   }
 
-  /** The item stored under `id`, or 404 ITEM_NOT_FOUND. */
+  /** The item stored under `id`, or the item an alias `id` links to, or 404 ITEM_NOT_FOUND. */
   private async requireItem(id: unknown): Promise<Item> {
-    const item = await this.store.getById(validateId(id));
-    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${String(id).slice(0, 200)}'`);
+    const key = validateId(id);
+    const own = await this.store.getById(key);
+    const alias = own ? undefined : await this.store.getAlias(key);
+    const item = own ?? (alias && (await this.store.getById(alias.target)));
+    if (!item) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
     return item;
+  }
+
+  /** An item's stored thumbnail or original, with the sha256 of its bytes (a stable ETag). 404 when not stored. */
+  async itemImage(id: string, kind: ImageKind): Promise<{ sha256: string; image: StoredImage }> {
+    const item = await this.requireItem(id);
+    const image = item.sha256 ? await this.images?.get(item.sha256, kind) : undefined;
+    if (!image || !item.sha256) {
+      const which = `'${String(id).slice(0, 200)}'`;
+      throw kind === 'thumbnail'
+        ? notFound('THUMBNAIL_NOT_FOUND', `item ${which} has no thumbnail (stored before thumbnails were kept, or thumbnails are off)`)
+        : notFound('ORIGINAL_NOT_KEPT', `the original bytes of item ${which} are not kept (see --keep-originals)`);
+    }
+    return { sha256: item.sha256, image };
   }
 
   /** An item's stored vector is only comparable with this server's if the same model made it. */
@@ -264,9 +349,13 @@ export class CatalogService {
     return item;
   }
 
-  async deleteItem(id: string): Promise<void> {
-    const removed = await this.store.delete(validateId(id));
-    if (!removed) throw notFound('ITEM_NOT_FOUND', `no item with id '${id.slice(0, 200)}'`);
+  /** Deletes an item (and the aliases linked to it) or a single alias; returns how many aliases went too. */
+  async deleteItem(id: string): Promise<{ aliasesRemoved: number }> {
+    const key = validateId(id);
+    const removed = await this.store.delete(key);
+    if (removed) return { aliasesRemoved: removed.aliases };
+    if (!(await this.store.deleteAlias(key))) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
+    return { aliasesRemoved: 0 };
   }
 
   async listItems(opts: { cursor?: string; limit?: number }): Promise<{ items: ItemView[]; next?: string }> {
@@ -308,14 +397,8 @@ export class CatalogService {
     const t1 = performance.now();
     let neighbours = await this.store.search(vector, k, { filter });
     if (q.minScore !== undefined) neighbours = neighbours.filter((n) => n.score >= q.minScore!);
-    const items = await this.store.getByLabels(neighbours.map((n) => n.label));
-    const results: SearchHit[] = [];
-    for (const n of neighbours) {
-      const item = items.get(n.label);
-      // A label can vanish between search and fetch (concurrent delete): skip it.
-      if (item) results.push({ id: item.id, score: n.score, metadata: item.metadata });
-    }
-    const exactMatches = q.image ? await this.store.idsBySha256(sha256Hex(q.image), LIMITS.maxK) : undefined;
+    const results = await this.hits(neighbours);
+    const exactMatches = q.image ? await this.exactIds(sha256Hex(q.image)) : undefined;
     const t2 = performance.now();
     return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
   }
@@ -325,8 +408,8 @@ export class CatalogService {
     validateThreshold(threshold);
     const item = await this.requireItem(id);
     const near = await this.neighbours(item, threshold, validateK(k));
-    const exact = item.sha256 ? (await this.store.idsBySha256(item.sha256, LIMITS.maxK)).filter((other) => other !== item.id) : [];
-    return { id: item.id, exact, near };
+    const exact = item.sha256 ? (await this.exactIds(item.sha256)).filter((other) => other !== id) : [];
+    return { id, exact, near };
   }
 
   /**
@@ -351,16 +434,32 @@ export class CatalogService {
 
   private async neighbours(item: Item, threshold: number, k: number): Promise<SearchHit[]> {
     this.requireServedModel(item);
-    const hits = (await this.store.search(item.vector, k + 1)).filter((n) => n.label !== item.label && n.score >= threshold);
-    const items = await this.store.getByLabels(hits.map((n) => n.label));
-    return hits.flatMap((n) => {
-      const other = items.get(n.label);
-      return other ? [{ id: other.id, score: n.score, metadata: other.metadata }] : [];
-    });
+    return this.hits((await this.store.search(item.vector, k + 1)).filter((n) => n.label !== item.label && n.score >= threshold));
   }
 
-  async stats(): Promise<{ items: number; searchable: number; indexed: number; seq: number }> {
+  /** Index neighbours → results with metadata and aliases, best first. */
+  private async hits(neighbours: Array<{ label: number; score: number }>): Promise<SearchHit[]> {
+    const items = await this.store.getByLabels(neighbours.map((n) => n.label));
+    const aliases = await this.store.aliasesOf([...items.values()].map((i) => i.id));
+    const results: SearchHit[] = [];
+    for (const n of neighbours) {
+      const item = items.get(n.label);
+      // A label can vanish between search and fetch (concurrent delete): skip it.
+      if (!item) continue;
+      const linked = aliases.get(item.id);
+      results.push({ id: item.id, score: n.score, metadata: item.metadata, ...(linked ? { aliases: linked } : {}) });
+    }
+    return results;
+  }
+
+  /** Ids of items and aliases whose bytes hash to `sha256`. */
+  private async exactIds(sha256: string): Promise<string[]> {
+    const items = await this.store.idsBySha256(sha256, LIMITS.maxK);
+    return [...items, ...(await this.store.aliasIdsBySha256(sha256, LIMITS.maxK - items.length))];
+  }
+
+  async stats(): Promise<{ items: number; aliases: number; searchable: number; indexed: number; seq: number }> {
     const s = await this.store.stats(this.modelId);
-    return { items: s.items, searchable: s.itemsForModel, indexed: s.indexed, seq: s.seq };
+    return { items: s.items, aliases: s.aliases, searchable: s.itemsForModel, indexed: s.indexed, seq: s.seq };
   }
 }

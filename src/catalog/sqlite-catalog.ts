@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { badRequest } from '../errors';
-import type { Catalog, CatalogStats, Item, MetadataFilter, NewItem, Page, UpsertResult } from './catalog';
+import type { Alias, Catalog, CatalogStats, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
+import { checkFilter } from './store';
 
 const SCHEMA_VERSION = 1;
 
@@ -26,10 +27,18 @@ CREATE INDEX IF NOT EXISTS items_model_seq ON items (model_id, seq);
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
 -- Labels removed from the catalogue, kept until an index snapshot covers them.
 CREATE TABLE IF NOT EXISTS removed (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+-- Ids linked to an item with the same bytes (ingest --duplicates link). Kept out of the items table so
+-- the index, its replay and its rebuild never see them: an alias has no vector of its own.
+CREATE TABLE IF NOT EXISTS aliases (
+  id         TEXT PRIMARY KEY,
+  target     TEXT NOT NULL,
+  sha256     TEXT,
+  metadata   TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aliases_target ON aliases (target);
+CREATE INDEX IF NOT EXISTS aliases_sha256 ON aliases (sha256);
 `;
-
-/** Field names usable in filters: plain keys only, so they can be quoted into a JSON path safely. */
-const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
 
 interface ItemRow {
   label: number;
@@ -57,6 +66,16 @@ function toItem(row: ItemRow): Item {
     createdAt: row.created_at,
   };
 }
+
+interface AliasRow {
+  id: string;
+  target: string;
+  sha256: string | null;
+  metadata: string;
+  created_at: string;
+}
+
+const toAlias = (r: AliasRow): Alias => ({ id: r.id, target: r.target, sha256: r.sha256, metadata: JSON.parse(r.metadata), createdAt: r.created_at });
 
 const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
 
@@ -100,6 +119,12 @@ export class SqliteCatalog implements Catalog {
       removedSince: this.db.prepare(`SELECT label FROM removed WHERE seq > ?`),
       prune: this.db.prepare(`DELETE FROM removed WHERE seq <= ?`),
       bySha: this.db.prepare(`SELECT id FROM items WHERE sha256 = ? ORDER BY label LIMIT ?`),
+      alias: this.db.prepare(`SELECT * FROM aliases WHERE id = ?`),
+      putAlias: this.db.prepare(`INSERT OR REPLACE INTO aliases (id, target, sha256, metadata, created_at) VALUES (?, ?, ?, ?, ?)`),
+      deleteAlias: this.db.prepare(`DELETE FROM aliases WHERE id = ?`),
+      deleteAliasesOf: this.db.prepare(`DELETE FROM aliases WHERE target = ?`),
+      aliasesBySha: this.db.prepare(`SELECT id FROM aliases WHERE sha256 = ? ORDER BY id LIMIT ?`),
+      countAliases: this.db.prepare(`SELECT COUNT(*) AS n FROM aliases`),
     };
   }
 
@@ -107,16 +132,23 @@ export class SqliteCatalog implements Catalog {
     return (this.stmts.nextSeq.get() as { seq: number }).seq;
   }
 
+  /** Deletes the item row of `id` (if any) and records its label for the index. */
+  private removeRow(id: string, seq: number): number | undefined {
+    const old = this.stmts.byId.get(id) as ItemRow | undefined;
+    if (!old) return undefined;
+    this.stmts.deleteLabel.run(old.label);
+    this.stmts.remember.run(old.label, seq);
+    return old.label;
+  }
+
   private upsertOne(item: NewItem): UpsertResult {
     const seq = this.nextSeq();
-    const old = this.stmts.byId.get(item.id) as ItemRow | undefined;
-    if (old) {
-      this.stmts.deleteLabel.run(old.label);
-      this.stmts.remember.run(old.label, seq);
-    }
+    // An id names one thing: storing an item under an alias's id ends the alias.
+    this.stmts.deleteAlias.run(item.id);
+    const replacedLabel = this.removeRow(item.id, seq);
     const vec = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
     const row = this.stmts.insert.get(item.id, JSON.stringify(item.metadata), item.sha256, item.modelId, vec, seq, new Date().toISOString()) as ItemRow;
-    return { item: toItem(row), replacedLabel: old?.label };
+    return { item: toItem(row), replacedLabel };
   }
 
   upsert(item: NewItem): UpsertResult {
@@ -127,15 +159,51 @@ export class SqliteCatalog implements Catalog {
     return this.db.transaction(() => items.map((i) => this.upsertOne(i)))();
   }
 
-  delete(id: string): { label: number; seq: number } | undefined {
+  delete(id: string): { label: number; seq: number; aliases: number } | undefined {
     return this.db.transaction(() => {
-      const old = this.stmts.byId.get(id) as ItemRow | undefined;
-      if (!old) return undefined;
+      if (!this.stmts.byId.get(id)) return undefined;
       const seq = this.nextSeq();
-      this.stmts.deleteLabel.run(old.label);
-      this.stmts.remember.run(old.label, seq);
-      return { label: old.label, seq };
+      const label = this.removeRow(id, seq)!;
+      // Aliases name the same bytes as their target; without it they would point at nothing.
+      const aliases = this.stmts.deleteAliasesOf.run(id).changes;
+      return { label, seq, aliases };
     })();
+  }
+
+  link(alias: NewAlias): { label: number; seq: number } | undefined {
+    return this.db.transaction(() => {
+      let removed: { label: number; seq: number } | undefined;
+      if (this.stmts.byId.get(alias.id)) {
+        const seq = this.nextSeq();
+        removed = { label: this.removeRow(alias.id, seq)!, seq };
+        this.stmts.deleteAliasesOf.run(alias.id);
+      }
+      this.stmts.putAlias.run(alias.id, alias.target, alias.sha256, JSON.stringify(alias.metadata), new Date().toISOString());
+      return removed;
+    })();
+  }
+
+  getAlias(id: string): Alias | undefined {
+    const row = this.stmts.alias.get(id) as AliasRow | undefined;
+    return row && toAlias(row);
+  }
+
+  deleteAlias(id: string): boolean {
+    return this.stmts.deleteAlias.run(id).changes > 0;
+  }
+
+  aliasesOf(targets: string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    if (targets.length === 0) return out;
+    const rows = this.db
+      .prepare(`SELECT id, target FROM aliases WHERE target IN (${targets.map(() => '?').join(',')}) ORDER BY id`)
+      .all(...targets) as Array<{ id: string; target: string }>;
+    for (const r of rows) out.set(r.target, [...(out.get(r.target) ?? []), r.id]);
+    return out;
+  }
+
+  aliasIdsBySha256(sha256: string, limit: number): string[] {
+    return (this.stmts.aliasesBySha.all(sha256, limit) as { id: string }[]).map((r) => r.id);
   }
 
   getById(id: string): Item | undefined {
@@ -163,6 +231,7 @@ export class SqliteCatalog implements Catalog {
     return {
       items: (this.stmts.count.get() as { n: number }).n,
       itemsForModel: (this.stmts.countModel.get(modelId) as { n: number }).n,
+      aliases: (this.stmts.countAliases.get() as { n: number }).n,
       seq: this.currentSeq(),
     };
   }
@@ -190,15 +259,14 @@ export class SqliteCatalog implements Catalog {
   }
 
   matches(label: number, filter: MetadataFilter): boolean {
-    const keys = Object.keys(filter);
+    // Plain field names only, so each can be quoted into a JSON path.
+    const keys = Object.keys(checkFilter(filter) ?? {});
     if (keys.length === 0) return true;
-    const where = keys.map((k) => {
-      if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
-      return `json_extract(metadata, '$."${k}"') = ?`;
-    });
-    const values = keys.map((k) => (typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]));
+    const where = keys.map(() => `json_extract(metadata, ?) = ?`);
+    // Field paths are bound as parameters too: nothing a client sends is ever part of the SQL text.
+    const params = keys.flatMap((k) => [`$."${k}"`, typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]]);
     const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
-    return stmt.get(label, ...values) !== undefined;
+    return stmt.get(label, ...params) !== undefined;
   }
 
   idsBySha256(sha256: string, limit: number): string[] {

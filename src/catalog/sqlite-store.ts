@@ -5,12 +5,15 @@
  */
 import type { IndexStore } from '../index/index-store';
 import type { Neighbour } from '../index/vector-index';
-import type { Item, NewItem, Page, UpsertResult } from './catalog';
+import type { StoredImage } from '../images/thumbnail';
+import type { Alias, Item, NewItem, Page, UpsertResult } from './catalog';
+import type { ImageKind, ItemImageSet } from './item-images';
 import type { SqliteCatalog } from './sqlite-catalog';
+import { SqliteImageStore } from './sqlite-images';
 import { SqliteJobStore } from './sqlite-jobs';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
-import { checkFilter } from './store';
-import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
+import { checkFilter, toIndexChange } from './store';
+import type { IndexChange, JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
 
 /** One process owns the file, so a "lease" is a cursor: items up to it were handed out already. */
 class SqliteJobQueue implements JobQueue {
@@ -69,12 +72,14 @@ export class SqliteStore implements Store {
    * and a single add arriving meanwhile must not land inside it.
    */
   private writes: Promise<unknown> = Promise.resolve();
+  private readonly images: SqliteImageStore;
 
   constructor(
     readonly catalog: SqliteCatalog,
     readonly index: IndexStore,
   ) {
     this.jobs = new SqliteJobQueue(new SqliteJobStore(catalog.database));
+    this.images = new SqliteImageStore(catalog.database);
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
@@ -83,20 +88,51 @@ export class SqliteStore implements Store {
     return run;
   }
 
-  upsert(item: NewItem): Promise<UpsertResult> {
+  upsert(item: NewItem, images?: ItemImageSet): Promise<UpsertResult> {
     return this.serialised(async () => {
-      const result = this.catalog.upsert(item);
-      this.index.apply(result.item.seq, { remove: result.replacedLabel, add: { label: result.item.label, vector: result.item.vector } });
+      const result = this.catalog.transaction(() => {
+        const written = this.catalog.upsert(item);
+        // After the upsert: replacing the item released its old bytes' images (a trigger), possibly these.
+        if (images && item.sha256) this.images.put(item.sha256, images);
+        return written;
+      });
+      const { seq, ...change } = toIndexChange(result);
+      this.index.apply(seq, change);
       return result;
     });
   }
 
-  delete(id: string): Promise<boolean> {
+  delete(id: string): Promise<{ aliases: number } | undefined> {
     return this.serialised(async () => {
       const removed = this.catalog.delete(id);
-      if (removed) this.index.apply(removed.seq, { remove: removed.label });
-      return removed !== undefined;
+      if (!removed) return undefined;
+      this.index.apply(removed.seq, { remove: removed.label });
+      return { aliases: removed.aliases };
     });
+  }
+
+  async getAlias(id: string): Promise<Alias | undefined> {
+    return this.catalog.getAlias(id);
+  }
+
+  deleteAlias(id: string): Promise<boolean> {
+    return this.serialised(async () => this.catalog.deleteAlias(id));
+  }
+
+  async aliasesOf(targets: string[]): Promise<Map<string, string[]>> {
+    return this.catalog.aliasesOf(targets);
+  }
+
+  async aliasIdsBySha256(sha256: string, limit: number): Promise<string[]> {
+    return this.catalog.aliasIdsBySha256(sha256, limit);
+  }
+
+  async getImage(sha256: string, kind: ImageKind): Promise<StoredImage | undefined> {
+    return this.images.get(sha256, kind);
+  }
+
+  async hasImage(sha256: string, kind: ImageKind): Promise<boolean> {
+    return this.images.has(sha256, kind);
   }
 
   async getById(id: string): Promise<Item | undefined> {
@@ -142,8 +178,14 @@ export class SqliteStore implements Store {
     return this.serialised(async () => {
       const db = this.catalog.database;
       const tx: StoreTx = {
+        getById: async (id) => this.catalog.getById(id),
         idsBySha256: async (sha256, limit) => this.catalog.idsBySha256(sha256, limit),
         upsertMany: async (items) => this.catalog.upsertMany(items),
+        link: async (alias) => {
+          const removed = this.catalog.link(alias);
+          return removed && { seq: removed.seq, remove: removed.label };
+        },
+        putImages: async (sha256, images) => this.images.put(sha256, images),
         holdLeases: async (_jobId, _owner, keys) => new Set(keys),
         recordOutcomes: async (jobId, _owner, outcomes: ItemOutcome[]) => this.jobs.jobs.recordOutcomes(jobId, outcomes),
       };
@@ -160,8 +202,8 @@ export class SqliteStore implements Store {
     });
   }
 
-  async syncIndex(results: UpsertResult[]): Promise<void> {
-    await this.index.applyMany(results.map(({ item, replacedLabel }) => ({ seq: item.seq, remove: replacedLabel, add: { label: item.label, vector: item.vector } })));
+  async syncIndex(changes: IndexChange[]): Promise<void> {
+    await this.index.applyMany(changes);
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,9 @@
  * The rules stay in the services; a store only answers queries, so one contract suite covers both.
  */
 import { badRequest } from '../errors';
-import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from './catalog';
+import type { StoredImage } from '../images/thumbnail';
+import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
+import type { ImageKind, ItemImageSet } from './item-images';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
 import type { Neighbour } from '../index/vector-index';
 
@@ -15,6 +17,8 @@ export interface StoreStats {
   items: number;
   /** Items embedded by the given model (searchable now). */
   itemsForModel: number;
+  /** Ids linked to items (not counted in `items`). */
+  aliases: number;
   /** Vectors the search index holds. */
   indexed: number;
   seq: number;
@@ -27,10 +31,34 @@ export interface SearchOptions {
   ef?: number;
 }
 
-/** Writes that commit together: the catalogue rows of a bulk chunk and its job outcomes. */
+/** One change for a derived index, in catalogue order. */
+export interface IndexChange {
+  seq: number;
+  add?: { label: number; vector: Float32Array };
+  remove?: number;
+}
+
+export const toIndexChange = ({ item, replacedLabel }: UpsertResult): IndexChange => ({
+  seq: item.seq,
+  remove: replacedLabel,
+  add: { label: item.label, vector: item.vector },
+});
+
+/** Writes that commit together: the catalogue rows of a bulk chunk, their images and its job outcomes. */
 export interface StoreTx {
+  getById(id: string): Promise<Item | undefined>;
   idsBySha256(sha256: string, limit: number): Promise<string[]>;
   upsertMany(items: NewItem[]): Promise<UpsertResult[]>;
+  /**
+   * Makes `alias.id` another name for `alias.target`. An item stored under that id is removed (and
+   * returned as an index change); storing an item under it later ends the alias.
+   */
+  link(alias: NewAlias): Promise<IndexChange | undefined>;
+  /**
+   * Adds the images to the row of `sha256` (kinds not given are left as they are). Call after the
+   * item's upsert: replacing an item releases its old bytes' images, possibly these.
+   */
+  putImages(sha256: string, images: ItemImageSet): Promise<void>;
   /**
    * Of `keys`, those whose lease `owner` still holds (locking them until commit), so a chunk whose
    * lease expired and was reclaimed by another replica is not written twice.
@@ -62,11 +90,21 @@ export interface JobQueue {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly jobs: JobQueue;
-  /** Adds or replaces one item; resolves once committed and searchable. */
-  upsert(item: NewItem): Promise<UpsertResult>;
-  /** Returns whether the id existed. */
-  delete(id: string): Promise<boolean>;
+  /** Adds or replaces one item with its stored images, in one transaction; resolves once committed and searchable. */
+  upsert(item: NewItem, images?: ItemImageSet): Promise<UpsertResult>;
+  /** Deletes an item and the aliases linked to it; undefined when no item has that id. */
+  delete(id: string): Promise<{ aliases: number } | undefined>;
   getById(id: string): Promise<Item | undefined>;
+  getAlias(id: string): Promise<Alias | undefined>;
+  /** Returns false when `id` was not an alias. */
+  deleteAlias(id: string): Promise<boolean>;
+  /** Alias ids (sorted) of each target id that has any. */
+  aliasesOf(targets: string[]): Promise<Map<string, string[]>>;
+  /** Alias ids whose bytes hash to `sha256`, sorted, at most `limit`. */
+  aliasIdsBySha256(sha256: string, limit: number): Promise<string[]>;
+  /** Stored image bytes of the item bytes hashing to `sha256`. */
+  getImage(sha256: string, kind: ImageKind): Promise<StoredImage | undefined>;
+  hasImage(sha256: string, kind: ImageKind): Promise<boolean>;
   getByLabels(labels: number[]): Promise<Map<number, Item>>;
   list(opts: { cursor?: string; limit: number }): Promise<Page>;
   /** Ids of items whose bytes hash to `sha256` (exact duplicates), oldest first, at most `limit`. */
@@ -79,7 +117,7 @@ export interface Store {
   /** Runs `fn` in one transaction; everything it writes commits together or not at all. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /** Brings derived search structures up to date with committed rows (no-op where the database indexes itself). */
-  syncIndex(results: UpsertResult[]): Promise<void>;
+  syncIndex(changes: IndexChange[]): Promise<void>;
   /** Persists derived state and releases connections. */
   close(): Promise<void>;
 }
@@ -88,8 +126,9 @@ export interface Store {
 const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
- * Checks a filter's field names before a search starts. The embedded index calls its filter from
- * inside native code, where an exception aborts the process, so a bad name must be refused up front.
+ * Checks a filter's field names before a search starts, so both stores refuse a bad name with the
+ * same 400. (A throw inside the embedded index's native filter callback is caught and rethrown by
+ * HnswIndex.search, which is what keeps the process alive.)
  */
 export function checkFilter(filter: MetadataFilter | undefined): MetadataFilter | undefined {
   if (!filter || Object.keys(filter).length === 0) return undefined;

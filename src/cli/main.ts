@@ -1,9 +1,11 @@
 /** The `likeness` command line. */
 import { Command } from 'commander';
 import { augmentCommand } from './commands/augment';
+import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
 import { indexCommand } from './commands/index-folder';
 import { infoCommand } from './commands/info';
+import { keysCommand } from './commands/keys';
 import { searchCommand } from './commands/search';
 import { serveCommand } from './commands/serve';
 import { trainCommand } from './commands/train';
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   program.addCommand(evalCommand());
   program.addCommand(trainCommand());
   program.addCommand(augmentCommand());
+  program.addCommand(dataCommand());
+  program.addCommand(keysCommand());
   return program;
 }
 

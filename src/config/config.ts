@@ -36,13 +36,28 @@ export interface Config {
   hnswEfSearch: number;
   snapshotEvery: number;
   importDir?: string;
+  /** API keys (JSON lines of name, sha256, scopes); undefined = authentication off. */
+  apiKeysFile?: string;
+  /** Read routes need no key (anonymous reads are rate-limited per client address). */
+  openRead: boolean;
+  /** Default requests per second per key (0 = unlimited) and burst; a key may set its own. */
+  rateLimit: number;
+  rateBurst: number;
+  /** Seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = no deadline). */
+  requestTimeoutSeconds: number;
+  /** Seconds a shutdown waits for in-flight requests before cutting them off. */
+  shutdownGraceSeconds: number;
   /** Folders that server-side ingest paths must lie in; empty disables POST /v1/ingest. */
   ingestRoots: string[];
   ingestChunk: number;
   /** Seconds a replica holds a claimed ingest chunk before another may take it over (PostgreSQL store). */
   ingestLeaseSeconds: number;
   reportDir?: string;
-  duplicates: 'skip' | 'keep';
+  duplicates: 'skip' | 'keep' | 'link';
+  /** Longest edge of the thumbnail stored with each new item (0 = none). */
+  thumbnailSize: number;
+  /** Store each new item's original bytes too (served at /v1/items/:id/original). */
+  keepOriginals: boolean;
   logLevel: string;
 }
 
@@ -50,6 +65,14 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
+    return n;
+  };
+}
+
+function num(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`expected a number >= ${min}, got '${value}'`);
     return n;
   };
 }
@@ -93,7 +116,9 @@ export function catalogOptions(): Option[] {
     opt('--ingest-lease <s>', 'seconds a server holds a claimed ingest chunk before another may take it (PostgreSQL store)', 'LIKENESS_INGEST_LEASE')
       .argParser(int(1, 86_400))
       .default(120),
-    opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip or keep', 'LIKENESS_DUPLICATES').choices(['skip', 'keep']).default('skip'),
+    opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip, keep, or link the id to the existing item', 'LIKENESS_DUPLICATES').choices(['skip', 'keep', 'link']).default('skip'),
+    opt('--thumbnail-size <px>', 'longest edge of the thumbnail stored with each new item (0 = none)', 'LIKENESS_THUMBNAIL_SIZE').argParser(int(0, 1024)).default(128),
+    opt('--keep-originals [bool]', "store each new item's original bytes as well (the catalogue grows by the images' size)", 'LIKENESS_KEEP_ORIGINALS').argParser(bool).default(false),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
 }
@@ -107,6 +132,12 @@ export function serverOptions(): Option[] {
     opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
     opt('--report-dir <dir>', 'serve an evaluation report (likeness eval --report DIR) at /report/', 'LIKENESS_REPORT_DIR'),
     opt('--ingest-roots <dirs>', 'comma-separated folders that POST /v1/ingest may read (none: server-side ingest off)', 'LIKENESS_INGEST_ROOTS').default(''),
+    opt('--api-keys-file <file>', 'API keys (likeness keys create); without it authentication is off', 'LIKENESS_API_KEYS_FILE'),
+    opt('--open-read [bool]', 'read routes (search, get, list) need no API key', 'LIKENESS_OPEN_READ').argParser(bool).default(false),
+    opt('--rate-limit <n>', 'requests per second per API key (or per address for anonymous reads); 0 = unlimited', 'LIKENESS_RATE_LIMIT').argParser(num(0)).default(20),
+    opt('--rate-burst <n>', 'requests a key may make at once after an idle spell', 'LIKENESS_RATE_BURST').argParser(int(1)).default(40),
+    opt('--request-timeout <s>', 'seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = none)', 'LIKENESS_REQUEST_TIMEOUT').argParser(num(0)).default(30),
+    opt('--shutdown-grace <s>', 'seconds a shutdown (SIGTERM) waits for in-flight requests', 'LIKENESS_SHUTDOWN_GRACE').argParser(num(0)).default(10),
   ];
 }
 
@@ -133,7 +164,14 @@ export const DEFAULTS: Config = {
   ingestRoots: [],
   ingestChunk: 256,
   ingestLeaseSeconds: 120,
+  openRead: false,
+  rateLimit: 20,
+  rateBurst: 40,
+  requestTimeoutSeconds: 30,
+  shutdownGraceSeconds: 10,
   duplicates: 'skip',
+  thumbnailSize: 128,
+  keepOriginals: false,
   logLevel: 'info',
 };
 
@@ -168,8 +206,16 @@ export function toConfig(opts: Record<string, unknown>): Config {
       .map((r) => path.resolve(r)),
     ingestChunk: pick('ingestChunk'),
     ingestLeaseSeconds: pick('ingestLeaseSeconds', 'ingestLease'),
+    apiKeysFile: opts.apiKeysFile ? path.resolve(String(opts.apiKeysFile)) : undefined,
+    openRead: pick('openRead'),
+    rateLimit: pick('rateLimit'),
+    rateBurst: pick('rateBurst'),
+    requestTimeoutSeconds: pick('requestTimeoutSeconds', 'requestTimeout'),
+    shutdownGraceSeconds: pick('shutdownGraceSeconds', 'shutdownGrace'),
     reportDir: opts.reportDir ? path.resolve(String(opts.reportDir)) : undefined,
     duplicates: pick('duplicates'),
+    thumbnailSize: pick('thumbnailSize'),
+    keepOriginals: pick('keepOriginals'),
     logLevel: pick('logLevel'),
   };
 }

@@ -64,7 +64,7 @@ export function readFashionMnist(split: 'train' | 'test', dir = FASHION_MNIST_DI
   const prefix = split === 'train' ? 'train' : 't10k';
   const pick = (base: string): string => {
     for (const name of [`${base}.gz`, base]) if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
-    throw new Error(`${dir}/${base}(.gz) not found: install Debian's dataset-fashion-mnist or pass the directory holding the IDX files`);
+    throw new Error(`${dir}/${base}(.gz) not found: install Debian's dataset-fashion-mnist, or run \`likeness data fetch fashion-mnist\` and pass its directory`);
   };
   return readIdxPair(pick(`${prefix}-images-idx3-ubyte`), pick(`${prefix}-labels-idx1-ubyte`));
 }

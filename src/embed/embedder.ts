@@ -44,6 +44,8 @@ export class Embedder {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = 0;
+  /** Uploads being decoded: they hold their bytes and a libvips thread, so they count against maxQueue too. */
+  private decoding = 0;
 
   private constructor(
     readonly modelId: string,
@@ -67,15 +69,21 @@ export class Embedder {
     return size * size * channels;
   }
 
-  /** Images queued or being embedded (for metrics and back-pressure). */
+  /** Images being decoded, queued or being embedded (for metrics and back-pressure). */
   get load(): number {
-    return this.pending.length + this.inFlight;
+    return this.decoding + this.pending.length + this.inFlight;
   }
 
   /** Decodes untrusted bytes (see decodeToPixels for the errors) and embeds them. */
   async embedImage(bytes: Uint8Array): Promise<Float32Array> {
-    if (this.pending.length >= this.opts.batching.maxQueue) throw unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly');
-    const pixels = await decodeToPixels(bytes, this.manifest.input, this.opts.decode);
+    if (this.decoding + this.pending.length >= this.opts.batching.maxQueue) throw unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly');
+    this.decoding++;
+    let pixels: Buffer;
+    try {
+      pixels = await decodeToPixels(bytes, this.manifest.input, this.opts.decode);
+    } finally {
+      this.decoding--;
+    }
     return this.embedPixels(pixels);
   }
 

@@ -23,6 +23,31 @@ export interface DecodeLimits {
 
 export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxPixels: 40_000_000, allowSvg: false, timeoutSeconds: 10 };
 
+/** libvips messages can run to several lines of internals; clients get the first, shortened. */
+const reason = (err: unknown): string => String((err as Error).message ?? err).split('\n')[0].slice(0, 200);
+
+const ascii = (b: Uint8Array, from: number, to: number): string => Buffer.from(b.buffer, b.byteOffset + from, Math.max(0, Math.min(b.length, to) - from)).toString('latin1');
+
+/**
+ * The raster format the bytes start like, from magic numbers; undefined for anything else. libvips
+ * has many more loaders (SVG, PDF, vips, matrix, ...); only bytes that look like an accepted format
+ * ever reach it, so none of the others can be tricked into parsing an upload.
+ */
+export function sniffFormat(b: Uint8Array): (typeof RASTER_FORMATS)[number] | undefined {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && ascii(b, 0, 8) === '\x89PNG\r\n\x1a\n') return 'png';
+  if (ascii(b, 0, 4) === 'GIF8') return 'gif';
+  if (ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'webp';
+  const tiff = ascii(b, 0, 4);
+  if (tiff === 'II*\0' || tiff === 'MM\0*' || tiff === 'II+\0' || tiff === 'MM\0+') return 'tiff';
+  // ISO-BMFF: AVIF and HEIF start with an 'ftyp' box.
+  if (ascii(b, 4, 8) === 'ftyp' && /^(avi[fs]|hei[cfsx]|mif1|msf1|hevc|hevx)$/.test(ascii(b, 8, 12))) return ascii(b, 8, 11) === 'avi' ? 'avif' : 'heif';
+  return undefined;
+}
+
+/** SVG (or XML that may be one) after an optional BOM and whitespace. */
+const looksLikeSvg = (b: Uint8Array): boolean => /^(\ufeff|\xef\xbb\xbf)?\s*<(\?xml|!--|!doctype\s+svg|svg)/i.test(ascii(b, 0, 256));
+
 export interface ImageHeader {
   format: string;
   width: number;
@@ -32,13 +57,17 @@ export interface ImageHeader {
 /** Reads and checks the header. Throws 400 EMPTY_IMAGE, 415 NOT_AN_IMAGE / UNSUPPORTED_FORMAT, 413 IMAGE_TOO_LARGE, 422 CORRUPT_IMAGE. */
 export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Promise<ImageHeader> {
   if (bytes.length === 0) throw badRequest('EMPTY_IMAGE', 'the image is empty (0 bytes)');
+  if (!sniffFormat(bytes)) {
+    const svg = looksLikeSvg(bytes);
+    if (svg && !limits.allowSvg) throw unsupportedMedia('UNSUPPORTED_FORMAT', `image format 'svg' is not accepted (accepted: ${RASTER_FORMATS.join(', ')})`);
+    if (!svg) throw unsupportedMedia('NOT_AN_IMAGE', 'the upload is not an image in a supported format');
+  }
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    const msg = (err as Error).message;
-    if (/unsupported image format/i.test(msg)) throw unsupportedMedia('NOT_AN_IMAGE', 'the upload is not an image in a supported format');
-    throw unprocessable('CORRUPT_IMAGE', `the image could not be read: ${msg}`);
+    // The bytes start like an accepted format, so a failure here means a damaged file.
+    throw unprocessable('CORRUPT_IMAGE', `the image could not be read: ${reason(err)}`);
   }
   const format = meta.format ?? 'unknown';
   const allowed: readonly string[] = limits.allowSvg ? [...RASTER_FORMATS, 'svg'] : RASTER_FORMATS;
@@ -79,7 +108,7 @@ export async function decodeToPixels(bytes: Uint8Array, input: InputSpec, limits
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    const msg = (err as Error).message;
+    const msg = reason(err);
     if (/timeout/i.test(msg)) throw unprocessable('DECODE_TIMEOUT', `decoding took longer than ${limits.timeoutSeconds} s`);
     throw unprocessable('CORRUPT_IMAGE', `the image is truncated or corrupt: ${msg}`);
   }

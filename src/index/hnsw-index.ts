@@ -116,7 +116,22 @@ export class HnswIndex implements VectorIndex {
     const n = Math.min(k, this.live.size);
     if (n <= 0) return [];
     this.hnsw.setEf(Math.max(this.opts.efSearch, n));
-    const res = this.hnsw.searchKnn(Array.from(query), n, accept);
+    // An exception thrown inside hnswlib's native filter callback aborts the whole process, so the
+    // filter never throws: the first error stops accepting and is rethrown once the search returns.
+    let failure: { error: unknown } | undefined;
+    const guarded = accept
+      ? (label: number): boolean => {
+          if (failure) return false;
+          try {
+            return accept(label);
+          } catch (error) {
+            failure = { error };
+            return false;
+          }
+        }
+      : undefined;
+    const res = this.hnsw.searchKnn(Array.from(query), n, guarded);
+    if (failure) throw failure.error;
     // hnswlib's cosine space returns 1 - cos.
     return res.neighbors.map((label, i) => ({ label, score: 1 - res.distances[i] }));
   }

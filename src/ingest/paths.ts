@@ -18,6 +18,8 @@ export function resolveAllowed(p: string, roots: string[] | undefined): string {
   try {
     real = fs.realpathSync(path.resolve(p));
   } catch {
+    // Refuse outside paths before saying whether they exist: clients must not probe the filesystem.
+    if (roots !== undefined && !roots.some((root) => isInside(path.resolve(root), path.resolve(p)))) throw forbiddenPath(p);
     throw badRequest('SOURCE_NOT_FOUND', `'${p.slice(0, 300)}' does not exist`);
   }
   if (roots === undefined) return real;
@@ -28,8 +30,12 @@ export function resolveAllowed(p: string, roots: string[] | undefined): string {
     } catch {
       continue;
     }
-    const rel = path.relative(realRoot, real);
-    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return real;
+    if (isInside(realRoot, real)) return real;
   }
   throw forbiddenPath(p);
+}
+
+function isInside(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }

@@ -114,6 +114,36 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           responses: { '200': { description: '{id, exact: [ids], near: [{id, score, metadata}]}' }, '400': errorResponse('BAD_THRESHOLD, BAD_K'), '404': errorResponse('ITEM_NOT_FOUND') },
         },
       },
+      '/v1/items/{id}/thumbnail': {
+        get: {
+          summary: "The item's stored thumbnail (WebP, longest edge at most --thumbnail-size, never enlarged)",
+          description:
+            'Made when the item was stored. ETag is the sha256 of the item bytes; with `?v=<that sha256>` the answer may be cached for good (immutable), otherwise it is revalidated (If-None-Match → 304).',
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'v', in: 'query', schema: { type: 'string' }, description: "the item's sha256, for a URL that may be cached forever" },
+          ],
+          responses: {
+            '200': { description: 'the thumbnail', content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+            '304': { description: 'not modified (If-None-Match matched the ETag)' },
+            '404': errorResponse('ITEM_NOT_FOUND, THUMBNAIL_NOT_FOUND (stored before thumbnails were kept, or thumbnails off)'),
+          },
+        },
+      },
+      '/v1/items/{id}/original': {
+        get: {
+          summary: "The item's original bytes, where the server keeps them (--keep-originals)",
+          parameters: [
+            { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'v', in: 'query', schema: { type: 'string' }, description: "the item's sha256, for a URL that may be cached forever" },
+          ],
+          responses: {
+            '200': { description: 'the bytes as uploaded, with their image content type', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } },
+            '304': { description: 'not modified (If-None-Match matched the ETag)' },
+            '404': errorResponse('ITEM_NOT_FOUND, ORIGINAL_NOT_KEPT'),
+          },
+        },
+      },
       '/v1/duplicates': {
         post: {
           summary: 'Catalogue-wide near-duplicate groups, paged by anchor item; each group is reported once, at its oldest member',
@@ -142,7 +172,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
                   required: ['source'],
                   properties: {
                     source: { type: 'object', properties: { type: { enum: ['folder', 'manifest', 'tar'] }, path: { type: 'string' } } },
-                    duplicates: { enum: ['skip', 'keep'], description: 'exact duplicates of another id: skip (report) or keep' },
+                    duplicates: { enum: ['skip', 'keep', 'link'], description: 'exact duplicates of another id: skip (report), keep as a separate item, or link the id to the existing item (an alias: GET by that id returns the item with aliasOf; search hits list aliases)' },
                   },
                 },
               },
@@ -177,7 +207,13 @@ export function openApiDocument(dim: number): Record<string, unknown> {
       '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
     },
+    // With --api-keys-file every route but /healthz and /openapi.json needs a key (read or write scope);
+    // without it the server is open, hence the empty alternative.
+    security: [{ apiKey: [] }, {}],
     components: {
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'bearer', description: 'likeness keys create; 401 UNAUTHENTICATED, 403 FORBIDDEN_SCOPE, 429 RATE_LIMITED (Retry-After)' },
+      },
       schemas: {
         Error: {
           type: 'object',

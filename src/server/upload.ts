@@ -43,7 +43,10 @@ export function parseBody(maxUploadBytes: number, opts: { json: boolean }): Requ
     if (/^multipart\/form-data/i.test(type)) {
       multipart(req, res, (err?: unknown) => next(err ? multerError(err, maxUploadBytes) : undefined));
     } else if (/^image\//i.test(type)) {
-      raw(req, res, next);
+      // The same code as a multipart upload over the limit: it is the same limit.
+      raw(req, res, (err?: unknown) =>
+        next((err as { type?: string } | undefined)?.type === 'entity.too.large' ? tooLarge('UPLOAD_TOO_LARGE', `the upload is larger than ${maxUploadBytes} bytes`, { maxBytes: maxUploadBytes }) : err),
+      );
     } else if (opts.json && /^application\/json/i.test(type)) {
       json(req, res, next);
     } else {

@@ -36,15 +36,36 @@ describe('SqliteCatalog', () => {
     expect(catalog.removedSince(second.item.seq)).toEqual([]);
     catalog.pruneRemovedUpTo(second.item.seq);
     expect(catalog.removedSince(0)).toEqual([]);
-    expect(catalog.stats('m@1')).toEqual({ items: 1, itemsForModel: 1, seq: 2 });
+    expect(catalog.stats('m@1')).toEqual({ items: 1, itemsForModel: 1, aliases: 0, seq: 2 });
   });
 
   it('deletes by id and reports unknown ids', () => {
     const { item: a } = catalog.upsert(item('a'));
     expect(catalog.delete('nope')).toBeUndefined();
-    expect(catalog.delete('a')).toEqual({ label: a.label, seq: 2 });
+    expect(catalog.delete('a')).toEqual({ label: a.label, seq: 2, aliases: 0 });
     expect(catalog.getById('a')).toBeUndefined();
     expect(catalog.removedSince(1)).toEqual([a.label]);
+  });
+
+  it('links ids to an item without giving them rows the index replays', () => {
+    const { item: a } = catalog.upsert(item('a'));
+    const { item: b } = catalog.upsert(item('b'));
+    expect(catalog.link({ id: 'x', target: 'a', sha256: 'sha-a', metadata: { shop: 2 } })).toBeUndefined();
+    // Linking an id that held an item removes that item (its label goes to the index as removed).
+    expect(catalog.link({ id: 'b', target: 'a', sha256: 'sha-a', metadata: {} })).toEqual({ label: b.label, seq: 3 });
+    expect(catalog.getAlias('x')).toMatchObject({ id: 'x', target: 'a', metadata: { shop: 2 } });
+    expect(catalog.aliasesOf(['a', 'zzz'])).toEqual(new Map([['a', ['b', 'x']]]));
+    expect(catalog.aliasIdsBySha256('sha-a', 10)).toEqual(['b', 'x']);
+    expect(catalog.idsBySha256('sha-a', 10)).toEqual(['a']);
+    expect([...catalog.itemsSince(0, 'm@1', 10)].flat().map((i) => i.id)).toEqual(['a']);
+    expect(catalog.removedSince(0)).toEqual([b.label]);
+    expect(catalog.stats('m@1')).toMatchObject({ items: 1, aliases: 2 });
+    // Storing an item under an alias's id ends the alias; deleting the target takes the rest along.
+    catalog.upsert(item('x'));
+    expect(catalog.getAlias('x')).toBeUndefined();
+    expect(catalog.delete('a')).toMatchObject({ label: a.label, aliases: 1 });
+    expect(catalog.getAlias('b')).toBeUndefined();
+    expect(catalog.deleteAlias('b')).toBe(false);
   });
 
   it('pages with an opaque cursor and rejects forged ones', () => {

@@ -152,6 +152,50 @@ describe('ingest jobs', () => {
     expect(bad.status).toBe(400);
     expect((await request(srv.server).get('/v1/items/evil')).status).toBe(404);
   });
+
+  it('links exact duplicates to the existing item when asked, keeping them out of the index', async () => {
+    const dir = path.join(root, 'linked');
+    fs.mkdirSync(dir);
+    const bytes = fixtures[76].bytes;
+    for (const name of ['a-orig.png', 'b-copy.png', 'c-copy.png']) fs.writeFileSync(path.join(dir, name), bytes);
+    fs.copyFileSync(fixtures[77].file, path.join(dir, 'd-other.png'));
+    // An item already stored under an id that the ingest will link: it leaves the index.
+    const put = await request(srv.server).post('/v1/items').field('id', 'c-copy.png').attach('image', fixtures[78].bytes, 'x.png');
+    expect(put.status).toBe(201);
+    const before = (await request(srv.server).get('/healthz')).body;
+
+    const res = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: dir }, duplicates: 'link' });
+    expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', total: 4, added: 2, duplicates: 2, failed: 0 });
+    const after = (await request(srv.server).get('/healthz')).body;
+    // +2 items (a-orig, d-other), −1 item turned alias (c-copy); aliases have no vectors of their own.
+    expect(after.items - before.items).toBe(1);
+    expect(after.indexed - before.indexed).toBe(1);
+
+    const alias = (await request(srv.server).get('/v1/items/b-copy.png')).body.item;
+    expect(alias).toMatchObject({ id: 'b-copy.png', aliasOf: 'a-orig.png', sha256: expect.any(String) });
+    const orig = (await request(srv.server).get('/v1/items/a-orig.png')).body.item;
+    expect(orig.aliases).toEqual(['b-copy.png', 'c-copy.png']);
+
+    const byImage = await request(srv.server).post('/v1/search').set('content-type', 'image/png').send(bytes);
+    expect(byImage.body.results[0]).toMatchObject({ id: 'a-orig.png', aliases: ['b-copy.png', 'c-copy.png'] });
+    expect(byImage.body.results.map((h: any) => h.id)).not.toContain('b-copy.png');
+    expect(byImage.body.exactMatches).toEqual(['a-orig.png', 'b-copy.png', 'c-copy.png']);
+    const byAlias = await request(srv.server).post('/v1/search').send({ id: 'b-copy.png', k: 1 });
+    expect(byAlias.body.results[0].id).toBe('a-orig.png');
+    const dups = await request(srv.server).get('/v1/items/b-copy.png/duplicates').query({ threshold: 0.9995 });
+    expect(dups.body.exact).toEqual(['a-orig.png', 'c-copy.png']);
+
+    // Re-running re-embeds nothing and links nothing twice.
+    const again = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: dir }, duplicates: 'link' });
+    expect(await waitForJob(srv, again.body.job.id)).toMatchObject({ status: 'done', added: 0, unchanged: 4, duplicates: 0 });
+
+    // Deleting an alias removes only it; deleting the item removes its remaining aliases.
+    expect((await request(srv.server).delete('/v1/items/c-copy.png')).status).toBe(204);
+    expect((await request(srv.server).get('/v1/items/c-copy.png')).status).toBe(404);
+    expect((await request(srv.server).get('/v1/items/a-orig.png')).body.item.aliases).toEqual(['b-copy.png']);
+    expect((await request(srv.server).delete('/v1/items/a-orig.png')).status).toBe(204);
+    expect((await request(srv.server).get('/v1/items/b-copy.png')).body.error.code).toBe('ITEM_NOT_FOUND');
+  });
 });
 
 describe('ingest after kill -9', () => {

@@ -2,6 +2,7 @@
  * One contract, two stores: the same HTTP-level tests run unchanged against the embedded store
  * (SQLite + hnswlib) and the PostgreSQL store (pgvector, through `pg` over the wire protocol).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import request from 'supertest';
@@ -151,6 +152,68 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     const report = await api().get(`/v1/jobs/${job.id}/failures`);
     expect(report.body.items).toEqual([expect.objectContaining({ id: 'broken.png', state: 'failed', code: 'NOT_AN_IMAGE' })]);
     for (const f of fixtures.slice(0, 20)) expect((await api().delete(`/v1/items/${encodeURIComponent(`job-${path.basename(f.file)}-${f.folder}.png`)}`)).status).toBe(204);
+  });
+
+  it('links exact duplicates as aliases during ingest; an alias resolves to its item and goes with it', async () => {
+    const root = tempDir('likeness-contract-link-');
+    const bytes = photo('astronaut.png');
+    for (const name of ['a-orig.png', 'b-copy.png', 'c-copy.png']) fs.writeFileSync(path.join(root, name), bytes);
+    // Already an item under an id the ingest will link: it becomes an alias and leaves the index.
+    expect((await add('c-copy.png', fixtures[11].bytes, {})).status).toBe(201);
+    const ingest = async () => {
+      const job = await srv.likeness.ingest.submit({ type: 'folder', path: root }, { duplicates: 'link' }, true);
+      await srv.likeness.ingest.whenIdle();
+      return srv.likeness.ingest.view(job.id);
+    };
+    expect(await ingest()).toMatchObject({ status: 'done', total: 3, added: 1, duplicates: 2, failed: 0 });
+    expect((await api().get('/healthz')).body).toMatchObject({ items: 101, indexed: 101 });
+    expect(await srv.likeness.service.stats()).toMatchObject({ aliases: 2 });
+
+    expect((await api().get('/v1/items/b-copy.png')).body.item).toMatchObject({ id: 'b-copy.png', aliasOf: 'a-orig.png', sha256: expect.any(String) });
+    expect((await api().get('/v1/items/a-orig.png')).body.item.aliases).toEqual(['b-copy.png', 'c-copy.png']);
+    const byImage = await api().post('/v1/search').set('content-type', 'image/png').send(bytes);
+    expect(byImage.body.results[0]).toMatchObject({ id: 'a-orig.png', aliases: ['b-copy.png', 'c-copy.png'] });
+    expect(byImage.body.exactMatches).toEqual(['a-orig.png', 'b-copy.png', 'c-copy.png']);
+    expect((await api().post('/v1/search').send({ id: 'b-copy.png', k: 1 })).body.results[0].id).toBe('a-orig.png');
+    expect((await api().get('/v1/items/b-copy.png/duplicates').query({ threshold: 0.9995 })).body.exact).toEqual(['a-orig.png', 'c-copy.png']);
+    // Re-running embeds nothing and links nothing twice.
+    expect(await ingest()).toMatchObject({ status: 'done', added: 0, unchanged: 3, duplicates: 0 });
+
+    // Storing an item under an alias's id ends the alias; deleting an item takes its aliases along.
+    expect((await add('c-copy.png', fixtures[11].bytes, {})).status).toBe(201);
+    expect((await api().get('/v1/items/a-orig.png')).body.item.aliases).toEqual(['b-copy.png']);
+    expect((await api().delete('/v1/items/c-copy.png')).status).toBe(204);
+    expect((await api().delete('/v1/items/a-orig.png')).status).toBe(204);
+    expect((await api().get('/v1/items/b-copy.png')).body.error.code).toBe('ITEM_NOT_FOUND');
+    expect((await api().delete('/v1/items/b-copy.png')).status).toBe(404);
+    expect((await api().get('/healthz')).body).toMatchObject({ items: 100, indexed: 100 });
+    expect(await srv.likeness.service.stats()).toMatchObject({ aliases: 0 });
+  });
+
+  it('stores a thumbnail with each item and releases it with the last item of those bytes', async () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const rocket = photo('rocket.jpg');
+    const coffee = photo('coffee.jpg');
+    const { store } = srv.likeness;
+    expect((await add('thumb-a', rocket, {})).status).toBe(201);
+    expect((await add('thumb-b', rocket, {})).status).toBe(201);
+    const thumb = await api().get('/v1/items/thumb-a/thumbnail').buffer(true);
+    expect(thumb.status).toBe(200);
+    expect(thumb.headers['content-type']).toMatch(/^image\//);
+    expect(thumb.body.length).toBeGreaterThan(100);
+    expect(thumb.headers.etag).toBe(`"${sha(rocket)}-thumb"`);
+    expect((await api().get('/v1/items/thumb-a/thumbnail').set('If-None-Match', thumb.headers.etag)).status).toBe(304);
+    expect((await api().get('/v1/items/thumb-a/original')).body.error.code).toBe('ORIGINAL_NOT_KEPT');
+    expect((await api().get('/v1/items/no-such-item/thumbnail')).body.error.code).toBe('ITEM_NOT_FOUND');
+
+    // thumb-b still holds the bytes; replacing it with others releases them.
+    expect((await api().delete('/v1/items/thumb-a')).status).toBe(204);
+    expect(await store.hasImage(sha(rocket), 'thumbnail')).toBe(true);
+    expect((await add('thumb-b', coffee, {})).status).toBe(200);
+    expect(await store.hasImage(sha(rocket), 'thumbnail')).toBe(false);
+    expect((await api().get('/v1/items/thumb-b/thumbnail')).headers.etag).toBe(`"${sha(coffee)}-thumb"`);
+    expect((await api().delete('/v1/items/thumb-b')).status).toBe(204);
+    expect(await store.hasImage(sha(coffee), 'thumbnail')).toBe(false);
   });
 
   it('keeps everything across a restart', async () => {

@@ -70,6 +70,41 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX job_items_open ON job_items (job_id, key) WHERE state IN ('pending', 'claimed');
       CREATE INDEX jobs_unfinished ON jobs (created_at) WHERE status IN ('queued', 'running');`,
   },
+  {
+    version: 3,
+    name: 'aliases and stored images',
+    sql: () => `
+      -- Ids linked to an item with the same bytes (ingest --duplicates link). Out of the items table:
+      -- an alias has no vector of its own, so the HNSW index never sees it.
+      CREATE TABLE aliases (
+        id         text PRIMARY KEY,
+        target     text NOT NULL,
+        sha256     text,
+        metadata   jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX aliases_target ON aliases (target);
+      CREATE INDEX aliases_sha256 ON aliases (sha256);
+      -- Thumbnails and kept originals, keyed by the sha256 of the item's bytes: identical uploads share them.
+      CREATE TABLE images (
+        sha256 text NOT NULL,
+        kind   text NOT NULL CHECK (kind IN ('thumbnail', 'original')),
+        bytes  bytea NOT NULL,
+        type   text NOT NULL,
+        PRIMARY KEY (sha256, kind)
+      );
+      -- Bytes no item refers to any more go with the last such item, whatever statement removed or
+      -- replaced it (an upsert updates the row in place, so UPDATE OF sha256 counts too).
+      CREATE FUNCTION likeness_release_images() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.sha256 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM items WHERE sha256 = OLD.sha256) THEN
+          DELETE FROM images WHERE sha256 = OLD.sha256;
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER images_release AFTER DELETE OR UPDATE OF sha256 ON items
+        FOR EACH ROW EXECUTE FUNCTION likeness_release_images();`,
+  },
 ];
 
 /** Applies the missing migrations; returns the versions applied now. */

@@ -6,9 +6,11 @@
 import type { PoolClient } from 'pg';
 import { badRequest } from '../../errors';
 import type { Neighbour } from '../../index/vector-index';
-import type { Item, MetadataFilter, NewItem, Page, UpsertResult } from '../catalog';
+import type { StoredImage } from '../../images/thumbnail';
+import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from '../catalog';
+import type { ImageKind, ItemImageSet } from '../item-images';
 import { checkFilter } from '../store';
-import type { JobQueue, SearchOptions, Store, StoreStats, StoreTx } from '../store';
+import type { IndexChange, JobQueue, SearchOptions, Store, StoreStats, StoreTx } from '../store';
 import { migrate } from './migrations';
 import { holdLeases, PgJobQueue, recordOutcomes } from './pg-jobs';
 import { PgPool, Queryable } from './pg-pool';
@@ -77,6 +79,8 @@ const ITEM_COLUMNS = 'label, id, metadata, sha256, model_id, embedding::text AS 
 async function upsertRows(c: Queryable, items: NewItem[]): Promise<UpsertResult[]> {
   if (items.length === 0) return [];
   const ids = items.map((i) => i.id);
+  // An id names one thing: storing an item under an alias's id ends the alias.
+  await c.query('DELETE FROM aliases WHERE id = ANY($1::text[])', [ids]);
   const old = new Map((await c.query<{ id: string; label: string }>('SELECT id, label FROM items WHERE id = ANY($1::text[]) FOR UPDATE', [ids])).rows.map((r) => [r.id, Number(r.label)]));
   const { rows } = await c.query<ItemRow>(
     `INSERT INTO items (id, metadata, sha256, model_id, embedding, seq)
@@ -113,6 +117,49 @@ async function upsertAll(c: Queryable, items: NewItem[]): Promise<UpsertResult[]
 const idsBySha = async (c: Queryable, sha256: string, limit: number): Promise<string[]> =>
   (await c.query<{ id: string }>('SELECT id FROM items WHERE sha256 = $1 ORDER BY label LIMIT $2', [sha256, limit])).rows.map((r) => r.id);
 
+const itemById = async (c: Queryable, id: string): Promise<Item | undefined> => {
+  const r = (await c.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE id = $1`, [id])).rows[0];
+  return r && toItem(r);
+};
+
+/** Deletes the item `id` with its aliases (they would name nothing); its label and the change's seq for the index. */
+async function removeItem(c: Queryable, id: string): Promise<{ label: number; seq: number; aliases: number } | undefined> {
+  const r = (await c.query<{ label: string; seq: string }>(`DELETE FROM items WHERE id = $1 RETURNING label, nextval('likeness_seq') AS seq`, [id])).rows[0];
+  if (!r) return undefined;
+  const { rowCount } = await c.query('DELETE FROM aliases WHERE target = $1', [id]);
+  return { label: Number(r.label), seq: Number(r.seq), aliases: rowCount ?? 0 };
+}
+
+async function linkAlias(c: Queryable, alias: NewAlias): Promise<IndexChange | undefined> {
+  const removed = await removeItem(c, alias.id);
+  await c.query(
+    `INSERT INTO aliases (id, target, sha256, metadata) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET target = EXCLUDED.target, sha256 = EXCLUDED.sha256, metadata = EXCLUDED.metadata, created_at = now()`,
+    [alias.id, alias.target, alias.sha256, JSON.stringify(alias.metadata)],
+  );
+  return removed && { seq: removed.seq, remove: removed.label };
+}
+
+async function putImages(c: Queryable, sha256: string, images: ItemImageSet): Promise<void> {
+  for (const kind of ['thumbnail', 'original'] as const) {
+    const image = images[kind];
+    if (!image) continue;
+    await c.query(
+      `INSERT INTO images (sha256, kind, bytes, type) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (sha256, kind) DO UPDATE SET bytes = EXCLUDED.bytes, type = EXCLUDED.type`,
+      [sha256, kind, image.bytes, image.type],
+    );
+  }
+}
+
+interface AliasRow {
+  id: string;
+  target: string;
+  sha256: string | null;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+}
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
   readonly jobs: JobQueue;
@@ -137,18 +184,53 @@ export class PostgresStore implements Store {
     return new PostgresStore(db, opts);
   }
 
-  upsert(item: NewItem): Promise<UpsertResult> {
-    return this.db.transaction(async (c) => (await upsertRows(c, [item]))[0]);
+  upsert(item: NewItem, images?: ItemImageSet): Promise<UpsertResult> {
+    return this.db.transaction(async (c) => {
+      const [result] = await upsertRows(c, [item]);
+      if (images && item.sha256) await putImages(c, item.sha256, images);
+      return result;
+    });
   }
 
-  async delete(id: string): Promise<boolean> {
-    const { rowCount } = await this.db.query(`DELETE FROM items WHERE id = $1 RETURNING nextval('likeness_seq')`, [id]);
+  async delete(id: string): Promise<{ aliases: number } | undefined> {
+    const removed = await this.db.transaction((c) => removeItem(c, id));
+    return removed && { aliases: removed.aliases };
+  }
+
+  getById(id: string): Promise<Item | undefined> {
+    return itemById(this.db, id);
+  }
+
+  async getAlias(id: string): Promise<Alias | undefined> {
+    const r = (await this.db.query<AliasRow>('SELECT id, target, sha256, metadata, created_at FROM aliases WHERE id = $1', [id])).rows[0];
+    return r && { id: r.id, target: r.target, sha256: r.sha256, metadata: r.metadata, createdAt: r.created_at.toISOString() };
+  }
+
+  async deleteAlias(id: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('DELETE FROM aliases WHERE id = $1', [id]);
     return (rowCount ?? 0) > 0;
   }
 
-  async getById(id: string): Promise<Item | undefined> {
-    const r = (await this.db.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE id = $1`, [id])).rows[0];
-    return r && toItem(r);
+  async aliasesOf(targets: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (targets.length === 0) return out;
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const { rows } = await this.db.query<{ id: string; target: string }>('SELECT id, target FROM aliases WHERE target = ANY($1::text[]) ORDER BY id COLLATE "C"', [targets]);
+    for (const r of rows) out.set(r.target, [...(out.get(r.target) ?? []), r.id]);
+    return out;
+  }
+
+  async aliasIdsBySha256(sha256: string, limit: number): Promise<string[]> {
+    const { rows } = await this.db.query<{ id: string }>('SELECT id FROM aliases WHERE sha256 = $1 ORDER BY id COLLATE "C" LIMIT $2', [sha256, limit]);
+    return rows.map((r) => r.id);
+  }
+
+  async getImage(sha256: string, kind: ImageKind): Promise<StoredImage | undefined> {
+    return (await this.db.query<StoredImage>('SELECT bytes, type FROM images WHERE sha256 = $1 AND kind = $2', [sha256, kind])).rows[0];
+  }
+
+  async hasImage(sha256: string, kind: ImageKind): Promise<boolean> {
+    return ((await this.db.query('SELECT 1 FROM images WHERE sha256 = $1 AND kind = $2', [sha256, kind])).rowCount ?? 0) > 0;
   }
 
   async getByLabels(labels: number[]): Promise<Map<number, Item>> {
@@ -201,14 +283,15 @@ export class PostgresStore implements Store {
   }
 
   async stats(modelId: string): Promise<StoreStats> {
-    const { rows } = await this.db.query<{ items: string; model: string; seq: string }>(
+    const { rows } = await this.db.query<{ items: string; model: string; aliases: string; seq: string }>(
       `SELECT (SELECT count(*) FROM items) AS items, (SELECT count(*) FROM items WHERE model_id = $1) AS model,
+              (SELECT count(*) FROM aliases) AS aliases,
               (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM likeness_seq) AS seq`,
       [modelId],
     );
     const r = rows[0];
     // The HNSW index covers every row; searches see only the served model's.
-    return { items: Number(r.items), itemsForModel: Number(r.model), indexed: Number(r.model), seq: Number(r.seq) };
+    return { items: Number(r.items), itemsForModel: Number(r.model), aliases: Number(r.aliases), indexed: Number(r.model), seq: Number(r.seq) };
   }
 
   async *itemsOf(modelId: string, chunk: number): AsyncIterable<Item[]> {
@@ -224,8 +307,11 @@ export class PostgresStore implements Store {
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.db.transaction((c: PoolClient) =>
       fn({
+        getById: (id) => itemById(c, id),
         idsBySha256: (sha256, limit) => idsBySha(c, sha256, limit),
         upsertMany: (items) => upsertAll(c, items),
+        link: (alias) => linkAlias(c, alias),
+        putImages: (sha256, images) => putImages(c, sha256, images),
         holdLeases: (jobId, owner, keys) => holdLeases(c, jobId, owner, keys),
         recordOutcomes: (jobId, owner, outcomes) => recordOutcomes(c, jobId, owner, outcomes),
       }),

@@ -4,6 +4,8 @@ import type { Server } from 'node:http';
 import { catalogOptions, Config, serverOptions, toConfig } from '../../config/config';
 import { Likeness, openLikeness } from '../../catalog/open';
 import { createApp } from '../../server/app';
+import { KeyRing } from '../../server/auth';
+import { closeServer, trackRequests } from '../../server/shutdown';
 import { createMetrics } from '../../server/metrics';
 import { createLogger } from '../logger';
 
@@ -17,6 +19,8 @@ export interface RunningServer {
 /** Opens the catalogue and listens; resolves once the port is bound. Used by the CLI and by tests. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const log = createLogger(config.logLevel);
+  // Read first: a malformed keys file must stop the start before the model loads.
+  const keys = config.apiKeysFile ? KeyRing.fromFile(config.apiKeysFile) : undefined;
   const metrics = createMetrics();
   const likeness = await openLikeness(config, log, {
     onBatch: (size, seconds) => {
@@ -32,7 +36,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const done = (await likeness.ingest.view(job.id))!;
     log.info({ dir: config.importDir, added: done.added, unchanged: done.unchanged, duplicates: done.duplicates, failed: done.failed }, 'folder imported');
   }
-  const app = createApp({ likeness, metrics, log });
+  if (keys) log.info({ keys: keys.size, openRead: config.openRead, rateLimit: config.rateLimit }, 'API keys loaded');
+  else if (!isLoopback(config.host)) log.warn({ host: config.host }, 'no --api-keys-file: anyone who can reach this address can add and delete items');
+  const app = createApp({ likeness, metrics, log, keys });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, config.host, () => resolve(s));
     s.once('error', reject);
@@ -40,32 +46,46 @@ export async function startServer(config: Config): Promise<RunningServer> {
   // Slow clients must not hold sockets forever.
   server.requestTimeout = 60_000;
   server.headersTimeout = 15_000;
+  const tracker = trackRequests(server);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ port, host: config.host, items: (await likeness.service.stats()).items, store: likeness.store.kind }, 'listening');
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      log.info({ inFlight: tracker.inFlight }, 'shutting down: no new connections, finishing requests in flight');
+      const abandoned = await closeServer(server, tracker, config.shutdownGraceSeconds * 1000);
+      if (abandoned > 0) log.warn({ abandoned }, 'requests still running after the grace period were cut off');
+      // Stops ingest after its current chunk, snapshots the embedded index, closes the catalogue or the pool.
       await likeness.close();
-      log.info('stopped');
+      const index = likeness.embedded?.index;
+      log.info(index ? { indexed: index.size(), seq: index.seq } : {}, 'stopped');
     })());
   return { likeness, server, port, stop };
 }
+
+const isLoopback = (host: string): boolean => host === 'localhost' || host === '::1' || host.startsWith('127.');
 
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('serve the search API over the catalogue');
   for (const o of [...catalogOptions(), ...serverOptions()]) cmd.addOption(o);
   cmd.action(async (opts: Record<string, unknown>) => {
-    const running = await startServer(toConfig(opts));
+    const config = toConfig(opts);
+    const running = await startServer(config);
+    let signalled = false;
     const shutdown = (): void => {
+      // A second signal means "now": the catalogue is crash-safe, only the snapshot is skipped.
+      if (signalled) process.exit(1);
+      signalled = true;
+      // Bound the whole shutdown: a stuck close must not keep an orchestrator waiting forever.
+      setTimeout(() => process.exit(1), (config.shutdownGraceSeconds + 60) * 1000).unref();
       running.stop().then(
         () => process.exit(0),
         () => process.exit(1),
       );
     };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
   });
   return cmd;
 }

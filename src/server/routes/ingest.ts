@@ -2,6 +2,7 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
 import { notFound } from '../../errors';
+import type { DuplicatePolicy } from '../../catalog/service';
 import type { IngestRunner } from '../../ingest/runner';
 import { forbiddenPath } from '../../ingest/paths';
 import { parse } from '../schemas';
@@ -10,13 +11,13 @@ import { MAX_JSON_BYTES } from '../upload';
 const ingestSchema = z
   .object({
     source: z.object({ type: z.enum(['folder', 'manifest', 'tar']), path: z.string().min(1).max(4096) }).strict(),
-    duplicates: z.enum(['skip', 'keep']).optional(),
+    duplicates: z.enum(['skip', 'keep', 'link']).optional(),
   })
   .strict();
 
 const pageSchema = z.object({ cursor: z.string().regex(/^\d{1,12}$/).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strip();
 
-export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: 'skip' | 'keep' }): Router {
+export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: DuplicatePolicy }): Router {
   const router = Router();
   const job = async (id: string) => {
     const view = await runner.view(id);

@@ -1,0 +1,60 @@
+/** likeness keys create | list | revoke: manage the API keys file that `serve --api-keys-file` reads. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { appendKey, generateKey, hashKey, readKeysFile, removeKey, Scope, SCOPES } from '../../server/auth';
+
+const fileOption = () =>
+  new Option('--api-keys-file <file>', 'the keys file (created if missing)').env('LIKENESS_API_KEYS_FILE').makeOptionMandatory();
+
+function scopes(value: string): Scope[] {
+  const list = value.split(',').map((s) => s.trim());
+  for (const s of list) if (!(SCOPES as readonly string[]).includes(s)) throw new InvalidArgumentError(`scopes are ${SCOPES.join(', ')}; got '${s}'`);
+  return [...new Set(list)] as Scope[];
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number >= 0, got '${value}'`);
+  return n;
+}
+
+export function keysCommand(): Command {
+  const cmd = new Command('keys').description('create, list and revoke API keys');
+  cmd
+    .command('create')
+    .description('make a key, store its sha256 and print the key once (it cannot be shown again)')
+    .requiredOption('--name <name>', 'who or what uses the key (letters, digits, . _ @ -)')
+    .requiredOption('--scopes <list>', 'read, write or read,write', scopes)
+    .option('--rate-limit <n>', 'requests per second for this key (default: the server\'s --rate-limit; 0 = unlimited)', positive)
+    .option('--burst <n>', 'requests at once after an idle spell', (v) => Math.max(1, Math.round(positive(v))))
+    .addOption(fileOption())
+    .action((opts: { name: string; scopes: Scope[]; rateLimit?: number; burst?: number; apiKeysFile: string }) => {
+      const key = generateKey();
+      appendKey(opts.apiKeysFile, {
+        name: opts.name,
+        sha256: hashKey(key),
+        scopes: opts.scopes,
+        ...(opts.rateLimit !== undefined ? { rateLimit: opts.rateLimit } : {}),
+        ...(opts.burst !== undefined ? { burst: opts.burst } : {}),
+        createdAt: new Date().toISOString(),
+      });
+      process.stdout.write(`${key}\n`);
+      process.stderr.write(`key '${opts.name}' (${opts.scopes.join(',')}) added to ${opts.apiKeysFile}; restart the server to use it\n`);
+    });
+  cmd
+    .command('list')
+    .description('names, scopes and limits (never the keys)')
+    .addOption(fileOption())
+    .action((opts: { apiKeysFile: string }) => {
+      for (const r of readKeysFile(opts.apiKeysFile)) process.stdout.write(`${JSON.stringify({ name: r.name, scopes: r.scopes, rateLimit: r.rateLimit, burst: r.burst, createdAt: r.createdAt })}\n`);
+    });
+  cmd
+    .command('revoke')
+    .description('remove a key by name (takes effect when the server restarts)')
+    .requiredOption('--name <name>', 'the key to remove')
+    .addOption(fileOption())
+    .action((opts: { name: string; apiKeysFile: string }) => {
+      if (!removeKey(opts.apiKeysFile, opts.name)) throw new Error(`no key named '${opts.name}' in ${opts.apiKeysFile}`);
+      process.stderr.write(`key '${opts.name}' removed\n`);
+    });
+  return cmd;
+}
