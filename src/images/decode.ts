@@ -9,6 +9,7 @@
 import sharp, { Metadata, OutputInfo } from 'sharp';
 import { badRequest, tooLarge, unprocessable, unsupportedMedia } from '../errors';
 import type { InputSpec } from '../model/manifest';
+import { decodePlainPng, parsePlainPng } from './png-direct';
 
 export const RASTER_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'avif', 'heif', 'tiff'] as const;
 
@@ -93,6 +94,17 @@ export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Pro
  * Throws the errors of inspectImage, and 422 CORRUPT_IMAGE / DECODE_TIMEOUT when decoding fails.
  */
 export async function decodeToPixels(bytes: Uint8Array, input: InputSpec, limits: DecodeLimits): Promise<Buffer> {
+  const png = parsePlainPng(bytes);
+  if (png && png.width === input.size && png.height === input.size && png.channels === input.channels && png.width * png.height <= limits.maxPixels) {
+    // Already the model's size and channels: the sharp pipeline below would be the identity.
+    const pixels = decodePlainPng(png);
+    if (pixels) return pixels;
+  }
+  return decodeWithSharp(bytes, input, limits);
+}
+
+/** decodeToPixels without the direct PNG path (exported so tests can hold the two side by side). */
+export async function decodeWithSharp(bytes: Uint8Array, input: InputSpec, limits: DecodeLimits): Promise<Buffer> {
   await inspectImage(bytes, limits);
   const { size, channels, fit, background } = input;
   let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: limits.maxPixels, pages: 1, page: 0 })

@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import type { DecodeLimits } from './decode';
+import { parsePlainPng } from './png-direct';
 
 export interface StoredImage {
   bytes: Buffer;
@@ -40,6 +41,8 @@ const AS_IS_MAX_BYTES = 16 * 1024;
  */
 export async function makeThumbnail(bytes: Uint8Array, size: number, limits: DecodeLimits): Promise<StoredImage> {
   const small = 64;
+  const png = bytes.length <= AS_IS_MAX_BYTES ? parsePlainPng(bytes) : undefined;
+  if (png && Math.max(png.width, png.height) <= size) return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), type: 'image/png' };
   const meta = await sharp(bytes, { limitInputPixels: limits.maxPixels }).metadata();
   const longest = Math.max(meta.width ?? 0, meta.height ?? 0);
   const upright = (meta.orientation ?? 1) === 1;
