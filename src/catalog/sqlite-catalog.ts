@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { badRequest } from '../errors';
+import { decodeCursor, encodeCursor } from './cursor';
 import type { Alias, Catalog, CatalogStats, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
 import { checkFilter } from './store';
 
@@ -77,14 +77,6 @@ interface AliasRow {
 
 const toAlias = (r: AliasRow): Alias => ({ id: r.id, target: r.target, sha256: r.sha256, metadata: JSON.parse(r.metadata), createdAt: r.created_at });
 
-const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
-
-function decodeCursor(cursor: string): number {
-  const text = /^[A-Za-z0-9_-]{1,24}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
-  const label = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(label)) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
-  return label;
-}
 
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;

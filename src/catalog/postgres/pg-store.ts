@@ -4,7 +4,7 @@
  * can share one database (or a Citus cluster): writes by one are visible to the others at once.
  */
 import type { PoolClient } from 'pg';
-import { badRequest } from '../../errors';
+import { decodeCursor, encodeCursor } from '../cursor';
 import type { Neighbour } from '../../index/vector-index';
 import type { StoredImage } from '../../images/thumbnail';
 import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from '../catalog';
@@ -58,14 +58,6 @@ const toItem = (r: ItemRow): Item => ({
   createdAt: r.created_at.toISOString(),
 });
 
-// Same cursor format as the SQLite catalogue: base64url of the last label of the page.
-const encodeCursor = (label: number): string => Buffer.from(String(label)).toString('base64url');
-function decodeCursor(cursor: string): number {
-  const text = /^[A-Za-z0-9_-]{1,24}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString() : '';
-  const label = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(label)) throw badRequest('BAD_CURSOR', 'the cursor is not one this server issued');
-  return label;
-}
 
 /** jsonb containment (`metadata @> filter`): every field equal, served by a GIN index if one is added. */
 function filterJson(filter: MetadataFilter | undefined): string | null {
