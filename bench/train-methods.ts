@@ -1,0 +1,56 @@
+/**
+ * Training throughput of every method at the shipped model's configuration: resnet-mini with stage
+ * widths 16/32/64 at 28x28x1, batch 128, Adam, SimCLR's small-image augmentations, on wasm with the
+ * training kernels, one training thread. Each method trains `--steps` steps on the first Fashion-MNIST
+ * training images (the first step, which builds the network's kernels, is included, as in a real
+ * epoch). Training images/s: each image gives 2 views (memory bank: 1). Prints one JSON line.
+ *
+ *   npx tsx bench/train-methods.ts [--steps 6] [--batch 128] [--methods simclr,moco,membank,swav,supcon]
+ */
+import * as os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { openDataset } from '../src/data/open';
+import { initBackend } from '../src/runtime/backend';
+import { train } from '../src/train/trainer';
+import { tempDir } from '../test/helpers';
+import { arg } from './args';
+
+async function main(): Promise<void> {
+  const steps = Number(arg('steps', 'BENCH_STEPS', '6'));
+  const batch = Number(arg('batch', 'BENCH_BATCH', '128'));
+  const methods = arg('methods', 'BENCH_METHODS', 'simclr,moco,membank,swav,supcon').split(',');
+  const backend = await initBackend('wasm');
+  const data = await openDataset('idx:fashion-mnist:train', { size: 28, channels: 1, limit: steps * batch });
+  const imagesPerSec: Record<string, number> = {};
+  for (const method of methods) {
+    const t = performance.now();
+    await train({
+      method,
+      data,
+      outDir: tempDir(`likeness-bench-${method}-`),
+      epochs: 1,
+      batchSize: batch,
+      encoder: { arch: 'resnet-mini', widths: [16, 32, 64] },
+      mean: [0.286],
+      std: [0.353],
+      augment: { cropScale: [0.3, 1], jitterStrength: 0.5, blurProb: 0 },
+      knn: false,
+      progress: 'none',
+      seed: 1,
+    });
+    imagesPerSec[method] = Math.round(((steps * batch) / ((performance.now() - t) / 1000)) * 10) / 10;
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'train-methods',
+      model: 'resnet-mini 16/32/64, 28x28x1, Adam',
+      backend: backend.name,
+      machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.version.slice(1)}, tfjs ${tf.version.tfjs}`,
+      batch,
+      steps,
+      imagesPerSec,
+    }),
+  );
+}
+
+void main();
