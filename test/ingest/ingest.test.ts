@@ -170,6 +170,7 @@ describe('ingest jobs', () => {
     // +2 items (a-orig, d-other), −1 item turned alias (c-copy); aliases have no vectors of their own.
     expect(after.items - before.items).toBe(1);
     expect(after.indexed - before.indexed).toBe(1);
+    expect(after.aliases - before.aliases).toBe(2);
 
     const alias = (await request(srv.server).get('/v1/items/b-copy.png')).body.item;
     expect(alias).toMatchObject({ id: 'b-copy.png', aliasOf: 'a-orig.png', sha256: expect.any(String) });

@@ -16,6 +16,7 @@ export function systemRouter(app: Likeness, metrics: Metrics): Router {
       store: app.store.kind,
       model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input },
       items: stats.items,
+      aliases: stats.aliases,
       searchable: stats.searchable,
       indexed: stats.indexed,
       embedQueue: app.embedder.load,
