@@ -5,56 +5,8 @@
  */
 import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
-export type ItemState = 'pending' | 'added' | 'unchanged' | 'duplicate' | 'failed';
-
-export interface JobRow {
-  id: string;
-  source: unknown;
-  options: unknown;
-  status: JobStatus;
-  total: number;
-  added: number;
-  unchanged: number;
-  duplicates: number;
-  failed: number;
-  error: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
-
-export interface PlannedItem {
-  id: string;
-  path: string;
-  /** Byte range inside an archive (tar), else null. */
-  offset: number | null;
-  size: number | null;
-  metadata: Record<string, unknown>;
-}
-
-export interface PendingItem extends PlannedItem {
-  seq: number;
-}
-
-export interface ItemOutcome {
-  seq: number;
-  state: Exclude<ItemState, 'pending'>;
-  code?: string;
-  message?: string;
-  duplicateOf?: string;
-}
-
-export interface FailureRow {
-  seq: number;
-  id: string;
-  path: string;
-  state: ItemState;
-  code: string | null;
-  message: string | null;
-  duplicateOf: string | null;
-}
+import { toJobRow } from './jobs';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem, RawJobRow } from './jobs';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,37 +24,9 @@ CREATE TABLE IF NOT EXISTS job_items (
 CREATE INDEX IF NOT EXISTS job_items_pending ON job_items (job_id, state, seq);
 `;
 
-interface RawJob {
-  id: string;
-  source: string;
-  options: string;
-  status: JobStatus;
-  total: number;
-  added: number;
-  unchanged: number;
-  duplicates: number;
-  failed: number;
-  error: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
+type RawJob = RawJobRow<string, string>;
 
-const toJob = (r: RawJob): JobRow => ({
-  id: r.id,
-  source: JSON.parse(r.source),
-  options: JSON.parse(r.options),
-  status: r.status,
-  total: r.total,
-  added: r.added,
-  unchanged: r.unchanged,
-  duplicates: r.duplicates,
-  failed: r.failed,
-  error: r.error,
-  createdAt: r.created_at,
-  startedAt: r.started_at,
-  finishedAt: r.finished_at,
-});
+const toJob = (r: RawJob): JobRow => toJobRow(r, JSON.parse, (t) => t);
 
 const COUNTER: Record<ItemOutcome['state'], string> = { added: 'added', unchanged: 'unchanged', duplicate: 'duplicates', failed: 'failed' };
 

@@ -11,7 +11,7 @@ import type { ImageKind, ItemImageSet } from './item-images';
 import type { SqliteCatalog } from './sqlite-catalog';
 import { SqliteImageStore } from './sqlite-images';
 import { SqliteJobStore } from './sqlite-jobs';
-import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './jobs';
 import { checkFilter, toIndexChange } from './store';
 import type { IndexChange, JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
 

@@ -10,7 +10,7 @@ import { badRequest } from '../errors';
 import type { StoredImage } from '../images/thumbnail';
 import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
 import type { ImageKind, ItemImageSet } from './item-images';
-import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './sqlite-jobs';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './jobs';
 import type { Neighbour } from '../index/vector-index';
 
 export interface StoreStats {

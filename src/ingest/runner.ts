@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { CatalogService, DuplicatePolicy, PhaseTimings, Prepared } from '../catalog/service';
-import type { JobRow, PendingItem } from '../catalog/sqlite-jobs';
+import type { JobRow, PendingItem } from '../catalog/jobs';
 import type { JobQueue, Store } from '../catalog/store';
 import { IngestSource, planSource, readPlanned } from './sources';
 

@@ -8,7 +8,7 @@
 import { parse as parseCsv } from 'csv-parse/sync';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { PlannedItem } from '../catalog/sqlite-jobs';
+import type { PlannedItem } from '../catalog/jobs';
 import { badRequest, LikenessError } from '../errors';
 import { resolveAllowed } from './paths';
 import { listTar } from './tar';

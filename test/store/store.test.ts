@@ -7,7 +7,7 @@ import { createLogger } from '../../src/cli/logger';
 import type { NewItem } from '../../src/catalog/catalog';
 import { openStore } from '../../src/catalog/open';
 import { PostgresStore } from '../../src/catalog/postgres/pg-store';
-import type { PlannedItem } from '../../src/catalog/sqlite-jobs';
+import type { PlannedItem } from '../../src/catalog/jobs';
 import { toIndexChange } from '../../src/catalog/store';
 import type { Store } from '../../src/catalog/store';
 import { normalize } from '../../src/index/vector-index';

@@ -7,46 +7,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PoolClient } from 'pg';
-import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from '../sqlite-jobs';
+import { toJobRow } from '../jobs';
+import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem, RawJobRow } from '../jobs';
 import type { JobQueue } from '../store';
 import type { Queryable } from './pg-pool';
 
 /** Plan rows per INSERT when a job is created. */
 const PLAN_INSERT_CHUNK = 1000;
 
-interface RawJob {
-  id: string;
-  source: unknown;
-  options: unknown;
-  status: JobStatus;
-  total: number;
-  added: number;
-  unchanged: number;
-  duplicates: number;
-  failed: number;
-  error: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
+type RawJob = RawJobRow<unknown, Date>;
 
-const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
-
-const toJob = (r: RawJob): JobRow => ({
-  id: r.id,
-  source: r.source,
-  options: r.options,
-  status: r.status,
-  total: r.total,
-  added: r.added,
-  unchanged: r.unchanged,
-  duplicates: r.duplicates,
-  failed: r.failed,
-  error: r.error,
-  createdAt: r.created_at.toISOString(),
-  startedAt: iso(r.started_at),
-  finishedAt: iso(r.finished_at),
-});
+const toJob = (r: RawJob): JobRow => toJobRow(r, (v) => v, (d) => d.toISOString());
 
 const num = (v: string | number | null): number | null => (v === null ? null : Number(v));
 
