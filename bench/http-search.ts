@@ -6,10 +6,9 @@
  *
  *   npx tsx bench/http-search.ts [--model DIR] [--seconds 15] [--clients 16] [--workers N]
  */
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { DEMO_CATALOG } from '../src/config/config';
-import { tempDir, TEST_MODEL } from '../test/helpers';
+import { spawnServer, tempDir, TEST_MODEL } from '../test/helpers';
 import { listImages } from '../src/ingest/sources';
 import * as fs from 'node:fs';
 import { arg } from './args';
@@ -48,21 +47,11 @@ async function main(): Promise<void> {
   const seconds = Number(arg('seconds', 'BENCH_SECONDS', '15'));
   const clients = Number(arg('clients', 'BENCH_CLIENTS', '16'));
   const workers = arg('workers', 'BENCH_WORKERS', '');
-  const port = 30000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve', '--import', DEMO_CATALOG], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LIKENESS_DATA_DIR: tempDir(), LIKENESS_MODEL: model, LOG_LEVEL: 'warn', ...(workers ? { LIKENESS_WORKERS: workers } : {}) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const env = { LIKENESS_DATA_DIR: tempDir(), LIKENESS_MODEL: model, LIKENESS_BACKEND: 'auto', ...(workers ? { LIKENESS_WORKERS: workers } : {}) };
+  const srv = spawnServer(env, 30000 + Math.floor(Math.random() * 20000), { args: ['--import', DEMO_CATALOG], startSeconds: 60 });
+  const base = srv.base;
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/healthz`)).ok) break;
-      } catch {
-        if (i > 600) throw new Error('server did not start');
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await srv.up();
     const ids = listImages(DEMO_CATALOG);
     const bodies = ids.map((id) => fs.readFileSync(path.join(DEMO_CATALOG, id)));
     const health = (await (await fetch(`${base}/healthz`)).json()) as { model: { name: string }; backend: string; items: number };
@@ -74,7 +63,7 @@ async function main(): Promise<void> {
     );
     console.log(JSON.stringify({ bench: 'http-search', model: health.model.name, backend: health.backend, items: health.items, clients, seconds, byImage, byId }));
   } finally {
-    child.kill('SIGTERM');
+    await srv.stop();
   }
 }
 

@@ -9,14 +9,13 @@
  *   npx tsx bench/load.ts [--seconds 60] [--clients 32] [--warmup 10] [--idle 30] [--model DIR] [--workers N]
  */
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEMO_CATALOG } from '../src/config/config';
 import { listImages } from '../src/ingest/sources';
 import { generateKey, hashKey } from '../src/server/auth';
-import { tempDir, TEST_MODEL } from '../test/helpers';
+import { spawnServer, tempDir, TEST_MODEL } from '../test/helpers';
 import { arg } from './args';
 
 /** Share of each request kind (the rest are adds). */
@@ -63,32 +62,18 @@ async function main(): Promise<void> {
   const keysFile = path.join(dir, 'keys.jsonl');
   // Auth on, as in production; this key has no rate limit so the test measures the server, not the limiter.
   fs.writeFileSync(keysFile, `${JSON.stringify({ name: 'load', sha256: hashKey(key), scopes: ['read', 'write'], rateLimit: 0 })}\n`);
-  const port = 30000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve', '--import', DEMO_CATALOG], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LIKENESS_DATA_DIR: path.join(dir, 'data'),
-      LIKENESS_MODEL: model,
-      LIKENESS_API_KEYS_FILE: keysFile,
-      LOG_LEVEL: 'warn',
-      ...(workers ? { LIKENESS_WORKERS: workers } : {}),
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const base = `http://127.0.0.1:${port}`;
+  const env = {
+    LIKENESS_DATA_DIR: path.join(dir, 'data'),
+    LIKENESS_MODEL: model,
+    LIKENESS_BACKEND: 'auto',
+    LIKENESS_API_KEYS_FILE: keysFile,
+    ...(workers ? { LIKENESS_WORKERS: workers } : {}),
+  };
+  const srv = spawnServer(env, 30000 + Math.floor(Math.random() * 20000), { args: ['--import', DEMO_CATALOG], startSeconds: 120 });
+  const { child, base } = srv;
   const auth = { authorization: `Bearer ${key}` };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await fetch(`${base}/healthz`)).ok) break;
-      } catch {
-        if (i > 1200) throw new Error('server did not start');
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await srv.up();
     const ids = listImages(DEMO_CATALOG);
     const images = ids.map((id) => fs.readFileSync(path.join(DEMO_CATALOG, id)));
     const health = (await (await fetch(`${base}/healthz`)).json()) as { model: { name: string }; backend: string; items: number };
@@ -140,8 +125,7 @@ async function main(): Promise<void> {
     const after = (await (await fetch(`${base}/healthz`)).json()) as { items: number; indexed: number; embedQueue: number };
 
     const t = performance.now();
-    child.kill('SIGTERM');
-    const exitCode = await exited;
+    const exitCode = await srv.stop();
     console.log(
       JSON.stringify({
         bench: 'load',
@@ -167,7 +151,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    await srv.stop('SIGKILL');
   }
 }
 

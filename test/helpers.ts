@@ -43,15 +43,22 @@ export function testConfig(dataDir: string, overrides: Partial<Config> = {}): Co
 export interface ChildServer {
   child: ChildProcess;
   base: string;
-  /** Polls /healthz until the server answers (30 s at most). */
+  /** Polls /healthz until the server answers (`startSeconds`, 30 s by default). */
   up(): Promise<void>;
-  /** SIGTERM (graceful) or SIGKILL, and wait for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGTERM (graceful) or SIGKILL, and wait for the exit; resolves to the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  /** Extra `likeness serve` arguments, e.g. ['--import', DEMO_CATALOG]. */
+  args?: string[];
+  /** How long `up()` waits for /healthz (an --import of the demo catalogue takes a while). */
+  startSeconds?: number;
 }
 
 /** `likeness serve` as a child process on a random loopback port, configured through its environment. */
-export function spawnServer(env: Record<string, string>, port = 20000 + Math.floor(Math.random() * 20000)): ChildServer {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve'], {
+export function spawnServer(env: Record<string, string>, port = 20000 + Math.floor(Math.random() * 20000), opts: SpawnOptions = {}): ChildServer {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve', ...(opts.args ?? [])], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LIKENESS_MODEL: TEST_MODEL, LIKENESS_BACKEND: 'wasm', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -60,7 +67,7 @@ export function spawnServer(env: Record<string, string>, port = 20000 + Math.flo
     child,
     base,
     async up() {
-      for (let i = 0; i < 300; i++) {
+      for (let i = 0; i < (opts.startSeconds ?? 30) * 10; i++) {
         try {
           if ((await fetch(`${base}/healthz`)).ok) return;
         } catch {
@@ -71,10 +78,10 @@ export function spawnServer(env: Record<string, string>, port = 20000 + Math.flo
       throw new Error('server did not start');
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.kill(signal);
-      await exited;
+      return exited;
     },
   };
 }
