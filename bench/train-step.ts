@@ -4,8 +4,11 @@
  *
  *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
  *                               [--workers <cores>] [--skip-before] [--profile]
- *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS)
+ *                               [--wasm-threads <n>] [--stock <Kernel,...>]
+ *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS, BENCH_WASM_THREADS)
  * --workers N also measures data-parallel training over N worker threads (0 skips it).
+ * --wasm-threads N runs everything on the threaded wasm build with N XNNPACK threads.
+ * --stock Sum,Mean leaves those training kernels stock in the "after" run, to A/B one kernel.
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -18,6 +21,7 @@ import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
+import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
 
 interface Options {
   batch: number;
@@ -28,6 +32,10 @@ interface Options {
   profile: boolean;
   /** Gradient worker threads for the multi-core figure (0: skip). */
   workers: number;
+  /** XNNPACK threads of the wasm backend (its threaded build when > 1). */
+  wasmThreads: number;
+  /** Training kernels left stock in the "after" run (A/B of one kernel in one process). */
+  stock: string[];
 }
 
 interface Figures {
@@ -54,6 +62,8 @@ function parseOptions(argv: string[]): Options {
     beforeBatch: arg('before-batch', 'BENCH_BEFORE_BATCH', 8),
     beforeIters: arg('before-iters', 'BENCH_BEFORE_ITERS', 1),
     workers: arg('workers', 'BENCH_WORKERS', os.cpus().length, 0),
+    wasmThreads: arg('wasm-threads', 'BENCH_WASM_THREADS', 1),
+    stock: argv.includes('--stock') ? argv[argv.indexOf('--stock') + 1].split(',') : [],
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
   };
@@ -161,7 +171,8 @@ function installStockBaseline(): () => void {
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
-  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
+  if (opts.wasmThreads > 1) prepareWasmThreads(opts.wasmThreads);
+  if (!(await withThreadedCoreCount(() => tf.setBackend('wasm')))) throw new Error('wasm backend did not initialise');
   await tf.ready();
   let before: Figures | undefined;
   if (!opts.skipBefore) {
@@ -169,13 +180,15 @@ async function main(): Promise<void> {
     before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile);
     undo();
   }
-  registerWasmTrainingKernels();
+  registerWasmTrainingKernels(opts.stock);
   const after = await measure(opts.batch, opts.iters, opts.profile);
   const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers) : undefined;
   const result = {
     bench: 'train-step',
     model: 'resnet-mini 28x28x1 + dense head 128-64-32, Adam, loss = mean(head^2)',
     backend: tf.getBackend(),
+    wasmThreads: wasmThreadCount(),
+    stockKernels: opts.stock,
     machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
     after,
     before: before ?? null,

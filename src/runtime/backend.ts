@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmTrainingKernels } from './wasm-kernels';
+import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from './wasm-threads';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -19,6 +20,16 @@ export interface BackendInfo {
   provider: string;
   /** Why earlier candidates were skipped, for `likeness info` and the start-up log. */
   skipped: string[];
+  /** XNNPACK threads of the wasm backend (1 unless initBackend was asked for more). */
+  threads: number;
+}
+
+export interface BackendOptions {
+  /**
+   * Threads for the wasm backend's convolutions and matrix products (its threaded build); 1 keeps the
+   * single-threaded build. Ignored by the other backends (tfjs-node threads on its own).
+   */
+  wasmThreads?: number;
 }
 
 let chosen: BackendInfo | undefined;
@@ -39,13 +50,13 @@ async function tryTensorflow(skipped: string[]): Promise<BackendInfo | undefined
       skipped.push(failure);
       continue;
     }
-    if (await tf.setBackend('tensorflow')) return { name: 'tensorflow', provider: pkg, skipped };
+    if (await tf.setBackend('tensorflow')) return { name: 'tensorflow', provider: pkg, skipped, threads: 1 };
     skipped.push(`${pkg}: loaded but the tensorflow backend did not initialise`);
   }
   return undefined;
 }
 
-async function tryWasm(skipped: string[]): Promise<BackendInfo | undefined> {
+async function tryWasm(skipped: string[], threads: number): Promise<BackendInfo | undefined> {
   const failure = tryRequire('@tensorflow/tfjs-backend-wasm');
   if (failure) {
     skipped.push(failure);
@@ -53,7 +64,10 @@ async function tryWasm(skipped: string[]): Promise<BackendInfo | undefined> {
   }
   // The wasm backend lacks several gradient kernels; the training kernels module registers them.
   registerWasmTrainingKernels();
-  if (await tf.setBackend('wasm')) return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped };
+  if (threads > 1) prepareWasmThreads(threads);
+  if (await withThreadedCoreCount(() => tf.setBackend('wasm'))) {
+    return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount() };
+  }
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');
   return undefined;
 }
@@ -62,15 +76,15 @@ async function tryWasm(skipped: string[]): Promise<BackendInfo | undefined> {
  * Initialises the backend for this thread (idempotent). `choice` 'auto' walks the chain; a named
  * backend is required and its absence is an error.
  */
-export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', options: BackendOptions = {}): Promise<BackendInfo> {
   if (chosen) return chosen;
   const skipped: string[] = [];
   let info: BackendInfo | undefined;
   if (choice === 'auto' || choice === 'tensorflow') info = await tryTensorflow(skipped);
-  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped);
+  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped, options.wasmThreads ?? 1);
   if (!info && (choice === 'auto' || choice === 'cpu')) {
     await tf.setBackend('cpu');
-    info = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped };
+    info = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped, threads: 1 };
   }
   if (!info) throw new Error(`backend '${choice}' is not available: ${skipped.join('; ')}`);
   await tf.ready();

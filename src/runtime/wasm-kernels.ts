@@ -3,7 +3,7 @@
  *
  * The stock wasm backend is fast for inference (XNNPACK) but lacks Conv2DBackpropFilter and the
  * depthwise backprops, its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv, and
- * its MaxPoolGrad is wrong for N > 1 or C > 1.
+ * its MaxPoolGrad is wrong for N > 1 or C > 1, and its per-channel reductions transpose the whole tensor.
  * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
  * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
  * restore the stock set (unregisterWasmTrainingKernels). It also swaps in leaner batch-norm and mean
@@ -16,6 +16,7 @@ import { leanGradientConfigs } from './kernels/batch-norm-grad';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
+import { leadingReduceConfigs } from './kernels/leading-axes-reduce';
 import { maxPoolGradConfig } from './kernels/max-pool-grad';
 
 const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
@@ -24,6 +25,9 @@ const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   depthwiseBackpropInputConfig,
   depthwiseBackpropFilterConfig,
   maxPoolGradConfig,
+  // Sum and Mean over leading axes (per-channel statistics) as XNNPACK average pools; they wrap the
+  // stock kernels for every other reduction, so they are built from those at load time.
+  ...leadingReduceConfigs(),
 ];
 
 /** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */
@@ -36,11 +40,14 @@ export function wasmTrainingKernelNames(): string[] {
   return TRAINING_KERNELS.map((k) => k.kernelName);
 }
 
-/** Registers the training kernels for 'wasm' (idempotent; safe before or after tf.setBackend). */
-export function registerWasmTrainingKernels(): void {
+/**
+ * Registers the training kernels for 'wasm' (idempotent; safe before or after tf.setBackend).
+ * `skip` leaves the named kernels stock, for A/B benchmarks (bench/train-step --stock).
+ */
+export function registerWasmTrainingKernels(skip: readonly string[] = []): void {
   if (displaced) return;
   displaced = new Map();
-  for (const config of TRAINING_KERNELS) {
+  for (const config of TRAINING_KERNELS.filter((k) => !skip.includes(k.kernelName))) {
     const stock = tf.getKernel(config.kernelName, 'wasm');
     displaced.set(config.kernelName, stock);
     if (stock) tf.unregisterKernel(config.kernelName, 'wasm');

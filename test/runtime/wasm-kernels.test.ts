@@ -209,6 +209,44 @@ describe('other encoder gradients match cpu', () => {
   });
 });
 
+describe('per-channel Sum and Mean (leading axes as XNNPACK average pools) match cpu', () => {
+  it.each([
+    ['NHWC over N, H, W', [6, 7, 5, 3], [0, 1, 2]],
+    ['NHWC over N, H', [4, 5, 6, 2], [0, 1]],
+    ['rows of a matrix (dense bias gradient)', [37, 9], [0]],
+    ['negative axes', [3, 4, 5], [-3, -2]],
+    ['4,100 rows: two pooling stages', [4100, 3], [0]],
+    ['4,099 rows (prime, above one window): pooled whole', [4099, 2], [0]],
+  ] as [string, number[], number[]][])('%s', async (_label, shape, axes) => {
+    await expectSameOnWasm([{ shape, seed: 31 }], (a) => [
+      tf.sum(a, axes),
+      tf.mean(a, axes),
+      tf.sum(a, axes, true),
+      tf.mean(a, axes, true),
+    ]);
+    // keepDims shapes agree with the stock contract
+    const wasmShape = tf.tidy(() => tf.sum(tf.zeros(shape), axes, true).shape);
+    expect(wasmShape).toEqual(shape.map((d, i) => (axes.map((a) => (a + shape.length) % shape.length).includes(i) ? 1 : d)));
+  });
+
+  it('other reductions (inner axes, all axes, int32) still go to the stock kernels', async () => {
+    await expectSameOnWasm([{ shape: [4, 6, 5], seed: 32 }], (a) => [tf.sum(a, [1, 2]), tf.mean(a), tf.sum(a, 1), tf.mean(a, [0, 2])]);
+    await tf.setBackend('wasm');
+    expect(tf.tidy(() => Array.from(tf.sum(tf.tensor2d([[1, 2], [3, 4]], undefined, 'int32'), 0).dataSync()))).toEqual([4, 6]);
+  });
+
+  it('is what the stock wasm kernels compute, on a 28x28 activation batch', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor(values(32 * 28 * 28 * 16, 33), [32, 28, 28, 16]);
+    const ours = tf.tidy(() => [tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2])].map((t) => t.dataSync() as Float32Array));
+    unregisterWasmTrainingKernels();
+    const stock = tf.tidy(() => [tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2])].map((t) => t.dataSync() as Float32Array));
+    registerWasmTrainingKernels();
+    x.dispose();
+    ours.forEach((o, i) => expect(relError(stock[i], o)).toBeLessThan(REL_TOL));
+  });
+});
+
 /** Gradients of a scalar loss w.r.t. every trainable weight of `model`, as arrays. */
 function weightGrads(model: tf.LayersModel, input: tf.Tensor): Float32Array[] {
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

@@ -7,6 +7,7 @@
  * Every option has an environment variable LIKENESS_TRAIN_<OPTION> (e.g. LIKENESS_TRAIN_EPOCHS);
  * a flag wins over the variable. See docs/TRAINING.md.
  */
+import os from 'os';
 import { Command, Option } from 'commander';
 import { Dataset, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
@@ -32,6 +33,9 @@ export function trainOptions(): Option[] {
     opt('--limit <n>', 'use only the first n training images').argParser(int),
     opt('--seed <n>', 'seed for weights, data order, views and negatives').argParser(int).default(0),
     opt('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'),
+    opt('--threads <n>', "wasm backend: threads for convolutions and matrix products (1 = single-threaded build)")
+      .argParser(int)
+      .default(os.cpus().length),
     opt('--progress <mode>', 'bar (terminal), log (a line per epoch) or none').choices(['bar', 'log', 'none']),
     // model
     opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50)').default('resnet-mini'),
@@ -161,8 +165,9 @@ export function trainCommand(): Command {
   const cmd = new Command('train').description('pretrain an encoder (SimCLR, MoCo v2, memory bank, SwAV, SupCon) and write a model directory');
   for (const o of trainOptions()) cmd.addOption(o);
   cmd.action(async (o: Record<string, unknown>) => {
-    const backend = await initBackend(o.backend as BackendChoice);
-    process.stderr.write(`backend: ${backend.name} (${backend.provider})\n`);
+    const backend = await initBackend(o.backend as BackendChoice, { wasmThreads: o.threads as number });
+    const threads = backend.name === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` : '';
+    process.stderr.write(`backend: ${backend.name} (${backend.provider}${threads})\n`);
     const opts = await trainOptionsFrom(o);
     process.stderr.write(`training ${opts.method} on ${opts.data.name}: ${opts.data.count} images, ${opts.epochs} epochs, batch ${opts.batchSize} → ${opts.outDir}\n`);
     const result = await train(opts);
