@@ -83,6 +83,12 @@ function round3(x: number): number {
   return Number(x.toPrecision(3));
 }
 
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 function seconds(start: number): number {
   return (performance.now() - start) / 1000;
 }
@@ -101,21 +107,30 @@ async function measure(batch: number, iters: number, profile: boolean): Promise<
     loss.dispose();
     return value;
   };
+  // Inference mode on the whole batch at once (predict would split it into batches of 32).
   const forward = (): void => {
-    tf.tidy(() => (encoder.predict(images) as tf.Tensor).dataSync());
+    tf.tidy(() => (encoder.predict(images, { batchSize: batch }) as tf.Tensor).dataSync());
+  };
+  const timed = (f: () => unknown): number => {
+    const start = performance.now();
+    f();
+    return (performance.now() - start) / 1000;
   };
 
   forward();
   trainStep(); // warm-up: creates optimizer slots and XNNPACK operators
-  let start = performance.now();
-  for (let i = 0; i < iters; i++) forward();
-  const forwardImagesPerSec = (batch * iters) / seconds(start);
-
+  // Interleaved, so that load from other processes hits both alike; medians, so one stall does not
+  // decide the ratio. Forward passes are cheap: three per training step.
+  const forwardSeconds: number[] = [];
+  const trainSeconds: number[] = [];
   const tensorsBefore = tf.memory().numTensors;
-  start = performance.now();
-  for (let i = 0; i < iters; i++) trainStep();
-  const trainImagesPerSec = (batch * iters) / seconds(start);
+  for (let i = 0; i < iters; i++) {
+    for (let j = 0; j < 3; j++) forwardSeconds.push(timed(forward));
+    trainSeconds.push(timed(trainStep));
+  }
   const tensorsLeakedPerStep = (tf.memory().numTensors - tensorsBefore) / iters;
+  const forwardImagesPerSec = batch / median(forwardSeconds);
+  const trainImagesPerSec = batch / median(trainSeconds);
 
   if (profile) {
     const info = await tf.profile(() => {

@@ -16,6 +16,7 @@ import { leanGradientConfigs } from './kernels/batch-norm-grad';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
+import { sharedIdentityConfig } from './kernels/identity';
 import { leadingReduceConfigs } from './kernels/leading-axes-reduce';
 import { maxPoolGradConfig } from './kernels/max-pool-grad';
 
@@ -28,6 +29,8 @@ const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   // Sum and Mean over leading axes (per-channel statistics) as XNNPACK average pools; they wrap the
   // stock kernels for every other reduction, so they are built from those at load time.
   ...leadingReduceConfigs(),
+  // Identity (the tape's copy of every saved tensor) shares memory instead of copying.
+  sharedIdentityConfig(tf.getKernel(tf.Identity, 'wasm') as tf.KernelConfig),
 ];
 
 /** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */

@@ -247,6 +247,28 @@ describe('per-channel Sum and Mean (leading axes as XNNPACK average pools) match
   });
 });
 
+describe('Identity shares memory on wasm', () => {
+  it('a clone costs no memory, keeps its values after the original is disposed, and frees with the last reference', async () => {
+    await tf.setBackend('wasm');
+    const buffers = (): number => tf.memory().numDataBuffers;
+    const before = buffers();
+    const x = tf.tensor(values(1000, 41), [10, 100]);
+    const copy = tf.clone(x);
+    expect(buffers() - before).toBe(1); // stock wasm Identity: 2
+    const expected = Array.from(x.dataSync());
+    x.dispose();
+    expect(buffers() - before).toBe(1);
+    expect(Array.from(copy.dataSync())).toEqual(expected);
+    copy.dispose();
+    expect(buffers()).toBe(before);
+  });
+
+  it('strings still go to the stock kernel', async () => {
+    await tf.setBackend('wasm');
+    expect(tf.tidy(() => tf.clone(tf.tensor(['a', 'b'])).arraySync())).toEqual(['a', 'b']);
+  });
+});
+
 /** Gradients of a scalar loss w.r.t. every trainable weight of `model`, as arrays. */
 function weightGrads(model: tf.LayersModel, input: tf.Tensor): Float32Array[] {
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
