@@ -80,11 +80,19 @@ class BlobUrlWorker extends NodeWorker {
 let requested: number | undefined;
 
 /**
+ * Workers the threaded build starts up front (its PTHREAD_POOL_SIZE). More threads would need workers
+ * created while the main thread blocks waiting for them, which deadlocks in Node.
+ */
+export const MAX_WASM_THREADS = 8;
+
+/**
  * Makes the next wasm backend initialisation in this thread use the threaded build with `threads`
  * XNNPACK threads. Call before tf.setBackend('wasm'); then wrap that call in withThreadedCoreCount.
  */
 export function prepareWasmThreads(threads: number): void {
-  if (!Number.isInteger(threads) || threads < 2) throw new RangeError(`wasm threads must be an integer ≥ 2, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 2 || threads > MAX_WASM_THREADS) {
+    throw new RangeError(`wasm threads must be an integer from 2 to ${MAX_WASM_THREADS}, got ${threads}`);
+  }
   // Emscripten assigns globalThis.Worker = worker_threads.Worker when the module loads; keep ours.
   Object.defineProperty(globalThis, 'Worker', { get: () => BlobUrlWorker, set: () => undefined, configurable: true });
   // eslint-disable-next-line @typescript-eslint/no-var-requires

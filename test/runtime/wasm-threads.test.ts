@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { MAX_WASM_THREADS, prepareWasmThreads } from '../../src/runtime/wasm-threads';
 
 const run = promisify(execFile);
 const ROOT = path.join(__dirname, '..', '..');
@@ -73,6 +74,10 @@ function relError(ref: number[], got: number[]): number {
 }
 
 describe('threaded wasm backend', () => {
+  it('refuses thread counts the threaded build cannot start (validated before touching anything)', () => {
+    for (const bad of [1, 0, 2.5, MAX_WASM_THREADS + 1]) expect(() => prepareWasmThreads(bad)).toThrow(RangeError);
+  });
+
   it('uses the threads asked for and matches the single-threaded build', async () => {
     const single = await compute(1);
     const threaded = await compute(2);

@@ -13,6 +13,7 @@ import { Dataset, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { Rng } from '../../augment/rng';
 import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
+import { MAX_WASM_THREADS } from '../../runtime/wasm-threads';
 import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
@@ -33,9 +34,9 @@ export function trainOptions(): Option[] {
     opt('--limit <n>', 'use only the first n training images').argParser(int),
     opt('--seed <n>', 'seed for weights, data order, views and negatives').argParser(int).default(0),
     opt('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'),
-    opt('--threads <n>', "wasm backend: threads for convolutions and matrix products (1 = single-threaded build)")
+    opt('--threads <n>', `wasm backend: threads for convolutions and matrix products (1 = single-threaded build, at most ${MAX_WASM_THREADS})`)
       .argParser(int)
-      .default(os.cpus().length),
+      .default(Math.min(os.cpus().length, MAX_WASM_THREADS)),
     opt('--progress <mode>', 'bar (terminal), log (a line per epoch) or none').choices(['bar', 'log', 'none']),
     // model
     opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50)').default('resnet-mini'),
