@@ -29,6 +29,11 @@ export interface TrainerState {
   method: Record<string, unknown>;
   /** The run's settings, to refuse resuming with different ones. */
   run: Record<string, unknown>;
+  /**
+   * Progress into epoch `epoch` (0-based) when the checkpoint was written mid-epoch: batches done,
+   * their loss sum and time. A resume skips those batches of the epoch's (seeded) order.
+   */
+  partial?: { steps: number; lossSum: number; elapsedMs: number };
 }
 
 export interface EpochRecord {

@@ -87,6 +87,12 @@ export interface TrainOptions {
   logEvery?: number;
   /** Stop after this many epochs in this call (the run can be resumed). For tests and time slicing. */
   stopAfterEpochs?: number;
+  /** Also checkpoint inside an epoch every n steps (0: off). Default 0. */
+  checkpointEverySteps?: number;
+  /** Also checkpoint inside an epoch when this many minutes passed since the last checkpoint (0: off). Default 10. */
+  checkpointMinutes?: number;
+  /** Stop after this many steps in this call, without an extra checkpoint (simulates a crash; tests). */
+  stopAfterSteps?: number;
   /** Called after every epoch. */
   onEpoch?: (record: EpochRecord) => void;
 }
@@ -231,7 +237,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       } finally {
         Object.values(loaded.tensors).forEach((t) => t.dispose());
       }
-      log({ type: 'resume', epoch: state.epoch, step: state.step });
+      log({ type: 'resume', epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0 });
     } else if (opts.resume) {
       log({ type: 'start', note: 'no checkpoint found, starting from scratch' });
     } else {
@@ -247,14 +253,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const bar = opts.progress === 'bar' ? new SingleBar({ format: 'epoch {ep} [{bar}] {value}/{total} | loss {loss} | {ips} img/s | lr {lr} | ETA {etaAll}', stream: process.stderr, hideCursor: true }) : undefined;
     const runStart = Date.now();
     const stepsAtStart = state.step;
+    const everySteps = opts.checkpointEverySteps ?? 0;
+    const everyMs = (opts.checkpointMinutes ?? 10) * 60_000;
+    let lastCheckpoint = Date.now();
+    const checkpoint = async (): Promise<void> => {
+      state.optimizer = optimizer.getState().json;
+      const methodState = method.getState();
+      state.method = methodState.json;
+      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizer.getState().tensors, ...methodState.tensors });
+      lastCheckpoint = Date.now();
+    };
+    let stopped = false;
 
-    for (let epoch = state.epoch; epoch < lastEpoch; epoch++) {
+    for (let epoch = state.epoch; epoch < lastEpoch && !stopped; epoch++) {
       const order = new Rng(deriveSeed(seed, 0x6f72, epoch)).permutation(data.count);
-      const epochStart = Date.now();
-      let lossSum = 0;
+      // A mid-epoch checkpoint: continue after its batches, with its loss sum and time.
+      const done = state.partial ?? { steps: 0, lossSum: 0, elapsedMs: 0 };
+      state.partial = undefined;
+      const epochStart = Date.now() - done.elapsedMs;
+      let lossSum = done.lossSum;
       let lr = 0;
-      bar?.start(stepsPerEpoch, 0, { ep: `${epoch + 1}/${opts.epochs}`, loss: '-', ips: '-', lr: '-', etaAll: '-' });
-      for (let b = 0; b < stepsPerEpoch; b++) {
+      bar?.start(stepsPerEpoch, done.steps, { ep: `${epoch + 1}/${opts.epochs}`, loss: '-', ips: '-', lr: '-', etaAll: '-' });
+      for (let b = done.steps; b < stepsPerEpoch; b++) {
         const indices = order.slice(b * opts.batchSize, (b + 1) * opts.batchSize);
         const pixels = await data.fetch(indices);
         lr = learningRate(state.step, schedule);
@@ -282,8 +302,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const remaining = (lastEpoch * stepsPerEpoch - state.step) * (elapsed / (state.step - stepsAtStart));
         bar?.update(b + 1, { loss: loss.toFixed(4), ips: ips.toFixed(1), lr: lr.toExponential(2), etaAll: `${Math.round(remaining)}s` });
         if ((opts.logEvery ?? 10) > 0 && state.step % (opts.logEvery ?? 10) === 0) log({ type: 'step', epoch: epoch + 1, step: state.step, loss, lr, imagesPerSec: ips });
+        const midEpoch = b + 1 < stepsPerEpoch;
+        if (midEpoch && ((everySteps > 0 && state.step % everySteps === 0) || (everyMs > 0 && Date.now() - lastCheckpoint >= everyMs))) {
+          state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
+          await checkpoint();
+          state.partial = undefined;
+          log({ type: 'checkpoint', epoch: epoch + 1, step: state.step });
+        }
+        if (opts.stopAfterSteps !== undefined && state.step - stepsAtStart >= opts.stopAfterSteps) {
+          stopped = true;
+          break;
+        }
       }
       bar?.stop();
+      if (stopped) break;
       const seconds = (Date.now() - epochStart) / 1000;
       state.elapsedMs += Date.now() - epochStart;
       const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, lr, seconds, imagesPerSec: (stepsPerEpoch * opts.batchSize) / seconds };
@@ -293,15 +325,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       state.epoch = epoch + 1;
       state.history.push(record);
-      state.optimizer = optimizer.getState().json;
-      const methodState = method.getState();
-      state.method = methodState.json;
       log({ type: 'epoch', ...record });
       if (opts.progress === 'log' || opts.progress === 'bar') {
         const knn = record.knnAccuracy !== undefined ? ` | k-NN ${(record.knnAccuracy * 100).toFixed(2)}%` : '';
         process.stderr.write(`epoch ${record.epoch}/${opts.epochs} | loss ${record.loss.toFixed(4)} | ${record.imagesPerSec.toFixed(1)} img/s${knn}\n`);
       }
-      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizer.getState().tensors, ...methodState.tensors });
+      await checkpoint();
       opts.onEpoch?.(record);
     }
 

@@ -25,4 +25,16 @@ describe('resume', () => {
     expect(r.maxWeightDiff).toBeLessThan(1e-4);
     expect(r.mismatch).toMatch(/different settings/);
   });
+
+  it('a run cut inside an epoch resumes from its mid-epoch checkpoint and ends where an uninterrupted one does', async () => {
+    const r = await runScenario<ResumeResult & { checkpointState: { epoch: number; step: number; partial?: { steps: number } } }>('mocoResumeMidEpoch');
+    expect(r.first.complete).toBe(false);
+    // the last checkpoint before the cut: 1 epoch done, 1 batch into epoch 2 (step 4 of 6)
+    expect(r.checkpointState).toMatchObject({ epoch: 1, step: 4, partial: { steps: 1 } });
+    expect(r.resumed.complete).toBe(true);
+    expect(r.resumed.history.map((e) => e.epoch)).toEqual([1, 2]);
+    // epoch 2's mean loss combines the batch before the cut and the two after it
+    expect(r.resumed.history[1].loss).toBeCloseTo(r.straight[1].loss, 4);
+    expect(r.maxWeightDiff).toBeLessThan(1e-4);
+  });
 });

@@ -81,7 +81,39 @@ async function mocoResume(): Promise<unknown> {
   return { straight: straight.history, first: { complete: first.complete, history: first.history }, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff, mismatch };
 }
 
-const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume };
+/** The same run cut inside epoch 2 (after a checkpoint every step), then resumed. */
+async function mocoResumeMidEpoch(): Promise<unknown> {
+  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 48);
+  const base = (outDir: string): TrainOptions => ({
+    method: 'moco',
+    data,
+    outDir,
+    epochs: 2,
+    batchSize: 16,
+    encoder: TINY_ENCODER,
+    methodConfig: { ...TINY_HEAD, queueSize: 48 },
+    augment: SMALL_AUGMENT,
+    knn: false,
+    progress: 'none',
+    seed: 11,
+    checkpointEverySteps: 1,
+  });
+  const straight = await train(base(tempDir('mid-straight')));
+  const cutDir = tempDir('mid-cut');
+  // 3 steps per epoch: stop after step 5 = 2 steps into epoch 2, with no checkpoint at the stop itself
+  const first = await train({ ...base(cutDir), checkpointEverySteps: 2, stopAfterSteps: 5 });
+  const checkpointState = JSON.parse(fs.readFileSync(path.join(cutDir, 'checkpoint', 'trainer.json'), 'utf8')) as { epoch: number; step: number; partial?: { steps: number } };
+  const resumed = await train({ ...base(cutDir), resume: true });
+  const [a, b] = [await loadModelDir(straight.outDir), await loadModelDir(cutDir)];
+  const wa = a.model.getWeights();
+  const wb = b.model.getWeights();
+  const maxWeightDiff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
+  a.model.dispose();
+  b.model.dispose();
+  return { straight: straight.history, first: { complete: first.complete, history: first.history }, checkpointState, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff };
+}
+
+const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch };
 
 if (parentPort && workerData?.scenario) {
   (async () => {

@@ -29,6 +29,8 @@ export function trainOptions(): Option[] {
     opt('--out <dir>', 'output model directory (checkpoints in <dir>/checkpoint)').makeOptionMandatory(),
     opt('--name <name>', 'model name in the manifest (default: the --out folder name)'),
     opt('--resume', 'continue from <out>/checkpoint if there is one').default(false),
+    opt('--checkpoint-minutes <m>', 'also checkpoint inside an epoch after this many minutes (0: only at epoch ends)').argParser(num).default(10),
+    opt('--checkpoint-every <steps>', 'also checkpoint inside an epoch every n steps (0: off)').argParser(int).default(0),
     opt('--epochs <n>', 'epochs').argParser(int).default(100),
     opt('--batch-size <n>', 'images per step (each gives --views views)').argParser(int).default(256),
     opt('--limit <n>', 'use only the first n training images').argParser(int),
@@ -157,6 +159,8 @@ export async function trainOptionsFrom(o: Record<string, unknown>): Promise<Trai
     embeddingOutput: o.embedding as 'encoder' | 'projection',
     seed,
     resume: o.resume as boolean,
+    checkpointMinutes: o.checkpointMinutes as number,
+    checkpointEverySteps: o.checkpointEvery as number,
     knn,
     progress: (o.progress as 'bar' | 'log' | 'none' | undefined) ?? (process.stderr.isTTY ? 'bar' : 'log'),
   };
