@@ -6,6 +6,7 @@
  * epoch). Training images/s: each image gives 2 views (memory bank: 1). Prints one JSON line.
  *
  *   npx tsx bench/train-methods.ts [--steps 6] [--batch 128] [--methods simclr,moco,membank,swav,supcon]
+ *                                  [--wasm-threads 1]   (threaded XNNPACK build when > 1, as likeness train --threads)
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -19,7 +20,8 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', 'BENCH_STEPS', '6'));
   const batch = Number(arg('batch', 'BENCH_BATCH', '128'));
   const methods = arg('methods', 'BENCH_METHODS', 'simclr,moco,membank,swav,supcon').split(',');
-  const backend = await initBackend('wasm');
+  const threads = Number(arg('wasm-threads', 'BENCH_WASM_THREADS', '1'));
+  const backend = await initBackend('wasm', { wasmThreads: threads });
   const data = await openDataset('idx:fashion-mnist:train', { size: 28, channels: 1, limit: steps * batch });
   const imagesPerSec: Record<string, number> = {};
   for (const method of methods) {
@@ -45,6 +47,7 @@ async function main(): Promise<void> {
       bench: 'train-methods',
       model: 'resnet-mini 16/32/64, 28x28x1, Adam',
       backend: backend.name,
+      wasmThreads: backend.threads,
       machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.version.slice(1)}, tfjs ${tf.version.tfjs}`,
       batch,
       steps,
