@@ -257,10 +257,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const everyMs = (opts.checkpointMinutes ?? 10) * 60_000;
     let lastCheckpoint = Date.now();
     const checkpoint = async (): Promise<void> => {
-      state.optimizer = optimizer.getState().json;
+      const optimizerState = optimizer.getState();
       const methodState = method.getState();
+      state.optimizer = optimizerState.json;
       state.method = methodState.json;
-      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizer.getState().tensors, ...methodState.tensors });
+      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizerState.tensors, ...methodState.tensors });
       lastCheckpoint = Date.now();
     };
     let stopped = false;

@@ -46,10 +46,9 @@ async function simclrReal(): Promise<unknown> {
   return { history: result.history, initialKnnAccuracy: result.initialKnnAccuracy, manifest: loaded.manifest };
 }
 
-/** MoCo for 2 epochs straight, and the same run stopped after 1 epoch and resumed. */
-async function mocoResume(): Promise<unknown> {
-  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
-  const base = (outDir: string): TrainOptions => ({
+/** The tiny MoCo run both resume scenarios cut and compare: 2 epochs of batch 16. */
+function mocoOptions(data: TrainOptions['data'], seed: number): (outDir: string) => TrainOptions {
+  return (outDir) => ({
     method: 'moco',
     data,
     outDir,
@@ -60,57 +59,51 @@ async function mocoResume(): Promise<unknown> {
     augment: SMALL_AUGMENT,
     knn: false,
     progress: 'none',
-    seed: 7,
+    seed,
   });
+}
+
+/** Largest absolute difference between the weights of two model directories. */
+async function maxWeightDiff(dirA: string, dirB: string): Promise<number> {
+  const [a, b] = [await loadModelDir(dirA), await loadModelDir(dirB)];
+  const wa = a.model.getWeights();
+  const wb = b.model.getWeights();
+  const diff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
+  a.model.dispose();
+  b.model.dispose();
+  return diff;
+}
+
+/** MoCo for 2 epochs straight, and the same run stopped after 1 epoch and resumed. */
+async function mocoResume(): Promise<unknown> {
+  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
+  const base = mocoOptions(data, 7);
   const straight = await train(base(tempDir('straight')));
   const cutDir = tempDir('cut');
   const first = await train({ ...base(cutDir), stopAfterEpochs: 1 });
   const resumed = await train({ ...base(cutDir), resume: true });
-  const [a, b] = [await loadModelDir(straight.outDir), await loadModelDir(cutDir)];
-  const wa = a.model.getWeights();
-  const wb = b.model.getWeights();
-  const maxWeightDiff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
-  a.model.dispose();
-  b.model.dispose();
+  const weightDiff = await maxWeightDiff(straight.outDir, cutDir);
   let mismatch = '';
   try {
     await train({ ...base(cutDir), resume: true, batchSize: 8 });
   } catch (err) {
     mismatch = (err as Error).message;
   }
-  return { straight: straight.history, first: { complete: first.complete, history: first.history }, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff, mismatch };
+  return { straight: straight.history, first: { complete: first.complete, history: first.history }, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff: weightDiff, mismatch };
 }
 
 /** The same run cut inside epoch 2 (after a checkpoint every step), then resumed. */
 async function mocoResumeMidEpoch(): Promise<unknown> {
   const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 48);
-  const base = (outDir: string): TrainOptions => ({
-    method: 'moco',
-    data,
-    outDir,
-    epochs: 2,
-    batchSize: 16,
-    encoder: TINY_ENCODER,
-    methodConfig: { ...TINY_HEAD, queueSize: 48 },
-    augment: SMALL_AUGMENT,
-    knn: false,
-    progress: 'none',
-    seed: 11,
-    checkpointEverySteps: 1,
-  });
+  const base = (outDir: string): TrainOptions => ({ ...mocoOptions(data, 11)(outDir), checkpointEverySteps: 1 });
   const straight = await train(base(tempDir('mid-straight')));
   const cutDir = tempDir('mid-cut');
   // 3 steps per epoch: stop after step 5 = 2 steps into epoch 2, with no checkpoint at the stop itself
   const first = await train({ ...base(cutDir), checkpointEverySteps: 2, stopAfterSteps: 5 });
   const checkpointState = JSON.parse(fs.readFileSync(path.join(cutDir, 'checkpoint', 'trainer.json'), 'utf8')) as { epoch: number; step: number; partial?: { steps: number } };
   const resumed = await train({ ...base(cutDir), resume: true });
-  const [a, b] = [await loadModelDir(straight.outDir), await loadModelDir(cutDir)];
-  const wa = a.model.getWeights();
-  const wb = b.model.getWeights();
-  const maxWeightDiff = Math.max(...wa.map((w, i) => tf.sub(w, wb[i]).abs().max().dataSync()[0]));
-  a.model.dispose();
-  b.model.dispose();
-  return { straight: straight.history, first: { complete: first.complete, history: first.history }, checkpointState, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff };
+  const weightDiff = await maxWeightDiff(straight.outDir, cutDir);
+  return { straight: straight.history, first: { complete: first.complete, history: first.history }, checkpointState, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff: weightDiff };
 }
 
 const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch };
