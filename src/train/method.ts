@@ -134,6 +134,30 @@ export abstract class ContrastiveMethod<C extends MethodConfig = MethodConfig> {
     return batch.views.map((v) => this.forward(v).z);
   }
 
+  /**
+   * Starts from another model's weights (fine-tuning, `--init-from`), layer by layer by name: every
+   * encoder layer must find its match, the head is taken too when all its layers match (same method
+   * family), else it keeps its fresh weights. Returns what was loaded.
+   */
+  initWeights(source: tf.LayersModel): 'network' | 'encoder' {
+    const byName = new Map(source.layers.map((l) => [l.name, l]));
+    const match = (layers: tf.layers.Layer[]): Array<[tf.layers.Layer, tf.Tensor[]]> | undefined => {
+      const pairs: Array<[tf.layers.Layer, tf.Tensor[]]> = [];
+      for (const layer of layers.filter((l) => l.weights.length > 0)) {
+        const weights = byName.get(layer.name)?.getWeights();
+        if (!weights || weights.length !== layer.weights.length || weights.some((w, i) => w.shape.join() !== layer.weights[i].shape.join())) return undefined;
+        pairs.push([layer, weights]);
+      }
+      return pairs;
+    };
+    const encoderLayers = new Set(this.encoder.layers);
+    const encoder = match(this.encoder.layers);
+    if (!encoder) throw new Error(`the initial weights do not fit this encoder (check --encoder, --widths and --channels against the source model)`);
+    const head = match(this.network.layers.filter((l) => !encoderLayers.has(l)));
+    for (const [layer, weights] of [...encoder, ...(head ?? [])]) layer.setWeights(weights);
+    return head ? 'network' : 'encoder';
+  }
+
   beforeStep(_batch: TrainBatch): void {}
 
   abstract computeLoss(batch: TrainBatch): tf.Scalar;

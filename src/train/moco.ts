@@ -93,6 +93,12 @@ export class MoCo extends ContrastiveMethod<MoCoConfig> {
     return { tensors, json: { queueSize: this.cfg.queueSize } };
   }
 
+  override initWeights(source: tf.LayersModel): 'network' | 'encoder' {
+    const loaded = super.initWeights(source);
+    this.keyNetwork.setWeights(this.network.getWeights()); // keys start from the same weights as queries
+    return loaded;
+  }
+
   override setState(state: MethodState): void {
     const q = state.tensors['moco/queue'];
     if (!q || q.shape[0] !== this.cfg.queueSize || q.shape[1] !== this.cfg.projectionDim) throw new Error(`checkpoint has no moco queue of [${this.cfg.queueSize}, ${this.cfg.projectionDim}]`);

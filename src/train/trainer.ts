@@ -22,7 +22,7 @@ import { MultiViewOptions, multiView, pixelsToUnit, toModelInput } from '../augm
 import type { Dataset } from '../data/dataset';
 import { pixelsToTensor } from '../images/preprocess';
 import { MANIFEST_FORMAT, ModelManifest } from '../model/manifest';
-import { saveModelDir } from '../model/model-dir';
+import { loadModelDir, modelIdOf, readManifest, saveModelDir } from '../model/model-dir';
 import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import { knnAccuracy } from './knn';
@@ -80,6 +80,11 @@ export interface TrainOptions {
   embeddingOutput?: 'encoder' | 'projection';
   seed?: number;
   resume?: boolean;
+  /**
+   * Start from this model directory's weights (fine-tuning). Its encoder and input normalisation
+   * are the defaults for `encoder`, `mean` and `std`. Ignored when resuming from a checkpoint.
+   */
+  initFrom?: string;
   knn?: KnnMonitorOptions | false;
   /** 'bar' (cli-progress on stderr), 'log' (one line per epoch on stderr) or 'none'. */
   progress?: 'bar' | 'log' | 'none';
@@ -162,16 +167,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const seed = opts.seed ?? 0;
   const size = data.size;
   const channels = data.channels;
+  const source = opts.initFrom !== undefined ? { dir: opts.initFrom, manifest: readManifest(opts.initFrom) } : undefined;
+  if (source && source.manifest.input.channels !== channels) throw new RangeError(`${source.dir} takes ${source.manifest.input.channels}-channel images but ${data.name} is opened with ${channels}`);
   const input = {
     size,
     channels,
-    mean: opts.mean ?? Array(channels).fill(0.5),
-    std: opts.std ?? Array(channels).fill(0.5),
+    mean: opts.mean ?? source?.manifest.input.mean ?? Array(channels).fill(0.5),
+    std: opts.std ?? source?.manifest.input.std ?? Array(channels).fill(0.5),
     fit: 'contain' as const,
     background: '#000000',
   };
   if (input.mean.length !== channels || input.std.length !== channels) throw new RangeError(`mean/std need ${channels} value(s), got ${input.mean.length}/${input.std.length}`);
-  const encSpec = resnetConfig(opts.encoder ?? { arch: 'resnet-mini' }, size, channels);
+  const sourceEncoder = source && { arch: source.manifest.encoder.arch, widths: source.manifest.encoder.widths, widthMultiplier: source.manifest.encoder.widthMultiplier };
+  const encSpec = resnetConfig(opts.encoder ?? sourceEncoder ?? { arch: 'resnet-mini' }, size, channels);
+  const initFrom = source && { dir: source.dir, modelId: modelIdOf(source.dir, source.manifest) };
   const optName = opts.optimizer ?? 'adam';
   const baseLr = opts.lr ?? defaultLearningRate(optName, opts.batchSize);
   const stepsPerEpoch = Math.floor(data.count / opts.batchSize); // drop the ragged last batch: every step contrasts a full batch
@@ -181,7 +190,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const optCfg: Partial<OptimizerConfig> = { weightDecay: opts.weightDecay, momentum: opts.momentum };
   const embeddingOutput = opts.embeddingOutput ?? 'encoder';
   const augment = opts.augment ?? {};
-  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count };
+  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId };
 
   const buildEncoder = (): tf.LayersModel => buildResNet(encSpec);
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
@@ -216,6 +225,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       dataset: { name: data.name, images: data.count },
       augment,
       seed,
+      ...(initFrom && { initialisedFrom: initFrom.modelId }),
       trainingTimeSeconds: Math.round(state.elapsedMs / 100) / 10,
       machine: machine(),
       history: state.history,
@@ -239,9 +249,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       log({ type: 'resume', epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0 });
     } else if (opts.resume) {
-      log({ type: 'start', note: 'no checkpoint found, starting from scratch' });
+      log({ type: 'start', note: 'no checkpoint found, starting a new run' });
     } else {
       log({ type: 'start', run: { ...run, epochs: opts.epochs } });
+    }
+    if (initFrom && state.step === 0) {
+      const loaded = await loadModelDir(initFrom.dir);
+      try {
+        const part = method.initWeights(loaded.model);
+        log({ type: 'init', from: initFrom.modelId, loaded: part });
+      } finally {
+        loaded.model.dispose();
+      }
     }
 
     if (knnOpts && state.epoch === 0 && state.initialKnnAccuracy === undefined) {
@@ -342,7 +361,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           knn: {
             accuracy: lastKnn.knnAccuracy,
             epoch: lastKnn.epoch,
-            randomInitAccuracy: state.initialKnnAccuracy,
+            // Before the first step: random weights, or those of --init-from.
+            ...(initFrom ? { initFromAccuracy: state.initialKnnAccuracy } : { randomInitAccuracy: state.initialKnnAccuracy }),
             k: knnOpts?.k ?? 200,
             temperature: knnOpts?.temperature ?? 0.1,
             protocol: 'weighted k-NN, cosine, exp(s/T) votes (Wu et al. 2018, InstDisc)',

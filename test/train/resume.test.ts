@@ -37,4 +37,15 @@ describe('resume', () => {
     expect(r.resumed.history[1].loss).toBeCloseTo(r.straight[1].loss, 4);
     expect(r.maxWeightDiff).toBeLessThan(1e-4);
   });
+
+  it('--init-from starts a run from a saved model: the whole network for the same head, the encoder for another', async () => {
+    const r = await runScenario<{ sourceId: string; simclrSame: boolean[]; mocoConvSame: boolean[]; simclrInit: string; mocoInitLog: Array<{ from: string; loaded: string }>; mismatch: string }>('initFrom');
+    expect(r.simclrSame.length).toBeGreaterThan(10);
+    expect(r.simclrSame.every(Boolean)).toBe(true);
+    expect(r.mocoConvSame.length).toBeGreaterThanOrEqual(7); // stem + 3 stages of 2 convs (+ shortcuts)
+    expect(r.mocoConvSame.every(Boolean)).toBe(true);
+    expect(r.simclrInit).toBe(r.sourceId);
+    expect(r.mocoInitLog).toEqual([expect.objectContaining({ from: r.sourceId, loaded: 'encoder' })]);
+    expect(r.mismatch).toMatch(/do not fit this encoder/);
+  });
 });

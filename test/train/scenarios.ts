@@ -106,7 +106,47 @@ async function mocoResumeMidEpoch(): Promise<unknown> {
   return { straight: straight.history, first: { complete: first.complete, history: first.history }, checkpointState, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff: weightDiff };
 }
 
-const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch };
+/** Whether trainable weight i of two model directories is equal, for every i where keep(shape) holds. */
+async function sameTrainable(dirA: string, dirB: string, keep: (shape: number[]) => boolean): Promise<boolean[]> {
+  const [a, b] = [await loadModelDir(dirA), await loadModelDir(dirB)];
+  const wa = a.model.trainableWeights.map((w) => w.read());
+  const wb = b.model.trainableWeights.map((w) => w.read());
+  const same = wa.filter((w) => keep(w.shape)).map((w) => tf.sub(w, wb[wa.indexOf(w)]).abs().max().dataSync()[0] === 0);
+  a.model.dispose();
+  b.model.dispose();
+  return same;
+}
+
+/**
+ * --init-from: a SimCLR model, then runs at learning rate 0 started from it (so the weights they
+ * save are the ones they loaded): SimCLR takes the whole network, MoCo (another head) the encoder.
+ */
+async function initFrom(): Promise<unknown> {
+  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
+  const common = { data, epochs: 1, batchSize: 16, methodConfig: TINY_HEAD, augment: SMALL_AUGMENT, knn: false as const, progress: 'none' as const };
+  const source = await train({ ...common, method: 'simclr', outDir: tempDir('init-source'), encoder: TINY_ENCODER, seed: 3 });
+  const frozen = { lr: 0, finalLr: 0, warmupEpochs: 0, seed: 4, initFrom: source.outDir };
+  // no encoder given: it comes from the source's manifest
+  const simclr = await train({ ...common, ...frozen, method: 'simclr', outDir: tempDir('init-simclr') });
+  const moco = await train({ ...common, ...frozen, method: 'moco', methodConfig: { ...TINY_HEAD, queueSize: 48 }, outDir: tempDir('init-moco') });
+  let mismatch = '';
+  try {
+    await train({ ...common, ...frozen, method: 'simclr', outDir: tempDir('init-bad'), encoder: { arch: 'resnet-mini', widths: [4, 8, 8] } });
+  } catch (err) {
+    mismatch = (err as Error).message;
+  }
+  const log = fs.readFileSync(path.join(moco.outDir, 'train-log.jsonl'), 'utf8');
+  return {
+    sourceId: source.modelId,
+    simclrSame: await sameTrainable(source.outDir, simclr.outDir, () => true),
+    mocoConvSame: await sameTrainable(source.outDir, moco.outDir, (shape) => shape.length === 4),
+    simclrInit: simclr.manifest.training?.initialisedFrom,
+    mocoInitLog: log.split('\n').filter((l) => l.includes('"init"')).map((l) => JSON.parse(l) as Record<string, unknown>),
+    mismatch,
+  };
+}
+
+const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch, initFrom };
 
 if (parentPort && workerData?.scenario) {
   (async () => {

@@ -29,6 +29,7 @@ export function trainOptions(): Option[] {
     opt('--out <dir>', 'output model directory (checkpoints in <dir>/checkpoint)').makeOptionMandatory(),
     opt('--name <name>', 'model name in the manifest (default: the --out folder name)'),
     opt('--resume', 'continue from <out>/checkpoint if there is one').default(false),
+    opt('--init-from <model dir>', "start from this model's weights (fine-tune); its encoder, --mean and --std are the defaults"),
     opt('--checkpoint-minutes <m>', 'also checkpoint inside an epoch after this many minutes (0: only at epoch ends)').argParser(num).default(10),
     opt('--checkpoint-every <steps>', 'also checkpoint inside an epoch every n steps (0: off)').argParser(int).default(0),
     opt('--epochs <n>', 'epochs').argParser(int).default(100),
@@ -41,7 +42,7 @@ export function trainOptions(): Option[] {
       .default(Math.min(os.cpus().length, MAX_WASM_THREADS)),
     opt('--progress <mode>', 'bar (terminal), log (a line per epoch) or none').choices(['bar', 'log', 'none']),
     // model
-    opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50)').default('resnet-mini'),
+    opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50; default resnet-mini, or that of --init-from)'),
     opt('--widths <w,w,...>', "override the preset's stage widths").argParser(list),
     opt('--width-multiplier <m>', 'multiply every width').argParser(num),
     opt('--size <px>', 'model input side in pixels').argParser(int).default(28),
@@ -152,13 +153,17 @@ export async function trainOptionsFrom(o: Record<string, unknown>): Promise<Trai
     warmupEpochs: o.warmupEpochs as number | undefined,
     weightDecay: o.weightDecay as number | undefined,
     momentum: o.momentum as number | undefined,
-    encoder: { arch: o.encoder as string, widths: o.widths as number[] | undefined, widthMultiplier: o.widthMultiplier as number | undefined },
+    encoder:
+      o.encoder !== undefined || o.widths !== undefined || o.widthMultiplier !== undefined
+        ? { arch: (o.encoder as string | undefined) ?? 'resnet-mini', widths: o.widths as number[] | undefined, widthMultiplier: o.widthMultiplier as number | undefined }
+        : undefined,
     mean: o.mean as number[] | undefined,
     std: o.std as number[] | undefined,
     augment: parseAugmentOptions(o),
     embeddingOutput: o.embedding as 'encoder' | 'projection',
     seed,
     resume: o.resume as boolean,
+    initFrom: o.initFrom as string | undefined,
     checkpointMinutes: o.checkpointMinutes as number,
     checkpointEverySteps: o.checkpointEvery as number,
     knn,
