@@ -4,19 +4,22 @@
  *
  *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
  *                               [--workers <cores>] [--skip-before] [--profile]
- *                               [--wasm-threads <n>] [--stock <Kernel,...>]
+ *                               [--wasm-threads <n>] [--stock <Kernel,...>] [--widths 16,32,64]
  *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS, BENCH_WASM_THREADS)
  * --workers N also measures data-parallel training over N worker threads (0 skips it).
  * --wasm-threads N runs everything on the threaded wasm build with N XNNPACK threads.
  * --stock Sum,Mean leaves those training kernels stock in the "after" run, to A/B one kernel.
+ * --widths sets the encoder's stage widths; default: those of the shipped model (models/fmnist-simclr-mini).
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
  * runs at a smaller batch by default; images/s figures stay comparable. Prints ONE JSON line.
  */
 import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { readManifest } from '../src/model/model-dir';
 import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
@@ -36,6 +39,8 @@ interface Options {
   wasmThreads: number;
   /** Training kernels left stock in the "after" run (A/B of one kernel in one process). */
   stock: string[];
+  /** Encoder stage widths. */
+  widths: number[];
 }
 
 interface Figures {
@@ -64,16 +69,19 @@ function parseOptions(argv: string[]): Options {
     workers: arg('workers', 'BENCH_WORKERS', os.cpus().length, 0),
     wasmThreads: arg('wasm-threads', 'BENCH_WASM_THREADS', 1),
     stock: argv.includes('--stock') ? argv[argv.indexOf('--stock') + 1].split(',') : [],
+    widths: argv.includes('--widths') ? argv[argv.indexOf('--widths') + 1].split(',').map(Number) : readManifest(SHIPPED_MODEL).encoder.widths,
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
   };
 }
 
+const SHIPPED_MODEL = path.join(__dirname, '..', 'models', 'fmnist-simclr-mini');
+
 /** Encoder + small dense head; loss = mean squared head output (any scalar of the features will do). */
-function buildTrainee(): { encoder: tf.LayersModel; head: tf.Sequential } {
-  const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], inputSize: 28, channels: 1 });
+function buildTrainee(widths: number[]): { encoder: tf.LayersModel; head: tf.Sequential } {
+  const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], widths, inputSize: 28, channels: 1 });
   const head = tf.sequential({
-    layers: [tf.layers.dense({ inputShape: [128], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
+    layers: [tf.layers.dense({ inputShape: [widths[widths.length - 1]], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
   });
   return { encoder, head };
 }
@@ -93,8 +101,8 @@ function seconds(start: number): number {
   return (performance.now() - start) / 1000;
 }
 
-async function measure(batch: number, iters: number, profile: boolean): Promise<Figures> {
-  const { encoder, head } = buildTrainee();
+async function measure(batch: number, iters: number, profile: boolean, widths: number[]): Promise<Figures> {
+  const { encoder, head } = buildTrainee(widths);
   const optimizer = tf.train.adam(1e-3);
   // [batch, 28, 28, 1]
   const images = tf.randomUniform([batch, 28, 28, 1]);
@@ -138,6 +146,14 @@ async function measure(batch: number, iters: number, profile: boolean): Promise<
     });
     const perKernel = new Map<string, number>();
     for (const k of info.kernels) perKernel.set(k.name, (perKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    if (process.env.BENCH_PROFILE_SHAPES) {
+      const byShape = new Map<string, number>();
+      for (const k of info.kernels) {
+        const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join(' ')}`;
+        byShape.set(key, (byShape.get(key) ?? 0) + (k.kernelTimeMs as number));
+      }
+      for (const [key, ms] of [...byShape.entries()].sort((a, b) => b[1] - a[1]).slice(0, 60)) process.stderr.write(`  ${ms.toFixed(1).padStart(7)} ms  ${key}\n`);
+    }
     const rows = [...perKernel.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
     process.stderr.write(`profile batch ${batch}:\n${rows.map(([n, ms]) => `  ${n.padEnd(32)} ${ms.toFixed(1)} ms`).join('\n')}\n`);
   }
@@ -160,8 +176,8 @@ async function measure(batch: number, iters: number, profile: boolean): Promise<
  * Training images/s with the batch split over `workers` threads (each its own wasm backend), same
  * model, loss and optimizer as measure(); batch-norm statistics become per-shard (ghost batch norm).
  */
-async function measureParallel(batch: number, iters: number, workers: number): Promise<{ workers: number; trainImagesPerSec: number }> {
-  const { encoder, head } = buildTrainee();
+async function measureParallel(batch: number, iters: number, workers: number, widths: number[]): Promise<{ workers: number; trainImagesPerSec: number }> {
+  const { encoder, head } = buildTrainee(widths);
   const model = tf.model({ inputs: encoder.inputs, outputs: head.apply(encoder.outputs[0]) as tf.SymbolicTensor });
   const optimizer = tf.train.adam(1e-3);
   const images = tf.randomUniform([batch, 28, 28, 1]);
@@ -192,15 +208,15 @@ async function main(): Promise<void> {
   let before: Figures | undefined;
   if (!opts.skipBefore) {
     const undo = installStockBaseline();
-    before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile);
+    before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile, opts.widths);
     undo();
   }
   registerWasmTrainingKernels(opts.stock);
-  const after = await measure(opts.batch, opts.iters, opts.profile);
-  const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers) : undefined;
+  const after = await measure(opts.batch, opts.iters, opts.profile, opts.widths);
+  const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.widths) : undefined;
   const result = {
     bench: 'train-step',
-    model: 'resnet-mini 28x28x1 + dense head 128-64-32, Adam, loss = mean(head^2)',
+    model: `resnet-mini widths ${opts.widths.join('/')} 28x28x1 + dense head ${opts.widths[opts.widths.length - 1]}-64-32, Adam, loss = mean(head^2)`,
     backend: tf.getBackend(),
     wasmThreads: wasmThreadCount(),
     stockKernels: opts.stock,
