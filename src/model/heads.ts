@@ -7,6 +7,7 @@
  * manifest (`outputs: ['encoder', 'projection']`, `embedding.output`).
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormalization } from './batch-norm';
 
 export type HeadActivation = 'relu' | 'linear';
 
@@ -38,7 +39,7 @@ export class ProjectionHead {
       }
       if (i > 0 && b.in !== blocks[i - 1].out) throw new RangeError(`head block ${i} takes ${b.in} inputs but block ${i - 1} gives ${blocks[i - 1].out}`);
       this.layers.push(tf.layers.dense({ units: b.out, useBias: b.bias ?? !b.batchNorm, kernelInitializer: 'glorotUniform', name: `${name}_dense_${i + 1}` }));
-      if (b.batchNorm) this.layers.push(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn_${i + 1}` }));
+      if (b.batchNorm) this.layers.push(batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: `${name}_bn_${i + 1}` }));
       if (b.activation === 'relu') this.layers.push(tf.layers.reLU({ name: `${name}_relu_${i + 1}` }));
     });
     this.inputDim = blocks[0].in;

@@ -6,6 +6,7 @@
  * Output: the globally average-pooled feature vector [N, widths[last] * expansion].
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormalization } from './batch-norm';
 
 export type BlockKind = 'basic' | 'bottleneck';
 export type StemKind = 'small' | 'imagenet';
@@ -58,7 +59,7 @@ function convBn(x: tf.SymbolicTensor, filters: number, kernel: number, strides: 
   let y = tf.layers
     .conv2d({ filters, kernelSize: kernel, strides, padding: 'same', useBias: false, kernelInitializer: 'heNormal', name: names.next('conv') })
     .apply(x) as tf.SymbolicTensor;
-  y = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: names.next('bn') }).apply(y) as tf.SymbolicTensor;
+  y = batchNormalization({ momentum: 0.9, epsilon: 1e-5, name: names.next('bn') }).apply(y) as tf.SymbolicTensor;
   return relu ? (tf.layers.reLU({ name: names.next('relu') }).apply(y) as tf.SymbolicTensor) : y;
 }
 

@@ -7,7 +7,8 @@
  * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
  * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
  * restore the stock set (unregisterWasmTrainingKernels). It also swaps in leaner batch-norm and mean
- * gradients on wasm (./kernels/batch-norm-grad.ts).
+ * gradients on wasm (./kernels/batch-norm-grad.ts). The encoders' batch-norm layers train without
+ * either (src/model/batch-norm.ts has its own closed-form gradients).
  */
 import * as tf from '@tensorflow/tfjs';
 // Load the stock wasm kernels first: registering ours before them would let theirs overwrite ours.
@@ -16,7 +17,7 @@ import { leanGradientConfigs } from './kernels/batch-norm-grad';
 import { conv2dBackpropFilterConfig } from './kernels/conv2d-backprop-filter';
 import { conv2dBackpropInputConfig } from './kernels/conv2d-backprop-input';
 import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './kernels/depthwise-backprop';
-import { sharedIdentityConfig } from './kernels/identity';
+import { sameTypeCastConfig, sharedIdentityConfig } from './kernels/identity';
 import { leadingReduceConfigs } from './kernels/leading-axes-reduce';
 import { maxPoolGradConfig } from './kernels/max-pool-grad';
 
@@ -31,6 +32,8 @@ const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   ...leadingReduceConfigs(),
   // Identity (the tape's copy of every saved tensor) shares memory instead of copying.
   sharedIdentityConfig(tf.getKernel(tf.Identity, 'wasm') as tf.KernelConfig),
+  // So does a Cast to the same dtype (the Relu and Sum gradients make one per call).
+  sameTypeCastConfig(tf.getKernel(tf.Cast, 'wasm') as tf.KernelConfig),
 ];
 
 /** Stock kernels displaced by ours (undefined where wasm had none); set while ours are registered. */

@@ -269,6 +269,24 @@ describe('Identity shares memory on wasm', () => {
   });
 });
 
+describe('Cast to the same dtype shares memory on wasm', () => {
+  it('float32 → float32 costs no buffer and keeps the values; other casts still convert', async () => {
+    await tf.setBackend('wasm');
+    const buffers = (): number => tf.memory().numDataBuffers;
+    const x = tf.tensor(values(600, 43), [20, 30]);
+    const before = buffers();
+    const same = tf.cast(x, 'float32');
+    expect(buffers() - before).toBe(0); // stock wasm Cast: a full copy
+    const expected = Array.from(x.dataSync());
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual(expected);
+    const ints = tf.cast(tf.mul(same, 10), 'int32');
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual(expected.map((v) => Math.trunc(v * 10) | 0));
+    tf.dispose([same, ints]);
+  });
+});
+
 /** Gradients of a scalar loss w.r.t. every trainable weight of `model`, as arrays. */
 function weightGrads(model: tf.LayersModel, input: tf.Tensor): Float32Array[] {
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

@@ -1,5 +1,6 @@
 /**
- * Identity for wasm that shares the input's memory instead of copying it.
+ * Identity (and Cast to the same dtype, below) for wasm that share the input's memory instead of
+ * copying it.
  *
  * The stock wasm Identity copies the whole tensor. tfjs calls it for every tensor the gradient tape
  * saves (engine.clone in saveTensorsForBackwardMode), so a training step made ~280 full copies of
@@ -19,6 +20,25 @@ export function sharedIdentityConfig(stock: tf.KernelConfig): tf.KernelConfig {
       const x = args.inputs.x as tf.TensorInfo;
       // strings live outside the wasm heap; the stock kernel handles them
       if (x.dtype === 'string') return stock.kernelFunc(args);
+      (args.backend as BackendWasm).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  };
+}
+
+/**
+ * Cast for wasm that shares memory when the dtype does not change. tfjs-core's Relu and Sum gradients
+ * cast float32 masks and ones to float32; the stock kernel copies the whole tensor each time (a full
+ * activation pass per ReLU in every backward pass).
+ */
+export function sameTypeCastConfig(stock: tf.KernelConfig): tf.KernelConfig {
+  return {
+    kernelName: tf.Cast,
+    backendName: 'wasm',
+    setupFunc: stock.setupFunc,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype === 'string' || x.dtype !== (args.attrs as unknown as tf.CastAttrs).dtype) return stock.kernelFunc(args);
       (args.backend as BackendWasm).incRef(x.dataId);
       return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
     },

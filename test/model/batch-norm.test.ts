@@ -1,0 +1,168 @@
+/**
+ * The fused batch-norm layer against tfjs-layers' stock layer: outputs, gradients (x, γ, β), moving
+ * averages, inference, serialisation; on cpu and on wasm, whose results must match cpu's stock layer.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { BatchNormalization, channelAffine } from '../../src/model/batch-norm';
+import { fileSystem } from '../../src/model/fs-io';
+import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
+import { registerWasmTrainingKernels } from '../../src/runtime/wasm-kernels';
+
+type Backend = 'cpu' | 'wasm';
+
+/** Deterministic values in [−0.5, 0.5) (LCG), so both backends see identical inputs. */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 4294967296 - 0.5;
+  }
+  return out;
+}
+
+function maxRelError(ref: Float32Array, got: Float32Array): number {
+  expect(got.length).toBe(ref.length);
+  let diff = 0;
+  let scale = 1e-12;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(ref[i] - got[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return diff / scale;
+}
+
+interface Result {
+  /** y, dx, dγ, dβ, then moving mean and variance after two training calls. */
+  arrays: Float32Array[];
+  inference: Float32Array;
+}
+
+/**
+ * Two training calls of a fresh layer on x = 3·u + 0.7 (an off-centre activation) with loss Σ y·w,
+ * then one inference call. The second call shows the moving averages compound as the stock ones do.
+ */
+async function runLayer(backend: Backend, stock: boolean, shape: number[]): Promise<Result> {
+  await tf.setBackend(backend);
+  const c = shape[shape.length - 1];
+  const layer = stock ? tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }) : new BatchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+  layer.build(shape);
+  layer.setWeights([
+    tf.tensor(values(c, 3)).add(1),
+    tf.tensor(values(c, 4)),
+    tf.tensor(values(c, 5)),
+    tf.tensor(values(c, 6)).add(1),
+  ]);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = tf.tidy(() => tf.tensor(values(n, 1), shape).mul(3).add(0.7));
+  const w = tf.tensor(values(n, 2), shape);
+  const [gamma, beta] = layer.trainableWeights.map((v) => v.read() as tf.Variable);
+  const arrays = tf.tidy(() => {
+    const y = layer.apply(x, { training: true }) as tf.Tensor;
+    const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as tf.Tensor, w)))(x);
+    const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar, [gamma, beta]);
+    return [y, dx, grads[gamma.name], grads[beta.name]].map((t) => t.dataSync() as Float32Array);
+  });
+  // three training calls so far (y, dx, variableGrads)
+  const moving = layer.getWeights().slice(2).map((t) => t.dataSync() as Float32Array);
+  const inference = tf.tidy(() => (layer.apply(x, { training: false }) as tf.Tensor).dataSync() as Float32Array);
+  tf.dispose([x, w]);
+  layer.weights.forEach((v) => v.dispose());
+  return { arrays: [...arrays, ...moving], inference };
+}
+
+beforeAll(() => {
+  registerWasmTrainingKernels();
+});
+
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('BatchNormalization (fused training pass)', () => {
+  it.each([
+    ['NHWC activations', [4, 5, 6, 3]],
+    ['a dense layer (batch x features)', [16, 8]],
+  ])('matches the stock layer on cpu: %s', async (_name, shape) => {
+    const stock = await runLayer('cpu', true, shape);
+    const fused = await runLayer('cpu', false, shape);
+    stock.arrays.forEach((ref, i) => expect(maxRelError(ref, fused.arrays[i])).toBeLessThan(1e-5));
+    expect(maxRelError(stock.inference, fused.inference)).toBeLessThan(1e-6);
+  });
+
+  it('on wasm matches the stock layer on cpu, at a training-sized activation', async () => {
+    const shape = [32, 14, 14, 16];
+    const stock = await runLayer('cpu', true, shape);
+    const fused = await runLayer('wasm', false, shape);
+    stock.arrays.forEach((ref, i) => expect(maxRelError(ref, fused.arrays[i])).toBeLessThan(1e-4));
+    expect(maxRelError(stock.inference, fused.inference)).toBeLessThan(1e-5);
+  });
+
+  it('keeps no tensors between training steps', async () => {
+    await tf.setBackend('wasm');
+    const layer = new BatchNormalization({});
+    layer.build([8, 4, 4, 6]);
+    const x = tf.randomNormal([8, 4, 4, 6]);
+    const step = (): void => {
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(layer.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
+        tf.dispose(grads);
+      });
+    };
+    step();
+    const before = tf.memory().numTensors;
+    step();
+    step();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    layer.weights.forEach((v) => v.dispose());
+  });
+
+  it('is the class a saved encoder loads as, and saves as a plain BatchNormalization', async () => {
+    await tf.setBackend('cpu');
+    const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], widths: [4, 8, 8], inputSize: 8, channels: 1 });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'likeness-bn-'));
+    try {
+      await encoder.save(fileSystem(dir));
+      const topology = JSON.stringify(JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).modelTopology);
+      expect(topology).toContain('"class_name":"BatchNormalization"');
+      const loaded = await tf.loadLayersModel(fileSystem(dir));
+      const bns = loaded.layers.filter((l) => l.getClassName() === 'BatchNormalization');
+      expect(bns.length).toBeGreaterThan(0);
+      bns.forEach((l) => expect(l).toBeInstanceOf(BatchNormalization));
+      const input = tf.tensor(values(2 * 64, 9), [2, 8, 8, 1]);
+      const same = tf.tidy(() => maxRelError((encoder.predict(input) as tf.Tensor).dataSync() as Float32Array, (loaded.predict(input) as tf.Tensor).dataSync() as Float32Array));
+      expect(same).toBeLessThan(1e-6);
+      input.dispose();
+      loaded.dispose();
+    } finally {
+      encoder.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('channelAffine', () => {
+  it.each<[Backend, number[]]>([
+    ['cpu', [2, 3, 3, 4]],
+    ['wasm', [2, 3, 3, 4]],
+    ['wasm', [5, 4]],
+  ])('on %s is x·scale + shift per channel for shape %j', async (backend, shape) => {
+    await tf.setBackend(backend);
+    const c = shape[shape.length - 1];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const [got, want] = tf.tidy(() => {
+      const x = tf.tensor(values(n, 7), shape);
+      const scale = tf.tensor(values(c, 8));
+      const shift = tf.tensor(values(c, 9));
+      return [channelAffine(x, scale, shift), tf.add(tf.mul(x, scale), shift)].map((t) => {
+        expect(t.shape).toEqual(shape);
+        return t.dataSync() as Float32Array;
+      });
+    });
+    expect(maxRelError(want, got)).toBeLessThan(1e-6);
+  });
+});
