@@ -115,7 +115,7 @@ export function channelAffine(x: tf.Tensor, scale: tf.Tensor, shift?: tf.Tensor)
   return x.rank === 4 ? y : tf.reshape(y, x.shape);
 }
 
-/** tf.layers.batchNormalization with the fused training pass above. */
+/** tf.layers.batchNormalization whose training pass is batchMoments + normalizeWithMoments. */
 export class BatchNormalization extends StockBatchNormalization {
   static className = 'BatchNormalization';
 
