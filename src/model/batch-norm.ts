@@ -122,7 +122,14 @@ export class BatchNormalization extends StockBatchNormalization {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[] {
     const input = Array.isArray(inputs) ? inputs[0] : inputs;
     const lastAxis = this.axis === -1 || this.axis === input.rank - 1;
-    if (!kwargs['training'] || !lastAxis || !this.scale || !this.center) return super.call(inputs, kwargs);
+    if (!lastAxis || !this.scale || !this.center) return super.call(inputs, kwargs);
+    if (!kwargs['training']) {
+      // inference: y = γr·x + (β − γrμ) with the moving statistics, one pass
+      return tf.tidy(() => {
+        const gr = tf.mul(this.gamma.read(), tf.rsqrt(tf.add(this.movingVariance.read(), this.epsilon)));
+        return channelAffine(input, gr, tf.sub(this.beta.read(), tf.mul(gr, this.movingMean.read())));
+      });
+    }
     return tf.tidy(() => {
       const moments = batchMoments(input);
       // Moving averages as the stock layer keeps them: v ← v − (1 − momentum)·(v − batch value)

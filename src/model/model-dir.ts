@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+// Registers the project's BatchNormalization as the class saved models' batch-norm layers load as.
+import './batch-norm';
 import { fileSystem, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
 import { MANIFEST_JSON, ModelManifest, parseManifest } from './manifest';
 
