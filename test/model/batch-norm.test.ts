@@ -10,30 +10,9 @@ import { BatchNormalization, channelAffine } from '../../src/model/batch-norm';
 import { fileSystem } from '../../src/model/fs-io';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
 import { registerWasmTrainingKernels } from '../../src/runtime/wasm-kernels';
+import { relError, values } from '../numeric';
 
 type Backend = 'cpu' | 'wasm';
-
-/** Deterministic values in [−0.5, 0.5) (LCG), so both backends see identical inputs. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296 - 0.5;
-  }
-  return out;
-}
-
-function maxRelError(ref: Float32Array, got: Float32Array): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(ref[i] - got[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / scale;
-}
 
 interface Result {
   /** y, dx, dγ, dβ, then moving mean and variance after two training calls. */
@@ -89,16 +68,16 @@ describe('BatchNormalization (fused training pass)', () => {
   ])('matches the stock layer on cpu: %s', async (_name, shape) => {
     const stock = await runLayer('cpu', true, shape);
     const fused = await runLayer('cpu', false, shape);
-    stock.arrays.forEach((ref, i) => expect(maxRelError(ref, fused.arrays[i])).toBeLessThan(1e-5));
-    expect(maxRelError(stock.inference, fused.inference)).toBeLessThan(1e-6);
+    stock.arrays.forEach((ref, i) => expect(relError(ref, fused.arrays[i])).toBeLessThan(1e-5));
+    expect(relError(stock.inference, fused.inference)).toBeLessThan(1e-6);
   });
 
   it('on wasm matches the stock layer on cpu, at a training-sized activation', async () => {
     const shape = [32, 14, 14, 16];
     const stock = await runLayer('cpu', true, shape);
     const fused = await runLayer('wasm', false, shape);
-    stock.arrays.forEach((ref, i) => expect(maxRelError(ref, fused.arrays[i])).toBeLessThan(1e-4));
-    expect(maxRelError(stock.inference, fused.inference)).toBeLessThan(1e-5);
+    stock.arrays.forEach((ref, i) => expect(relError(ref, fused.arrays[i])).toBeLessThan(1e-4));
+    expect(relError(stock.inference, fused.inference)).toBeLessThan(1e-5);
   });
 
   it('keeps no tensors between training steps', async () => {
@@ -134,7 +113,7 @@ describe('BatchNormalization (fused training pass)', () => {
       expect(bns.length).toBeGreaterThan(0);
       bns.forEach((l) => expect(l).toBeInstanceOf(BatchNormalization));
       const input = tf.tensor(values(2 * 64, 9), [2, 8, 8, 1]);
-      const same = tf.tidy(() => maxRelError((encoder.predict(input) as tf.Tensor).dataSync() as Float32Array, (loaded.predict(input) as tf.Tensor).dataSync() as Float32Array));
+      const same = tf.tidy(() => relError((encoder.predict(input) as tf.Tensor).dataSync() as Float32Array, (loaded.predict(input) as tf.Tensor).dataSync() as Float32Array));
       expect(same).toBeLessThan(1e-6);
       input.dispose();
       loaded.dispose();
@@ -163,6 +142,6 @@ describe('channelAffine', () => {
         return t.dataSync() as Float32Array;
       });
     });
-    expect(maxRelError(want, got)).toBeLessThan(1e-6);
+    expect(relError(want, got)).toBeLessThan(1e-6);
   });
 });

@@ -4,35 +4,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
+import { relError, values } from '../numeric';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels, wasmTrainingKernelsRegistered } from '../../src/runtime/wasm-kernels';
 
 type Backend = 'cpu' | 'wasm';
 type Pad = 'same' | 'valid';
 
-/** Max |a − b| over max |a|: float32 tolerance for sums whose order differs between backends. */
+/** Relative error allowed between backends (float32, different summation order). */
 const REL_TOL = 1e-4;
-
-/** Deterministic values in [−0.5, 0.5) (LCG), so both backends see identical inputs. */
-function values(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296 - 0.5;
-  }
-  return out;
-}
-
-function relError(ref: Float32Array | Int32Array | Uint8Array, got: Float32Array | Int32Array | Uint8Array): number {
-  expect(got.length).toBe(ref.length);
-  let maxDiff = 0;
-  let maxRef = 1e-12;
-  for (let i = 0; i < ref.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(ref[i] - got[i]));
-    maxRef = Math.max(maxRef, Math.abs(ref[i]));
-  }
-  return maxDiff / maxRef;
-}
 
 interface Spec {
   shape: number[];

@@ -11,6 +11,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
+/** An output that is `x` itself: one more reference to its memory, no copy. */
+function shareInput(x: tf.TensorInfo, backend: BackendWasm): tf.TensorInfo {
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 export function sharedIdentityConfig(stock: tf.KernelConfig): tf.KernelConfig {
   return {
     kernelName: tf.Identity,
@@ -20,8 +26,7 @@ export function sharedIdentityConfig(stock: tf.KernelConfig): tf.KernelConfig {
       const x = args.inputs.x as tf.TensorInfo;
       // strings live outside the wasm heap; the stock kernel handles them
       if (x.dtype === 'string') return stock.kernelFunc(args);
-      (args.backend as BackendWasm).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      return shareInput(x, args.backend as BackendWasm);
     },
   };
 }
@@ -39,8 +44,7 @@ export function sameTypeCastConfig(stock: tf.KernelConfig): tf.KernelConfig {
     kernelFunc: (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       if (x.dtype === 'string' || x.dtype !== (args.attrs as unknown as tf.CastAttrs).dtype) return stock.kernelFunc(args);
-      (args.backend as BackendWasm).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      return shareInput(x, args.backend as BackendWasm);
     },
   };
 }
