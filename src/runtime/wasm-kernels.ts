@@ -4,7 +4,9 @@
  * The stock wasm backend is fast for inference (XNNPACK) but lacks Conv2DBackpropFilter and the
  * depthwise backprops, its Conv2DBackpropInput is a naive loop ~15x slower than the forward conv, and
  * its MaxPoolGrad is wrong for N > 1 or C > 1, and its per-channel reductions transpose the whole tensor.
- * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*). Registration
+ * We register composite kernels built from ops XNNPACK runs fast (see ./kernels/*), and for the filter
+ * gradient a hand-written SIMD kernel (./kernels/simd/filter-grad.c) where XNNPACK's GEMM is a poor
+ * fit (a tiny output and a batch-long reduction). Registration
  * replaces any existing wasm kernel of the same name and remembers it so tests and the benchmark can
  * restore the stock set (unregisterWasmTrainingKernels). It also swaps in leaner batch-norm and mean
  * gradients on wasm (./kernels/batch-norm-grad.ts). The encoders' batch-norm layers train without

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
 import { relError, values } from '../numeric';
+import { simdFilterGrad, simdFilterGradSupports } from '../../src/runtime/kernels/simd-filter-grad';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels, wasmTrainingKernelsRegistered } from '../../src/runtime/wasm-kernels';
 
 type Backend = 'cpu' | 'wasm';
@@ -85,10 +86,41 @@ describe('conv2d backprop kernels match cpu', () => {
       await expectSameOnWasm([{ shape: dyShape, seed: 1 }, { shape: [k, k, c, o], seed: 2 }], (dy, f) => [
         runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...attrs, inputShape: [n, h, w, c] }),
       ]);
-      await expectSameOnWasm([{ shape: [n, h, w, c], seed: 3 }, { shape: dyShape, seed: 4 }], (x, dy) => [
-        runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: [k, k, c, o] }),
-      ]);
+      // 4 filters: the XNNPACK formulation; 8 and 16: the SIMD kernel, with input channels that are a
+      // multiple of 4, not one (its 1-channel tiles), and both.
+      for (const [fc, fo] of [[c, o], [5, 8], [8, 16], [1, 8]]) {
+        const fdyShape = [n, info.outHeight, info.outWidth, fo];
+        await expectSameOnWasm([{ shape: [n, h, w, fc], seed: 3 }, { shape: fdyShape, seed: 4 }], (x, dy) => [
+          runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: [k, k, fc, fo] }),
+        ]);
+      }
     }
+  });
+
+  it.each([2, 3])('SIMD filter gradient split over %i threads (helper workers) matches cpu', async (threads) => {
+    // 7 images: uneven ranges; then a batch of 2 on 3 threads leaves a helper with no images
+    for (const n of [7, 2]) {
+      const g = { n, h: 9, w: 9, c: 6, oh: 5, ow: 5, o: 16, kh: 3, kw: 3, sh: 2, sw: 2, top: 1, left: 1 };
+      const x = values(n * 9 * 9 * 6, 9);
+      const dy = values(n * 5 * 5 * 16, 10);
+      const [ref] = await on('cpu', [{ shape: [n, 9, 9, 6], seed: 9 }, { shape: [n, 5, 5, 16], seed: 10 }], (a, b) => [
+        runKernel('Conv2DBackpropFilter', { x: a, dy: b }, { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 6, 16] }),
+      ]);
+      expect(relError(ref, simdFilterGrad(x, dy, g, threads))).toBeLessThan(REL_TOL);
+      expect(relError(ref, simdFilterGrad(x, dy, g, 1))).toBeLessThan(REL_TOL);
+    }
+  });
+
+  it('SIMD filter gradient: batch 512 (several L2 blocks), and its argument checks', async () => {
+    // 216 floats per image: 303 images per 256 KB block, so two blocks
+    await expectSameOnWasm([{ shape: [512, 6, 6, 4], seed: 7 }, { shape: [512, 3, 3, 8], seed: 8 }], (x, dy) => [
+      runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 4, 8] }),
+    ]);
+    const g = { n: 1, h: 2, w: 2, c: 1, oh: 2, ow: 2, o: 4, kh: 1, kw: 1, sh: 1, sw: 1, top: 0, left: 0 };
+    expect(simdFilterGradSupports({ ...g, o: 8 })).toBe(true);
+    expect(simdFilterGradSupports({ ...g, o: 8, n: 1 << 20, h: 32, w: 32, c: 16 })).toBe(false); // 2 GiB
+    expect(() => simdFilterGrad(new Float32Array(4), new Float32Array(16), g)).toThrow(/multiple of 8/);
+    expect(() => simdFilterGrad(new Float32Array(3), new Float32Array(32), { ...g, o: 8 })).toThrow(/lengths/);
   });
 
   it.each([1, 512])('batch %i', async (n) => {
