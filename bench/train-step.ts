@@ -22,6 +22,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { readManifest } from '../src/model/model-dir';
 import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
+import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime/kernels/simd-filter-grad';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
     undo();
   }
   registerWasmTrainingKernels(opts.stock);
+  if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
   const after = await measure(opts.batch, opts.iters, opts.profile, opts.widths);
   const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.widths) : undefined;
   const result = {
@@ -220,6 +222,7 @@ async function main(): Promise<void> {
     backend: tf.getBackend(),
     wasmThreads: wasmThreadCount(),
     stockKernels: opts.stock,
+    filterGradThreads: simdFilterGradStatus(),
     machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
     after,
     before: before ?? null,

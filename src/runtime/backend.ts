@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmTrainingKernels } from './wasm-kernels';
+import { startSimdFilterGradHelpers } from './kernels/simd-filter-grad';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from './wasm-threads';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -66,6 +67,8 @@ async function tryWasm(skipped: string[], threads: number): Promise<BackendInfo 
   registerWasmTrainingKernels();
   if (threads > 1) prepareWasmThreads(threads);
   if (await withThreadedCoreCount(() => tf.setBackend('wasm'))) {
+    // The filter-gradient kernel's helper threads, started now so training uses them from its first step.
+    if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
     return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount() };
   }
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');

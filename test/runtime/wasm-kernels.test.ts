@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
 import { relError, values } from '../numeric';
-import { simdFilterGrad, simdFilterGradSupports } from '../../src/runtime/kernels/simd-filter-grad';
+import { simdFilterGrad, simdFilterGradStatus, simdFilterGradSupports, startSimdFilterGradHelpers } from '../../src/runtime/kernels/simd-filter-grad';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels, wasmTrainingKernelsRegistered } from '../../src/runtime/wasm-kernels';
 
 type Backend = 'cpu' | 'wasm';
@@ -98,6 +98,8 @@ describe('conv2d backprop kernels match cpu', () => {
   });
 
   it.each([2, 3])('SIMD filter gradient split over %i threads (helper workers) matches cpu', async (threads) => {
+    expect(await startSimdFilterGradHelpers(threads)).toBe(true);
+    expect(simdFilterGradStatus()).toEqual({ threads, helpersReady: threads - 1 });
     // 7 images: uneven ranges; then a batch of 2 on 3 threads leaves a helper with no images
     for (const n of [7, 2]) {
       const g = { n, h: 9, w: 9, c: 6, oh: 5, ow: 5, o: 16, kh: 3, kw: 3, sh: 2, sw: 2, top: 1, left: 1 };

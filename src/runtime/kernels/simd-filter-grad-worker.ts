@@ -3,16 +3,18 @@
  * the shared memory, woken by the main thread through the control words for each call.
  */
 import { workerData } from 'node:worker_threads';
-import { ARGS_PER_HELPER, CONTROL_HEADER, type FilterGradExports, type WasmMemory } from './simd-filter-grad';
+import { ARGS_PER_HELPER, CONTROL_HEADER, READY, type FilterGradExports, type WasmMemory } from './simd-filter-grad';
 
 declare const WebAssembly: { Instance: new (module: object, imports: object) => { exports: unknown } };
 
-const { module, memory, control, index } = workerData as { module: object; memory: WasmMemory; control: SharedArrayBuffer; index: number };
-const kernel = new WebAssembly.Instance(module, { env: { memory } }).exports as FilterGradExports;
+const { wasmModule, memory, control, index } = workerData as { wasmModule: object; memory: WasmMemory; control: SharedArrayBuffer; index: number };
+const kernel = new WebAssembly.Instance(wasmModule, { env: { memory } }).exports as FilterGradExports;
 const ctl = new Int32Array(control);
 const args = CONTROL_HEADER + index * ARGS_PER_HELPER;
 
-let seen = 0;
+// Calls begin only once every helper is ready, so none is missed between these two lines.
+let seen = Atomics.load(ctl, 0);
+Atomics.add(ctl, READY, 1);
 for (;;) {
   // a call that started before this thread did returns at once ("not-equal")
   Atomics.wait(ctl, 0, seen);

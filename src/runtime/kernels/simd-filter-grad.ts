@@ -8,7 +8,10 @@
  * instance of the module on that memory; the batch is split into T ranges of images, each thread sums
  * its range into its own filter buffer, and the main thread adds the T buffers (kh·kw·C·O values).
  * The main thread blocks on an Atomics.wait while the helpers run: the kernel is synchronous, like
- * every tfjs kernel. The memory grows to the largest call seen and is reused.
+ * every tfjs kernel. Helpers start on the first call and flag themselves ready; until all are ready
+ * (a worker starts only once the main thread's event loop turns) calls run on the main thread alone,
+ * so a call never waits for a thread that has not started. The memory grows to the largest call seen
+ * and is reused.
  */
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -56,8 +59,9 @@ const PAGE_BYTES = 65536;
 /** The module's declared maximum (scripts/build-wasm-kernels.sh: --max-memory, 2 GiB). */
 const MAX_PAGES = 32768;
 const GEOMETRY_INTS = 14;
-/** Control words: [generation, done, failures, unused], then per helper [geometry, x, dy, dw, nBegin, nEnd]. */
+/** Control words: [generation, done, failures, helpers ready], then per helper [geometry, x, dy, dw, nBegin, nEnd]. */
 export const CONTROL_HEADER = 4;
+export const READY = 3;
 export const ARGS_PER_HELPER = 6;
 /** A helper that does not answer within this time is reported, not waited for forever. */
 const HELPER_TIMEOUT_MS = 600_000;
@@ -72,6 +76,13 @@ interface Runner {
 
 let wasmModule: object | undefined;
 let runner: Runner | undefined;
+let helperError: string | undefined;
+
+/** How many threads the last call could use, and why helpers are missing if one failed to start. */
+export function simdFilterGradStatus(): { threads: number; helpersReady: number; helperError?: string } {
+  if (!runner) return { threads: 0, helpersReady: 0 };
+  return { threads: runner.threads, helpersReady: Atomics.load(runner.control, READY), ...(helperError ? { helperError } : {}) };
+}
 
 function startRunner(threads: number): Runner {
   wasmModule ??= new WebAssembly.Module(Buffer.from(WASM_BASE64, 'base64'));
@@ -80,10 +91,15 @@ function startRunner(threads: number): Runner {
   const control = new Int32Array(new SharedArrayBuffer((CONTROL_HEADER + ARGS_PER_HELPER * threads) * 4));
   const helpers = Array.from({ length: threads - 1 }, (_, index) => {
     const worker = startWorker(__dirname, 'simd-filter-grad-worker', {
-      workerData: { module: wasmModule, memory, control: control.buffer, index },
+      workerData: { wasmModule, memory, control: control.buffer, index },
     });
     // The helpers idle in Atomics.wait between calls; they must not keep the process alive.
     worker.unref();
+    // A helper that fails to start never flags itself ready, so calls stay on the main thread; the
+    // error is kept for simdFilterGradStatus() instead of crashing the process.
+    worker.on('error', (err) => {
+      helperError = err instanceof Error ? err.message : String(err);
+    });
     return worker;
   });
   return { threads, memory, kernel, control, helpers };
@@ -95,6 +111,21 @@ function runnerFor(threads: number): Runner {
     runner = startRunner(threads);
   }
   return runner;
+}
+
+/**
+ * Starts the helper threads for `threads`-way calls and resolves once they are ready (true), or false
+ * if one failed or they were not ready within `timeoutMs` (calls then run on the main thread). Optional:
+ * the first multi-threaded call starts them too, but runs alone until they are up.
+ */
+export async function startSimdFilterGradHelpers(threads: number, timeoutMs = 30_000): Promise<boolean> {
+  const r = runnerFor(Math.max(1, threads));
+  const deadline = Date.now() + timeoutMs;
+  while (Atomics.load(r.control, READY) < r.threads - 1) {
+    if (helperError !== undefined || Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return true;
 }
 
 const align16 = (bytes: number): number => Math.ceil(bytes / 16) * 16;
@@ -126,8 +157,10 @@ export function simdFilterGrad(x: Float32Array, dy: Float32Array, g: FilterGradG
   if (x.length !== g.n * g.h * g.w * g.c || dy.length !== g.n * g.oh * g.ow * g.o) {
     throw new RangeError('simdFilterGrad: array lengths do not match the geometry');
   }
-  const parts = Math.max(1, Math.min(threads, g.n));
   const r = runnerFor(Math.max(1, threads));
+  const ctl = r.control;
+  const helpersReady = Atomics.load(ctl, READY) === r.threads - 1;
+  const parts = helpersReady ? Math.max(1, Math.min(threads, g.n)) : 1;
   const base = r.kernel.__heap_base.value;
   const at = layout(g, parts, base);
   if (at.end > r.memory.buffer.byteLength) r.memory.grow(Math.ceil((at.end - r.memory.buffer.byteLength) / PAGE_BYTES));
@@ -143,7 +176,6 @@ export function simdFilterGrad(x: Float32Array, dy: Float32Array, g: FilterGradG
   ]);
   // images [bounds[p], bounds[p + 1]) go to part p; part 0 is this thread's
   const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.round((p * g.n) / parts));
-  const ctl = r.control;
   if (parts > 1) {
     for (let p = 1; p < parts; p++) {
       ctl.set([base, at.xAt, at.dyAt, at.dwAt + p * at.dwStride, bounds[p], bounds[p + 1]], CONTROL_HEADER + (p - 1) * ARGS_PER_HELPER);
