@@ -11,19 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BatchNormalization } from '../src/model/batch-norm';
 import { initBackend } from '../src/runtime/backend';
 import { arg } from './args';
-
-/** Mean milliseconds of `f` over `iters` runs after one warm-up run; `f` returns what to dispose. */
-async function time(iters: number, f: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  const once = async (): Promise<void> => {
-    const out = ([] as tf.Tensor[]).concat(f());
-    await out[0].data();
-    tf.dispose(out);
-  };
-  await once();
-  const start = performance.now();
-  for (let i = 0; i < iters; i++) await once();
-  return (performance.now() - start) / iters;
-}
+import { meanMs } from './timing';
 
 /** Training forward + backward (dx, dγ, dβ) of one batch-norm layer, loss Σ y·w. */
 async function batchNormMs(layer: tf.layers.Layer, shape: number[], iters: number): Promise<number> {
@@ -32,7 +20,7 @@ async function batchNormMs(layer: tf.layers.Layer, shape: number[], iters: numbe
   const w = tf.randomNormal(shape, 0, 1, 'float32', 2);
   layer.build(shape);
   const vars = [x, ...layer.trainableWeights.map((v) => v.read() as tf.Variable)];
-  const ms = await time(iters, () =>
+  const ms = await meanMs(iters, () =>
     tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar, vars);
       return [value, ...Object.values(grads)];
