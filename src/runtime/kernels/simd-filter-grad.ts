@@ -189,8 +189,13 @@ export function simdFilterGrad(x: Float32Array, dy: Float32Array, g: FilterGradG
   }
   r.kernel.filter_grad(base, at.xAt, at.dyAt, at.dwAt, bounds[0], bounds[1]);
   if (parts > 1) {
-    waitForHelpers(ctl, r.threads - 1);
-    if (Atomics.load(ctl, 2) > 0) throw new Error('simdFilterGrad: a helper thread failed');
+    const failure = waitForHelpers(ctl, r.threads - 1) ?? (Atomics.load(ctl, 2) > 0 ? 'a helper thread failed' : undefined);
+    if (failure) {
+      // Start over with fresh helpers next time rather than share memory with a stuck or failed one.
+      runner = undefined;
+      r.helpers.forEach((w) => void w.terminate());
+      throw new Error(`simdFilterGrad: ${failure}`);
+    }
   }
   const dw = heap.slice(at.dwAt / 4, at.dwAt / 4 + at.dwLength);
   for (let p = 1; p < parts; p++) {
@@ -200,12 +205,13 @@ export function simdFilterGrad(x: Float32Array, dy: Float32Array, g: FilterGradG
   return dw;
 }
 
-function waitForHelpers(ctl: Int32Array, helpers: number): void {
+/** Blocks until every helper has finished this call; the reason if one did not in time. */
+function waitForHelpers(ctl: Int32Array, helpers: number): string | undefined {
   const deadline = Date.now() + HELPER_TIMEOUT_MS;
   for (;;) {
     const done = Atomics.load(ctl, 1);
-    if (done >= helpers) return;
-    if (Date.now() > deadline) throw new Error(`simdFilterGrad: ${helpers - done} helper thread(s) did not finish`);
+    if (done >= helpers) return undefined;
+    if (Date.now() > deadline) return `${helpers - done} helper thread(s) did not finish within ${HELPER_TIMEOUT_MS / 1000} s`;
     Atomics.wait(ctl, 1, done, 1000);
   }
 }
