@@ -5,7 +5,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
 import { relError, values } from '../numeric';
-import { simdFilterGrad, simdFilterGradStatus, simdFilterGradSupports, startSimdFilterGradHelpers } from '../../src/runtime/kernels/simd-filter-grad';
+import {
+  simdFilterGrad,
+  simdFilterGradHelpers,
+  simdFilterGradStatus,
+  simdFilterGradSupports,
+  startSimdFilterGradHelpers,
+} from '../../src/runtime/kernels/simd-filter-grad';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels, wasmTrainingKernelsRegistered } from '../../src/runtime/wasm-kernels';
 
 type Backend = 'cpu' | 'wasm';
@@ -109,8 +115,27 @@ describe('conv2d backprop kernels match cpu', () => {
         runKernel('Conv2DBackpropFilter', { x: a, dy: b }, { strides: 2, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 6, 16] }),
       ]);
       expect(relError(ref, simdFilterGrad(x, dy, g, threads))).toBeLessThan(REL_TOL);
+      // a one-thread call uses the same pool without disturbing it
       expect(relError(ref, simdFilterGrad(x, dy, g, 1))).toBeLessThan(REL_TOL);
+      expect(simdFilterGradStatus()).toEqual({ threads, helpersReady: threads - 1 });
     }
+  });
+
+  it('SIMD filter gradient: a helper that stops takes its pool with it; the next calls stay correct', async () => {
+    expect(await startSimdFilterGradHelpers(2)).toBe(true);
+    const n = 6;
+    const g = { n, h: 8, w: 8, c: 4, oh: 8, ow: 8, o: 8, kh: 3, kw: 3, sh: 1, sw: 1, top: 1, left: 1 };
+    const x = values(n * 8 * 8 * 4, 11);
+    const dy = values(n * 8 * 8 * 8, 12);
+    const ref = simdFilterGrad(x, dy, g, 1);
+    const [helper] = simdFilterGradHelpers();
+    await helper.terminate();
+    await new Promise((resolve) => setImmediate(resolve)); // the 'exit' event
+    expect(simdFilterGradStatus().helperError).toMatch(/exited/);
+    // a new pool starts; this call runs on the main thread while its helper boots, later ones use it
+    expect(relError(ref, simdFilterGrad(x, dy, g, 2))).toBeLessThan(1e-6);
+    expect(await startSimdFilterGradHelpers(2)).toBe(true);
+    expect(relError(ref, simdFilterGrad(x, dy, g, 2))).toBeLessThan(REL_TOL);
   });
 
   it('SIMD filter gradient: batch 512 (several L2 blocks), and its argument checks', async () => {
@@ -120,7 +145,11 @@ describe('conv2d backprop kernels match cpu', () => {
     ]);
     const g = { n: 1, h: 2, w: 2, c: 1, oh: 2, ow: 2, o: 4, kh: 1, kw: 1, sh: 1, sw: 1, top: 0, left: 0 };
     expect(simdFilterGradSupports({ ...g, o: 8 })).toBe(true);
-    expect(simdFilterGradSupports({ ...g, o: 8, n: 1 << 20, h: 32, w: 32, c: 16 })).toBe(false); // 2 GiB
+    expect(simdFilterGradSupports({ ...g, o: 8, n: 1 << 20, h: 32, w: 32, c: 16 })).toBe(false); // 2 GiB of inputs
+    // 1.6 GB of inputs and a 15.7 MB filter buffer fit; one filter buffer for each of 64 threads does not
+    const big = { ...g, n: 768, h: 64, w: 64, c: 64, oh: 64, ow: 64, o: 64, kh: 31, kw: 31 };
+    expect(simdFilterGradSupports(big, 1)).toBe(true);
+    expect(simdFilterGradSupports(big, 64)).toBe(false);
     expect(() => simdFilterGrad(new Float32Array(4), new Float32Array(16), g)).toThrow(/multiple of 8/);
     expect(() => simdFilterGrad(new Float32Array(3), new Float32Array(32), { ...g, o: 8 })).toThrow(/lengths/);
   });

@@ -57,7 +57,7 @@ export function conv2dBackpropFilterImpl(
   });
 }
 
-/** dW by the SIMD kernel, reading x and dy straight from the wasm heap. */
+/** dW by the SIMD kernel (x and dy are views of the wasm heap; the kernel copies them into its memory). */
 function simdBackpropFilter(
   backend: BackendWasm,
   x: tf.TensorInfo,
@@ -93,8 +93,18 @@ export const conv2dBackpropFilterConfig: tf.KernelConfig = {
     const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
     assertNhwc(dataFormat, tf.Conv2DBackpropFilter);
     const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode);
-    const shape = { n: info.batchSize, h: info.inHeight, w: info.inWidth, c: info.inChannels, oh: info.outHeight, ow: info.outWidth, o: info.outChannels };
-    if (x.dtype === 'float32' && dy.dtype === 'float32' && simdFilterGradSupports(shape)) {
+    const shape = {
+      n: info.batchSize,
+      h: info.inHeight,
+      w: info.inWidth,
+      c: info.inChannels,
+      oh: info.outHeight,
+      ow: info.outWidth,
+      o: info.outChannels,
+      kh: info.filterHeight,
+      kw: info.filterWidth,
+    };
+    if (x.dtype === 'float32' && dy.dtype === 'float32' && simdFilterGradSupports(shape, wasmThreadCount())) {
       return simdBackpropFilter(backend as BackendWasm, x, dy, info, filterShape);
     }
     return tf.tidy(() =>
