@@ -2,9 +2,9 @@
  * Conv2DBackpropFilter for wasm.
  *
  * Float32 filters a multiple of 8 wide (every conv in the encoders) go to the cache-blocked SIMD kernel
- * (./simd-filter-grad.ts: 1.5-3.6x faster than the XNNPACK formulation below on resnet-mini's layers,
- * one thread; it splits the batch over the same number of threads as XNNPACK). Other shapes use one
- * XNNPACK convolution with the batch as the reduction axis:
+ * (./simd-filter-grad.ts: over resnet-mini's layers 2.5x faster than the XNNPACK formulation below with
+ * one thread, 3x with two; bench/filter-grad). It splits the batch over as many threads as XNNPACK uses.
+ * Other shapes use one XNNPACK convolution with the batch as the reduction axis:
  *
  * Maths: dW[i, j, c, o] = Σ_{n, y, x} xpad[n, y·s + i, x·s + j, c] · dY[n, y, x, o]
  * Reading c as a batch, n as the input channel and dY (transposed to [oh, ow, N, O]) as the filter:
@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { wasmThreadCount } from '../wasm-threads';
-import { simdFilterGrad, simdFilterGradSupports } from './simd-filter-grad';
+import { FilterGradGeometry, simdFilterGrad, simdFilterGradSupports } from './simd-filter-grad';
 import { AxisPad, asTensor, assertNhwc, cropNegativePads, explicitPad, tapView } from './tensor-utils';
 
 /** dW for a conv2d with the given geometry (NHWC, dilation 1). */
@@ -57,17 +57,9 @@ export function conv2dBackpropFilterImpl(
   });
 }
 
-/** dW by the SIMD kernel (x and dy are views of the wasm heap; the kernel copies them into its memory). */
-function simdBackpropFilter(
-  backend: BackendWasm,
-  x: tf.TensorInfo,
-  dy: tf.TensorInfo,
-  info: tf.backend_util.Conv2DInfo,
-  filterShape: [number, number, number, number],
-): tf.TensorInfo {
-  const x32 = backend.typedArrayFromHeap(x) as Float32Array;
-  const dy32 = backend.typedArrayFromHeap(dy) as Float32Array;
-  const dw = simdFilterGrad(x32, dy32, {
+/** The SIMD kernel's view of a conv's geometry. */
+function filterGradGeometry(info: tf.backend_util.Conv2DInfo): FilterGradGeometry {
+  return {
     n: info.batchSize,
     h: info.inHeight,
     w: info.inWidth,
@@ -81,8 +73,7 @@ function simdBackpropFilter(
     sw: info.strideWidth,
     top: info.padInfo.top,
     left: info.padInfo.left,
-  }, wasmThreadCount());
-  return backend.makeOutput(filterShape, 'float32', undefined, dw);
+  };
 }
 
 export const conv2dBackpropFilterConfig: tf.KernelConfig = {
@@ -93,19 +84,13 @@ export const conv2dBackpropFilterConfig: tf.KernelConfig = {
     const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
     assertNhwc(dataFormat, tf.Conv2DBackpropFilter);
     const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode);
-    const shape = {
-      n: info.batchSize,
-      h: info.inHeight,
-      w: info.inWidth,
-      c: info.inChannels,
-      oh: info.outHeight,
-      ow: info.outWidth,
-      o: info.outChannels,
-      kh: info.filterHeight,
-      kw: info.filterWidth,
-    };
-    if (x.dtype === 'float32' && dy.dtype === 'float32' && simdFilterGradSupports(shape, wasmThreadCount())) {
-      return simdBackpropFilter(backend as BackendWasm, x, dy, info, filterShape);
+    const geometry = filterGradGeometry(info);
+    const threads = wasmThreadCount();
+    if (x.dtype === 'float32' && dy.dtype === 'float32' && simdFilterGradSupports(geometry, threads)) {
+      // x and dy are views of the wasm heap; the kernel copies them into its own memory
+      const wasm = backend as BackendWasm;
+      const dw = simdFilterGrad(wasm.typedArrayFromHeap(x) as Float32Array, wasm.typedArrayFromHeap(dy) as Float32Array, geometry, threads);
+      return wasm.makeOutput(filterShape, 'float32', undefined, dw);
     }
     return tf.tidy(() =>
       conv2dBackpropFilterImpl(asTensor<tf.Rank.R4>(x), asTensor<tf.Rank.R4>(dy), filterShape, strides, pad, dimRoundingMode),

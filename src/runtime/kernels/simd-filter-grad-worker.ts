@@ -16,7 +16,7 @@ const args = CONTROL_HEADER + index * ARGS_PER_HELPER;
 let seen = Atomics.load(ctl, 0);
 Atomics.add(ctl, READY, 1);
 for (;;) {
-  // a call that started before this thread did returns at once ("not-equal")
+  // sleeps until the main thread bumps the generation for the next call
   Atomics.wait(ctl, 0, seen);
   seen = Atomics.load(ctl, 0);
   try {
