@@ -34,11 +34,23 @@ static inline int end_valid(int tap, int pad, int s, int size, int out) {
   return e < out ? e : out;
 }
 
+// Where a tile's sweep starts: the filter entries (i, j, cb.., ob..), and for image n and output row y the
+// input pixel read by output column x0 and its output-gradient pixel.
+static inline float* dw_at(const Geometry* g, float* dw, int i, int j, int cb, int ob) {
+  return dw + ((i * g->kw + j) * g->c + cb) * g->o + ob;
+}
+static inline const float* in_at(const Geometry* g, const float* in, int n, int y, int i, int j, int x0, int cb) {
+  return in + ((n * g->h + y * g->sh + i - g->top) * g->w + x0 * g->sw + j - g->left) * g->c + cb;
+}
+static inline const float* dy_at(const Geometry* g, const float* dy, int n, int y, int x0, int ob) {
+  return dy + ((n * g->oh + y) * g->ow + x0) * g->o + ob;
+}
+
 // 4 input channels x 8 outputs: 8 accumulators, the 4 channels loaded as one vector and broadcast lane
 // by lane (one shuffle each instead of a scalar load + splat).
 static void tile4x8(const Geometry* g, const float* in, const float* dy, float* dw, int n0, int n1, int i, int j,
                     int y0, int y1, int x0, int x1, int cb, int ob) {
-  float* out = dw + ((i * g->kw + j) * g->c + cb) * g->o + ob;
+  float* out = dw_at(g, dw, i, j, cb, ob);
   const int o = g->o;
   v128_t a00 = wasm_v128_load(out), a01 = wasm_v128_load(out + 4);
   v128_t a10 = wasm_v128_load(out + o), a11 = wasm_v128_load(out + o + 4);
@@ -47,8 +59,8 @@ static void tile4x8(const Geometry* g, const float* in, const float* dy, float* 
   const int xstep = g->sw * g->c;
   for (int n = n0; n < n1; n++) {
     for (int y = y0; y < y1; y++) {
-      const float* xp = in + ((n * g->h + y * g->sh + i - g->top) * g->w + x0 * g->sw + j - g->left) * g->c + cb;
-      const float* dp = dy + ((n * g->oh + y) * g->ow + x0) * o + ob;
+      const float* xp = in_at(g, in, n, y, i, j, x0, cb);
+      const float* dp = dy_at(g, dy, n, y, x0, ob);
       for (int x = x0; x < x1; x++) {
         const v128_t v = wasm_v128_load(xp);
         const v128_t d0 = wasm_v128_load(dp), d1 = wasm_v128_load(dp + 4);
@@ -78,14 +90,14 @@ static void tile4x8(const Geometry* g, const float* in, const float* dy, float* 
 // One input channel x 8 outputs (channel counts that are not a multiple of 4, e.g. a grey stem).
 static void tile1x8(const Geometry* g, const float* in, const float* dy, float* dw, int n0, int n1, int i, int j,
                     int y0, int y1, int x0, int x1, int cb, int ob) {
-  float* out = dw + ((i * g->kw + j) * g->c + cb) * g->o + ob;
+  float* out = dw_at(g, dw, i, j, cb, ob);
   const int o = g->o;
   v128_t a0 = wasm_v128_load(out), a1 = wasm_v128_load(out + 4);
   const int xstep = g->sw * g->c;
   for (int n = n0; n < n1; n++) {
     for (int y = y0; y < y1; y++) {
-      const float* xp = in + ((n * g->h + y * g->sh + i - g->top) * g->w + x0 * g->sw + j - g->left) * g->c + cb;
-      const float* dp = dy + ((n * g->oh + y) * g->ow + x0) * o + ob;
+      const float* xp = in_at(g, in, n, y, i, j, x0, cb);
+      const float* dp = dy_at(g, dy, n, y, x0, ob);
       for (int x = x0; x < x1; x++) {
         const v128_t s = wasm_v128_load32_splat(xp);
         a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(s, wasm_v128_load(dp)));
