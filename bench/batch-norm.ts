@@ -6,12 +6,11 @@
  *
  *   npx tsx bench/batch-norm.ts [--batch 256] [--iters 10] [--wasm-threads 1]
  */
-import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNormalization } from '../src/model/batch-norm';
 import { initBackend } from '../src/runtime/backend';
 import { arg } from './args';
-import { meanMs } from './timing';
+import { machine, meanMs, roundTo } from './measure';
 
 /** Training forward + backward (dx, dγ, dβ) of one batch-norm layer, loss Σ y·w. */
 async function batchNormMs(layer: tf.layers.Layer, shape: number[], iters: number): Promise<number> {
@@ -31,8 +30,6 @@ async function batchNormMs(layer: tf.layers.Layer, shape: number[], iters: numbe
   return ms;
 }
 
-const round = (v: number, digits = 2): number => Number(v.toFixed(digits));
-
 async function main(): Promise<void> {
   const batch = Number(arg('batch', 'BENCH_BATCH', '256'));
   const iters = Number(arg('iters', 'BENCH_ITERS', '10'));
@@ -44,7 +41,7 @@ async function main(): Promise<void> {
   for (const shape of [[batch, 28, 28, 16], [batch, 14, 14, 32], [batch, 7, 7, 64], [batch, 512]]) {
     const stockMs = await batchNormMs(tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }), shape, iters);
     const oursMs = await batchNormMs(new BatchNormalization({ momentum: 0.9, epsilon: 1e-5 }), shape, iters);
-    batchNorm[shape.join('x')] = { stockMs: round(stockMs), oursMs: round(oursMs), speedup: round(stockMs / oursMs) };
+    batchNorm[shape.join('x')] = { stockMs: roundTo(stockMs, 2), oursMs: roundTo(oursMs, 2), speedup: roundTo(stockMs / oursMs, 2) };
   }
 
   console.log(
@@ -53,7 +50,7 @@ async function main(): Promise<void> {
       backend: 'wasm',
       wasmThreads: threads,
       iters,
-      machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
+      machine: machine(),
       batchNormTrainForwardBackward: batchNorm,
     }),
   );

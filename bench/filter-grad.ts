@@ -5,13 +5,12 @@
  *
  *   npx tsx bench/filter-grad.ts [--batch 256] [--iters 5] [--wasm-threads 1]
  */
-import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend';
 import { conv2dBackpropFilterImpl } from '../src/runtime/kernels/conv2d-backprop-filter';
 import { simdFilterGradStatus } from '../src/runtime/kernels/simd-filter-grad';
 import { arg } from './args';
-import { meanMs } from './timing';
+import { machine, meanMs, roundTo } from './measure';
 
 /** [input size, in channels, out channels, kernel, stride]: resnet-mini at widths 16/32/64, 28 px. */
 const LAYERS: [number, number, number, number, number][] = [
@@ -24,8 +23,6 @@ const LAYERS: [number, number, number, number, number][] = [
   [14, 32, 64, 1, 2],
   [7, 64, 64, 3, 1],
 ];
-
-const round = (v: number, digits = 1): number => Number(v.toFixed(digits));
 
 async function main(): Promise<void> {
   const batch = Number(arg('batch', 'BENCH_BATCH', '256'));
@@ -47,10 +44,10 @@ async function main(): Promise<void> {
     const simdMs = await meanMs(iters, () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs) as tf.Tensor);
     const forwardMs = await meanMs(iters, () => tf.conv2d(x, filter, s, 'same'));
     layers[`${size}x${size}x${c} ${k}x${k}/${s} → ${o}`] = {
-      xnnpackMs: round(xnnpackMs),
-      simdMs: round(simdMs),
-      forwardMs: round(forwardMs),
-      speedup: round(xnnpackMs / simdMs, 2),
+      xnnpackMs: roundTo(xnnpackMs, 1),
+      simdMs: roundTo(simdMs, 1),
+      forwardMs: roundTo(forwardMs, 1),
+      speedup: roundTo(xnnpackMs / simdMs, 2),
     };
     xnnpackTotal += xnnpackMs;
     simdTotal += simdMs;
@@ -65,9 +62,9 @@ async function main(): Promise<void> {
       filterGradThreads: simdFilterGradStatus(),
       batch,
       iters,
-      machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
+      machine: machine(),
       layers,
-      totalMs: { xnnpack: round(xnnpackTotal), simd: round(simdTotal), speedup: round(xnnpackTotal / simdTotal, 2) },
+      totalMs: { xnnpack: roundTo(xnnpackTotal, 1), simd: roundTo(simdTotal, 1), speedup: roundTo(xnnpackTotal / simdTotal, 2) },
     }),
   );
 }

@@ -8,13 +8,12 @@
  *   npx tsx bench/train-methods.ts [--steps 6] [--batch 128] [--methods simclr,moco,membank,swav,supcon]
  *                                  [--wasm-threads 1]   (threaded XNNPACK build when > 1, as likeness train --threads)
  */
-import * as os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
 import { openDataset } from '../src/data/open';
 import { initBackend } from '../src/runtime/backend';
 import { train } from '../src/train/trainer';
 import { tempDir } from '../test/helpers';
 import { arg } from './args';
+import { machine } from './measure';
 
 async function main(): Promise<void> {
   const steps = Number(arg('steps', 'BENCH_STEPS', '6'));
@@ -48,7 +47,7 @@ async function main(): Promise<void> {
       model: 'resnet-mini 16/32/64, 28x28x1, Adam',
       backend: backend.name,
       wasmThreads: backend.threads,
-      machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.version.slice(1)}, tfjs ${tf.version.tfjs}`,
+      machine: machine(),
       batch,
       steps,
       imagesPerSec,

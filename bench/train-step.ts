@@ -26,6 +26,7 @@ import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
+import { machine } from './measure';
 
 interface Options {
   batch: number;
@@ -223,7 +224,7 @@ async function main(): Promise<void> {
     wasmThreads: wasmThreadCount(),
     stockKernels: opts.stock,
     filterGradThreads: simdFilterGradStatus(),
-    machine: `${os.cpus().length}-core ${os.arch()}, Node ${process.versions.node}, tfjs ${tf.version.tfjs}`,
+    machine: machine(),
     after,
     before: before ?? null,
     trainSpeedup: before ? Number((after.trainImagesPerSec / before.trainImagesPerSec).toFixed(1)) : null,
