@@ -340,16 +340,41 @@ function weightGrads(model: tf.LayersModel, input: tf.Tensor): Float32Array[] {
   return vars.map((v) => grads[v.name].dataSync() as Float32Array);
 }
 
-async function encoderGradsOn(backend: Backend, build: () => tf.LayersModel, weights: Float32Array[] | undefined, inputShape: number[]) {
+/**
+ * Fixed weights, so a failure reproduces: He-scaled kernels, batch-norm γ around 1 and β around 0
+ * (moving statistics are unused in training mode).
+ */
+function fixedWeights(model: tf.LayersModel): tf.Tensor[] {
+  return model.weights.map((w, i) => {
+    const shape = w.shape as number[]; // weights have no unknown dimensions
+    const v = values(shape.reduce((a, b) => a * b, 1), 100 + i);
+    const name = w.originalName;
+    // a depthwise filter [kh, kw, c, 1] sees kh·kw inputs per output
+    const fanIn = shape.slice(0, /depthwise/.test(name) ? 2 : -1).reduce((a, b) => a * b, 1);
+    const scaled = /kernel/.test(name)
+      ? v.map((x) => x * Math.sqrt(24 / fanIn)) // uniform with variance 2 / fan-in
+      : /gamma/.test(name)
+        ? v.map((x) => 1 + 0.4 * x)
+        : /beta/.test(name)
+          ? v.map((x) => 0.4 * x)
+          : /moving_variance/.test(name)
+            ? v.fill(1)
+            : v.fill(0);
+    return tf.tensor(scaled, shape);
+  });
+}
+
+async function encoderGradsOn(backend: Backend, build: () => tf.LayersModel, inputShape: number[]) {
   await tf.setBackend(backend);
   const model = build();
-  if (weights) model.setWeights(weights.map((w, i) => tf.tensor(w, model.getWeights()[i].shape)));
+  const weights = fixedWeights(model);
+  model.setWeights(weights);
+  tf.dispose(weights);
   const input = tf.tensor(values(inputShape.reduce((a, b) => a * b, 1), 21), inputShape);
   const grads = tf.tidy(() => weightGrads(model, input));
-  const initial = model.getWeights().map((w) => w.dataSync() as Float32Array);
   input.dispose();
   model.dispose();
-  return { grads, initial };
+  return grads;
 }
 
 describe('encoder gradients match cpu', () => {
@@ -362,9 +387,13 @@ describe('encoder gradients match cpu', () => {
       [2, 32, 32, 3],
     ],
   ] as const)('%s', async (_name, build, inputShape) => {
-    const ref = await encoderGradsOn('cpu', build, undefined, [...inputShape]);
-    const got = await encoderGradsOn('wasm', build, ref.initial, [...inputShape]);
-    ref.grads.forEach((g, i) => expect(relError(g, got.grads[i])).toBeLessThan(1e-3));
+    const ref = await encoderGradsOn('cpu', build, [...inputShape]);
+    const got = await encoderGradsOn('wasm', build, [...inputShape]);
+    // Some gradients are zero in exact arithmetic: the stem's batch-norm β when every max-pool window
+    // wins with a positive value (the next batch norms cancel a uniform shift), leaving float noise on
+    // both backends. Errors are therefore measured against at least 1% of the largest gradient.
+    const scale = 0.01 * Math.max(...ref.map((g) => g.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+    ref.forEach((g, i) => expect(relError(g, got[i], scale)).toBeLessThan(1e-3));
   });
 });
 
@@ -386,11 +415,12 @@ describe('training', () => {
     return tf.model({ inputs: input, outputs: out });
   }
 
-  async function train(backend: Backend, weights: Float32Array[] | undefined) {
+  async function train(backend: Backend) {
     await tf.setBackend(backend);
     const model = smallNet();
-    if (weights) model.setWeights(weights.map((w, i) => tf.tensor(w, model.getWeights()[i].shape)));
-    const initial = model.getWeights().map((w) => w.dataSync().slice() as Float32Array);
+    const weights = fixedWeights(model);
+    model.setWeights(weights);
+    tf.dispose(weights);
     const x = tf.tensor(values(8 * 12 * 12, 22), [8, 12, 12, 1]);
     const target = tf.tensor(values(8 * 4, 23), [8, 4]);
     const optimizer = tf.train.adam(0.01);
@@ -405,12 +435,12 @@ describe('training', () => {
     tf.dispose([x, target]);
     optimizer.dispose();
     model.dispose();
-    return { losses, initial, tensorCounts };
+    return { losses, tensorCounts };
   }
 
   it('20 Adam steps end with the same loss on wasm and cpu, without leaking tensors', async () => {
-    const ref = await train('cpu', undefined);
-    const got = await train('wasm', ref.initial);
+    const ref = await train('cpu');
+    const got = await train('wasm');
     expect(got.losses[19]).toBeLessThan(got.losses[0]);
     expect(Math.abs(got.losses[19] - ref.losses[19]) / ref.losses[19]).toBeLessThan(1e-3);
     // After the optimizer's slots exist (step 1), the tensor count must not grow.
