@@ -26,7 +26,7 @@ import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
-import { machine } from './measure';
+import { machine, roundTo } from './measure';
 
 interface Options {
   batch: number;
@@ -169,7 +169,7 @@ async function measure(batch: number, iters: number, profile: boolean, widths: n
     iters,
     forwardImagesPerSec: round3(forwardImagesPerSec),
     trainImagesPerSec: round3(trainImagesPerSec),
-    trainToForwardRatio: Number((forwardImagesPerSec / trainImagesPerSec).toFixed(2)),
+    trainToForwardRatio: roundTo(forwardImagesPerSec / trainImagesPerSec, 2),
     tensorsLeakedPerStep,
   };
 }
@@ -227,9 +227,9 @@ async function main(): Promise<void> {
     machine: machine(),
     after,
     before: before ?? null,
-    trainSpeedup: before ? Number((after.trainImagesPerSec / before.trainImagesPerSec).toFixed(1)) : null,
+    trainSpeedup: before ? roundTo(after.trainImagesPerSec / before.trainImagesPerSec, 1) : null,
     parallel: parallel
-      ? { ...parallel, speedupOverOneCore: Number((parallel.trainImagesPerSec / after.trainImagesPerSec).toFixed(2)) }
+      ? { ...parallel, speedupOverOneCore: roundTo(parallel.trainImagesPerSec / after.trainImagesPerSec, 2) }
       : null,
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -13,12 +13,15 @@ import {
   startSimdFilterGradHelpers,
 } from '../../src/runtime/kernels/simd-filter-grad';
 import { registerWasmTrainingKernels, unregisterWasmTrainingKernels, wasmTrainingKernelsRegistered } from '../../src/runtime/wasm-kernels';
+import { withSeededRandom } from '../../src/train/seeded-init';
 
 type Backend = 'cpu' | 'wasm';
 type Pad = 'same' | 'valid';
 
 /** Relative error allowed between backends (float32, different summation order). */
 const REL_TOL = 1e-4;
+/** Seed of the initial weights of the models built on both backends. */
+const WEIGHT_SEED = 7;
 
 interface Spec {
   shape: number[];
@@ -340,36 +343,10 @@ function weightGrads(model: tf.LayersModel, input: tf.Tensor): Float32Array[] {
   return vars.map((v) => grads[v.name].dataSync() as Float32Array);
 }
 
-/**
- * Fixed weights, so a failure reproduces: He-scaled kernels, batch-norm γ around 1 and β around 0
- * (moving statistics are unused in training mode).
- */
-function fixedWeights(model: tf.LayersModel): tf.Tensor[] {
-  return model.weights.map((w, i) => {
-    const shape = w.shape as number[]; // weights have no unknown dimensions
-    const v = values(shape.reduce((a, b) => a * b, 1), 100 + i);
-    const name = w.originalName;
-    // a depthwise filter [kh, kw, c, 1] sees kh·kw inputs per output
-    const fanIn = shape.slice(0, /depthwise/.test(name) ? 2 : -1).reduce((a, b) => a * b, 1);
-    const scaled = /kernel/.test(name)
-      ? v.map((x) => x * Math.sqrt(24 / fanIn)) // uniform with variance 2 / fan-in
-      : /gamma/.test(name)
-        ? v.map((x) => 1 + 0.4 * x)
-        : /beta/.test(name)
-          ? v.map((x) => 0.4 * x)
-          : /moving_variance/.test(name)
-            ? v.fill(1)
-            : v.fill(0);
-    return tf.tensor(scaled, shape);
-  });
-}
-
 async function encoderGradsOn(backend: Backend, build: () => tf.LayersModel, inputShape: number[]) {
   await tf.setBackend(backend);
-  const model = build();
-  const weights = fixedWeights(model);
-  model.setWeights(weights);
-  tf.dispose(weights);
+  // the same seeded initial weights on both backends, so a failure reproduces
+  const model = withSeededRandom(WEIGHT_SEED, build);
   const input = tf.tensor(values(inputShape.reduce((a, b) => a * b, 1), 21), inputShape);
   const grads = tf.tidy(() => weightGrads(model, input));
   input.dispose();
@@ -417,10 +394,7 @@ describe('training', () => {
 
   async function train(backend: Backend) {
     await tf.setBackend(backend);
-    const model = smallNet();
-    const weights = fixedWeights(model);
-    model.setWeights(weights);
-    tf.dispose(weights);
+    const model = withSeededRandom(WEIGHT_SEED, smallNet);
     const x = tf.tensor(values(8 * 12 * 12, 22), [8, 12, 12, 1]);
     const target = tf.tensor(values(8 * 4, 23), [8, 4]);
     const optimizer = tf.train.adam(0.01);
