@@ -100,6 +100,12 @@ export interface TrainOptions {
   stopAfterSteps?: number;
   /** Called after every epoch. */
   onEpoch?: (record: EpochRecord) => void;
+  /**
+   * Stop early when aborted (the CLI aborts on SIGINT/SIGTERM): the step in flight finishes, a
+   * checkpoint is written where the run stands (mid-epoch if inside one), and train() returns with
+   * complete = false, so `resume` continues it without losing the minutes since the last checkpoint.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TrainResult {
@@ -285,19 +291,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     };
     let stopped = false;
 
-    for (let epoch = state.epoch; epoch < lastEpoch && !stopped; epoch++) {
+    for (let epoch = state.epoch; epoch < lastEpoch && !stopped && !opts.signal?.aborted; epoch++) {
       const order = new Rng(deriveSeed(seed, 0x6f72, epoch)).permutation(data.count);
       // A mid-epoch checkpoint: continue after its batches, with its loss sum and time.
       const done = state.partial ?? { steps: 0, lossSum: 0, elapsedMs: 0 };
       state.partial = undefined;
       const epochStart = Date.now() - done.elapsedMs;
       let lossSum = done.lossSum;
-      let lr = 0;
       bar?.start(stepsPerEpoch, done.steps, { ep: `${epoch + 1}/${opts.epochs}`, loss: '-', ips: '-', lr: '-', etaAll: '-' });
       for (let b = done.steps; b < stepsPerEpoch; b++) {
         const indices = order.slice(b * opts.batchSize, (b + 1) * opts.batchSize);
         const pixels = await data.fetch(indices);
-        lr = learningRate(state.step, schedule);
+        const lr = learningRate(state.step, schedule);
         const views = tf.tidy(() => {
           const x01 = pixelsToUnit(pixels, indices.length, size, channels); // [N, S, S, C] in [0, 1]
           return multiView(x01, { views: methodCfg.views, augment }, deriveSeed(seed, epoch, b)).map((v) => toModelInput(v, input));
@@ -333,11 +338,23 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           stopped = true;
           break;
         }
+        if (opts.signal) {
+          // The step's awaits are microtasks; yield to the event loop so a signal handler can run.
+          await new Promise((resolve) => setImmediate(resolve));
+          if (opts.signal.aborted) {
+            // After an epoch's last batch too: the resumed run then only does the epoch's end.
+            state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
+            await checkpoint();
+            stopped = true;
+            break;
+          }
+        }
       }
       bar?.stop();
       if (stopped) break;
       const seconds = (Date.now() - epochStart) / 1000;
       state.elapsedMs += Date.now() - epochStart;
+      const lr = learningRate(state.step - 1, schedule); // that of the epoch's last step
       const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, lr, seconds, imagesPerSec: (stepsPerEpoch * opts.batchSize) / seconds };
       const every = knnOpts?.every ?? 1;
       if (knnOpts && ((epoch + 1) % every === 0 || epoch + 1 === opts.epochs)) {
@@ -354,6 +371,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       opts.onEpoch?.(record);
     }
 
+    if (opts.signal?.aborted && state.epoch < lastEpoch) log({ type: 'stopped', reason: String(opts.signal.reason), epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0 });
     const complete = state.epoch >= opts.epochs;
     const lastKnn = [...state.history].reverse().find((h) => h.knnAccuracy !== undefined);
     const quality = lastKnn

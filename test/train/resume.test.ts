@@ -38,6 +38,18 @@ describe('resume', () => {
     expect(r.maxWeightDiff).toBeLessThan(1e-4);
   });
 
+  it('a run aborted in the last step of an epoch checkpoints the finished epoch, and resumes to the uninterrupted weights', async () => {
+    const r = await runScenario<ResumeResult & { checkpointState: object; stopped: object }>('mocoAbortAtEpochEnd');
+    expect(r.first).toEqual({ complete: false, history: [] });
+    expect(r.checkpointState).toMatchObject({ epoch: 0, step: 3, partial: { steps: 3 } });
+    expect(r.stopped).toMatchObject({ reason: 'SIGTERM', epoch: 0, step: 3, stepsIntoEpoch: 3 });
+    expect(r.resumed.complete).toBe(true);
+    expect(r.resumed.history.map((e) => [e.epoch, e.lr])).toEqual(r.straight.map((e) => [e.epoch, e.lr]));
+    expect(r.resumed.history[0].loss).toBeCloseTo(r.straight[0].loss, 5);
+    expect(r.resumed.history[1].loss).toBeCloseTo(r.straight[1].loss, 4);
+    expect(r.maxWeightDiff).toBeLessThan(1e-4);
+  });
+
   it('--init-from starts a run from a saved model: the whole network for the same head, the encoder for another', async () => {
     const r = await runScenario<{ sourceId: string; simclrSame: boolean[]; mocoConvSame: boolean[]; simclrInit: string; mocoInitLog: Array<{ from: string; loaded: string }>; mismatch: string }>('initFrom');
     expect(r.simclrSame.length).toBeGreaterThan(10);

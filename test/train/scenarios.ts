@@ -106,6 +106,33 @@ async function mocoResumeMidEpoch(): Promise<unknown> {
   return { straight: straight.history, first: { complete: first.complete, history: first.history }, checkpointState, resumed: { complete: resumed.complete, history: resumed.history }, maxWeightDiff: weightDiff };
 }
 
+/**
+ * A run aborted (as by SIGTERM) during epoch 1's last batch: that step finishes, the checkpoint
+ * holds the whole epoch as done batches, and the resumed run does the epoch's end and then epoch 2.
+ */
+async function mocoAbortAtEpochEnd(): Promise<unknown> {
+  const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 48);
+  const base = mocoOptions(data, 12);
+  const straight = await train(base(tempDir('abort-straight')));
+  const cutDir = tempDir('abort-cut');
+  const stop = new AbortController();
+  let fetches = 0;
+  // 3 steps per epoch; the third fetch is epoch 1's last batch
+  const aborting = { ...data, fetch: (idx: ArrayLike<number>) => (++fetches === 3 && stop.abort('SIGTERM'), data.fetch(idx)) };
+  const first = await train({ ...base(cutDir), data: aborting, signal: stop.signal });
+  const checkpointState = JSON.parse(fs.readFileSync(path.join(cutDir, 'checkpoint', 'trainer.json'), 'utf8')) as { epoch: number; step: number; partial?: { steps: number } };
+  const resumed = await train({ ...base(cutDir), resume: true });
+  const log = fs.readFileSync(path.join(cutDir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+  return {
+    straight: straight.history,
+    first: { complete: first.complete, history: first.history },
+    checkpointState,
+    stopped: log.find((r) => r.type === 'stopped'),
+    resumed: { complete: resumed.complete, history: resumed.history },
+    maxWeightDiff: await maxWeightDiff(straight.outDir, cutDir),
+  };
+}
+
 /** Whether trainable weight i of two model directories is equal, for every i where keep(shape) holds. */
 async function sameTrainable(dirA: string, dirB: string, keep: (shape: number[]) => boolean): Promise<boolean[]> {
   const [a, b] = [await loadModelDir(dirA), await loadModelDir(dirB)];
@@ -146,7 +173,7 @@ async function initFrom(): Promise<unknown> {
   };
 }
 
-const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch, initFrom };
+const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch, mocoAbortAtEpochEnd, initFrom };
 
 if (parentPort && workerData?.scenario) {
   (async () => {

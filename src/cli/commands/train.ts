@@ -174,16 +174,29 @@ export async function trainOptionsFrom(o: Record<string, unknown>): Promise<Trai
 export function trainCommand(): Command {
   const cmd = new Command('train').description('pretrain an encoder (SimCLR, MoCo v2, memory bank, SwAV, SupCon) and write a model directory');
   for (const o of trainOptions()) cmd.addOption(o);
+  cmd.addHelpText('after', '\nCtrl-C or SIGTERM stops after the current step with a checkpoint (exit 130/143); --resume continues.');
   cmd.action(async (o: Record<string, unknown>) => {
     const backend = await initBackend(o.backend as BackendChoice, { wasmThreads: o.threads as number });
     const threads = backend.name === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` : '';
     process.stderr.write(`backend: ${backend.name} (${backend.provider}${threads})\n`);
     const opts = await trainOptionsFrom(o);
     process.stderr.write(`training ${opts.method} on ${opts.data.name}: ${opts.data.count} images, ${opts.epochs} epochs, batch ${opts.batchSize} → ${opts.outDir}\n`);
-    const result = await train(opts);
+    // SIGINT/SIGTERM stop the run at the next step with a checkpoint (`--resume` continues it); a
+    // second signal exits at once, losing only the steps since the last checkpoint.
+    const stop = new AbortController();
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (stop.signal.aborted) process.exit(128 + os.constants.signals[sig]);
+      process.stderr.write(`\n${sig}: finishing this step and writing a checkpoint (again to exit at once)\n`);
+      stop.abort(sig);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const result = await train({ ...opts, signal: stop.signal });
     const last = result.history.at(-1);
     const knn = last?.knnAccuracy !== undefined ? `, k-NN ${(last.knnAccuracy * 100).toFixed(2)}%` : '';
     process.stdout.write(`${result.complete ? 'saved' : 'checkpointed'} ${result.outDir} (${result.modelId ?? 'incomplete'})${knn}\n`);
+    // Stopped by a signal: exit as a killed process would (130, 143), so `train && next` does not go on.
+    if (stop.signal.aborted && !result.complete) process.exitCode = 128 + os.constants.signals[stop.signal.reason as NodeJS.Signals];
   });
   return cmd;
 }
