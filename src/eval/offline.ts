@@ -14,7 +14,7 @@ import { DEFAULT_DECODE_LIMITS } from '../images/decode';
 import { HnswIndex } from '../index/hnsw-index';
 import { normalize } from '../index/vector-index';
 import type { ModelManifest } from '../model/manifest';
-import { readManifest, saveModelDir } from '../model/model-dir';
+import { outputTwin, readManifest, saveModelDir } from '../model/model-dir';
 import { buildResNet } from '../model/resnet';
 import type { BackendChoice } from '../runtime/backend';
 import { withSeededRandom } from '../train/seeded-init';
@@ -35,6 +35,8 @@ export interface OfflineEvalOptions {
   efs: number[];
   workers: number;
   backend: BackendChoice;
+  /** Measure this output of the network (e.g. 'projection') instead of the one the model serves. */
+  output?: string;
   log?: (msg: string) => void;
 }
 
@@ -51,6 +53,8 @@ export interface Metrics {
 
 export interface OfflineReport {
   model: string;
+  /** The network output measured (the served one unless OfflineEvalOptions.output). */
+  output: string;
   train: { name: string; count: number };
   test: { name: string; count: number };
   classes: string[];
@@ -112,6 +116,11 @@ export async function randomTwin(modelDir: string, seed = 1): Promise<string> {
   return dir;
 }
 
+/** Train and test embeddings of the model in `modelDir`. */
+async function embedSplits(modelDir: string, opts: OfflineEvalOptions): Promise<Array<Awaited<ReturnType<typeof embedDataset>>>> {
+  return [await embedDataset(opts.train, modelDir, opts.workers, opts.backend), await embedDataset(opts.test, modelDir, opts.workers, opts.backend)];
+}
+
 async function measure(train: Float32Array, test: Float32Array, dim: number, trainLabels: Int32Array, testLabels: Int32Array, numClasses: number, opts: OfflineEvalOptions): Promise<{ metrics: Metrics; neighbours: Int32Array }> {
   const t0 = performance.now();
   const table = await exactNeighbours(train, test, dim, Math.max(opts.k, 20, 10));
@@ -148,10 +157,12 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
   const numClasses = Math.max(...trainLabels, ...testLabels) + 1;
   const log = opts.log ?? (() => undefined);
   const manifest = readManifest(opts.modelDir);
+  const output = opts.output ?? manifest.embedding.output;
   const results: Record<string, Metrics> = {};
 
-  log('embedding train and test splits');
-  const [a, b] = [await embedDataset(train, opts.modelDir, opts.workers, opts.backend), await embedDataset(test, opts.modelDir, opts.workers, opts.backend)];
+  log(`embedding train and test splits (output: ${output})`);
+  const served = output === manifest.embedding.output ? opts.modelDir : await outputTwin(opts.modelDir, output);
+  const [a, b] = await embedSplits(served, opts).finally(() => served !== opts.modelDir && fs.rmSync(served, { recursive: true, force: true }));
   log('measuring the model');
   const model = await measure(a.vectors, b.vectors, a.dim, trainLabels, testLabels, numClasses, opts);
   results.model = model.metrics;
@@ -169,15 +180,12 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
     results.rawPixels = (await measure(pa.vectors, pb.vectors, pa.dim, trainLabels, testLabels, numClasses, opts)).metrics;
     log('baseline: the same encoder with random weights');
     const twin = await randomTwin(opts.modelDir);
-    try {
-      const [ra, rb] = [await embedDataset(train, twin, opts.workers, opts.backend), await embedDataset(test, twin, opts.workers, opts.backend)];
-      results.randomWeights = (await measure(ra.vectors, rb.vectors, ra.dim, trainLabels, testLabels, numClasses, opts)).metrics;
-    } finally {
-      fs.rmSync(twin, { recursive: true, force: true });
-    }
+    const [ra, rb] = await embedSplits(twin, opts).finally(() => fs.rmSync(twin, { recursive: true, force: true }));
+    results.randomWeights = (await measure(ra.vectors, rb.vectors, ra.dim, trainLabels, testLabels, numClasses, opts)).metrics;
   }
   return {
     model: a.modelId,
+    output,
     train: { name: train.name, count: train.count },
     test: { name: test.name, count: test.count },
     classes: train.classes ?? Array.from({ length: numClasses }, (_, i) => String(i)),

@@ -6,14 +6,18 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 // Registers the project's BatchNormalization as the class saved models' batch-norm layers load as.
 import './batch-norm';
-import { fileSystem, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
+import { fileSystem, MODEL_JSON, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
 import { MANIFEST_JSON, ModelManifest, parseManifest } from './manifest';
 
 export interface LoadedModel {
-  /** `name@<first 12 hex of sha256(weights)>`: stored with every vector so models are never mixed. */
+  /**
+   * `name@<first 12 hex of sha256(weights)>`, plus `:<output>` when the served output is not the
+   * network's first: stored with every vector so models (or outputs of one network) are never mixed.
+   */
   id: string;
   dir: string;
   manifest: ModelManifest;
@@ -37,7 +41,28 @@ export function readManifest(dir: string): ModelManifest {
 /** The model id of a directory without loading the network (hashes the weights file). */
 export function modelIdOf(dir: string, manifest = readManifest(dir)): string {
   const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, WEIGHTS_BIN))).digest('hex');
-  return `${manifest.name}@${digest.slice(0, 12)}`;
+  // The same weights serving their projection instead of their encoder give other vectors (maybe of
+  // the same size): a catalogue must not take them for the ones it holds.
+  const output = manifest.embedding.output === manifest.outputs[0] ? '' : `:${manifest.embedding.output}`;
+  return `${manifest.name}@${digest.slice(0, 12)}${output}`;
+}
+
+/**
+ * A temporary model directory that serves another output of the network in `dir` (links to its
+ * files, with its own manifest): e.g. to measure the projection of a model that serves its encoder.
+ * The caller removes it.
+ */
+export async function outputTwin(dir: string, output: string): Promise<string> {
+  const manifest = readManifest(dir);
+  const index = (manifest.outputs as string[]).indexOf(output);
+  if (index < 0) throw new RangeError(`${dir} has no output '${output}'; its outputs are ${manifest.outputs.join(', ')}`);
+  const model = await tf.loadLayersModel(fileSystem(dir));
+  const dim = outputDims(model)[index];
+  model.dispose();
+  const twin = fs.mkdtempSync(path.join(os.tmpdir(), 'likeness-output-'));
+  for (const file of [MODEL_JSON, WEIGHTS_BIN]) fs.symlinkSync(path.resolve(dir, file), path.join(twin, file));
+  writeFileAtomic(path.join(twin, MANIFEST_JSON), JSON.stringify({ ...manifest, embedding: { output, dim } }, null, 2) + '\n');
+  return twin;
 }
 
 function outputDims(model: tf.LayersModel): number[] {

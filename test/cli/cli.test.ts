@@ -55,6 +55,17 @@ describe('likeness CLI', () => {
     expect(report.annRecall[1].recall).toBeGreaterThan(0.95);
   });
 
+  it('evaluates another output of a network than the one it serves (--output)', async () => {
+    const model = path.join(__dirname, '..', '..', 'models', 'fmnist-supcon-mini'); // serves its 64-d encoder
+    const args = [BIN, 'eval', '--model', model, '--limit-train', '600', '--limit-test', '100', '--no-baselines', '--no-probe', '--ef', '10'];
+    const report = JSON.parse((await run(process.execPath, [...args, '--output', 'projection'], { env })).stdout);
+    expect(report.output).toBe('projection');
+    expect(report.model).toMatch(/^fmnist-supcon-mini@[0-9a-f]{12}:projection$/);
+    expect(report.results.model.dim).toBe(128);
+    expect(report.results.model.knn20.top1).toBeGreaterThan(0.7); // a trained embedding, not noise
+    await expect(run(process.execPath, [...args, '--output', 'logits'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--output <name>' argument 'logits' is invalid/) });
+  });
+
   it('lists options with their environment variables, and rejects bad values clearly', async () => {
     const help = await run(process.execPath, [BIN, 'serve', '--help']);
     expect(help.stdout).toMatch(/--port <n>.*\n?.*env: PORT/);

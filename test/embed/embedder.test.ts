@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Embedder, EmbedderOptions } from '../../src/embed/embedder';
 import { DEFAULT_DECODE_LIMITS } from '../../src/images/decode';
 import { pixelsToTensor } from '../../src/images/preprocess';
-import { loadModelDir } from '../../src/model/model-dir';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModelDir, outputTwin } from '../../src/model/model-dir';
 import { initBackend } from '../../src/runtime/backend';
 import { fmnistFixtures, TEST_MODEL } from '../helpers';
 
@@ -61,6 +63,27 @@ describe('Embedder', () => {
       a.forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(b[i][j], 4)));
     } finally {
       await pool.close();
+    }
+  });
+
+  it("serves a network's projection through an output twin, under its own model id", async () => {
+    const shipped = path.join(__dirname, '..', '..', 'models', 'fmnist-supcon-mini'); // outputs: encoder (64), projection (128)
+    const twin = await outputTwin(shipped, 'projection');
+    const [encoder, projection] = [await Embedder.open({ ...options(0), modelDir: shipped }), await Embedder.open({ ...options(0), modelDir: twin })];
+    try {
+      expect(projection.modelId).toBe(`${encoder.modelId}:projection`);
+      const pixels = await encoder.decode(fixtures[0].bytes);
+      const [h, z] = [await encoder.embedPixels(pixels), await projection.embedPixels(pixels)];
+      const loaded = await loadModelDir(shipped);
+      const direct = tf.tidy(() => (loaded.model.predict(pixelsToTensor(pixels, 1, loaded.manifest.input)) as tf.Tensor2D[]).map((y) => y.div(y.norm()).dataSync()));
+      loaded.model.dispose();
+      expect([h.length, z.length]).toEqual([64, 128]);
+      h.forEach((x, i) => expect(x).toBeCloseTo(direct[0][i], 5));
+      z.forEach((x, i) => expect(x).toBeCloseTo(direct[1][i], 5));
+      await expect(outputTwin(TEST_MODEL, 'projection')).rejects.toThrow(/has no output 'projection'; its outputs are encoder/);
+    } finally {
+      await Promise.all([encoder.close(), projection.close()]);
+      fs.rmSync(twin, { recursive: true, force: true });
     }
   });
 

@@ -19,6 +19,7 @@ export function evalCommand(): Command {
   cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
   cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(Number).default(200));
   cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(Number).default(0.1));
+  cmd.addOption(env('--output <name>', "measure this output of the network instead of the served one (encoder, projection)", 'LIKENESS_EVAL_OUTPUT').choices(['encoder', 'projection']));
   cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(Number));
   cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(Number));
   cmd.addOption(env('--no-baselines', 'skip the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_NO_BASELINES'));
@@ -48,6 +49,7 @@ export function evalCommand(): Command {
       efs: String(opts.ef).split(',').map(Number),
       workers: config.workers,
       backend: config.backend === 'auto' ? backend.name : config.backend,
+      output: opts.output as string | undefined,
       log: (msg) => process.stderr.write(`eval: ${msg}\n`),
     });
     if (opts.report) {
