@@ -42,7 +42,10 @@ export interface EpochRecord {
   lr: number;
   seconds: number;
   imagesPerSec: number;
+  /** k-NN top-1 of the served output. */
   knnAccuracy?: number;
+  /** k-NN top-1 of each output of the network (encoder, projection), from one forward pass. */
+  knnByOutput?: Record<string, number>;
 }
 
 interface StoredState extends TrainerState {

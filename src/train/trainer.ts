@@ -34,6 +34,8 @@ import { learningRate } from './schedule';
 import { withSeededRandom } from './seeded-init';
 
 export const TRAIN_LOG = 'train-log.jsonl';
+/** The outputs of every trained network, in order (buildTwoOutputModel). */
+const OUTPUT_NAMES = ['encoder', 'projection'] as const;
 
 export interface EncoderSpec {
   /** A RESNET_PRESETS name, e.g. 'resnet-mini'. */
@@ -140,23 +142,19 @@ function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetC
   return { arch: spec.arch, ...preset, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
 }
 
-/** Embeddings of every image of `ds` from output `output` of `network`, in inference mode. */
-export async function embedDataset(network: tf.LayersModel, ds: Dataset, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, output: number, batch = 256): Promise<tf.Tensor2D> {
-  const parts: tf.Tensor2D[] = [];
+/** Embeddings of every image of `ds` from each output of `network` (one [N, D] per output), in inference mode. */
+export async function embedDataset(network: tf.LayersModel, ds: Dataset, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, batch = 256): Promise<tf.Tensor2D[]> {
+  const parts: tf.Tensor2D[][] = network.outputs.map(() => []);
   try {
     for (let s = 0; s < ds.count; s += batch) {
       const idx = Array.from({ length: Math.min(batch, ds.count - s) }, (_, i) => s + i);
       const px = await ds.fetch(idx);
-      parts.push(
-        tf.tidy(() => {
-          const outs = network.predict(pixelsToTensor(px, idx.length, spec)) as tf.Tensor[];
-          return (Array.isArray(outs) ? outs[output] : outs) as tf.Tensor2D;
-        }),
-      );
+      const outs = tf.tidy(() => [network.predict(pixelsToTensor(px, idx.length, spec))].flat() as tf.Tensor2D[]);
+      outs.forEach((o, i) => parts[i].push(o));
     }
-    return tf.concat(parts) as tf.Tensor2D;
+    return parts.map((p) => tf.concat(p) as tf.Tensor2D);
   } finally {
-    parts.forEach((p) => p.dispose());
+    parts.flat().forEach((p) => p.dispose());
   }
 }
 
@@ -218,7 +216,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     name,
     input,
     encoder: { arch: encSpec.arch, stem: encSpec.stem, block: encSpec.block, stages: encSpec.stages, widths: encSpec.widths, widthMultiplier: encSpec.widthMultiplier },
-    outputs: ['encoder', 'projection'],
+    outputs: [...OUTPUT_NAMES],
     embedding: { output: embeddingOutput, dim: embeddingOutput === 'encoder' ? resnetFeatureDim(encSpec) : methodCfg.projectionDim },
     training: {
       method: opts.method,
@@ -271,8 +269,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
     if (knnOpts && state.epoch === 0 && state.initialKnnAccuracy === undefined) {
       // The same encoder with its random initial weights: the baseline training must beat.
-      state.initialKnnAccuracy = await knnMonitor(method.network, knnBank!, knnOpts, input, embeddingOutput === 'encoder' ? 0 : 1);
-      log({ type: 'knn-init', knnAccuracy: state.initialKnnAccuracy });
+      const byOutput = await knnMonitor(method.network, knnBank!, knnOpts, input);
+      state.initialKnnAccuracy = byOutput[embeddingOutput];
+      log({ type: 'knn-init', knnAccuracy: state.initialKnnAccuracy, knnByOutput: byOutput });
     }
     const lastEpoch = opts.stopAfterEpochs !== undefined ? Math.min(opts.epochs, state.epoch + opts.stopAfterEpochs) : opts.epochs;
     const bar = opts.progress === 'bar' ? new SingleBar({ format: 'epoch {ep} [{bar}] {value}/{total} | loss {loss} | {ips} img/s | lr {lr} | ETA {etaAll}', stream: process.stderr, hideCursor: true }) : undefined;
@@ -358,13 +357,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, lr, seconds, imagesPerSec: (stepsPerEpoch * opts.batchSize) / seconds };
       const every = knnOpts?.every ?? 1;
       if (knnOpts && ((epoch + 1) % every === 0 || epoch + 1 === opts.epochs)) {
-        record.knnAccuracy = await knnMonitor(method.network, knnBank!, knnOpts, input, embeddingOutput === 'encoder' ? 0 : 1);
+        record.knnByOutput = await knnMonitor(method.network, knnBank!, knnOpts, input);
+        record.knnAccuracy = record.knnByOutput[embeddingOutput];
       }
       state.epoch = epoch + 1;
       state.history.push(record);
       log({ type: 'epoch', ...record });
       if (opts.progress === 'log' || opts.progress === 'bar') {
-        const knn = record.knnAccuracy !== undefined ? ` | k-NN ${(record.knnAccuracy * 100).toFixed(2)}%` : '';
+        const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
+        const others = Object.entries(record.knnByOutput ?? {}).filter(([o]) => o !== embeddingOutput);
+        const knn = record.knnAccuracy !== undefined ? ` | k-NN ${pct(record.knnAccuracy)}${others.map(([o, a]) => ` (${o} ${pct(a)})`).join('')}` : '';
         process.stderr.write(`epoch ${record.epoch}/${opts.epochs} | loss ${record.loss.toFixed(4)} | ${record.imagesPerSec.toFixed(1)} img/s${knn}\n`);
       }
       await checkpoint();
@@ -379,6 +381,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           knn: {
             accuracy: lastKnn.knnAccuracy,
             epoch: lastKnn.epoch,
+            ...(lastKnn.knnByOutput && { byOutput: lastKnn.knnByOutput }),
             // Before the first step: random weights, or those of --init-from.
             ...(initFrom ? { initFromAccuracy: state.initialKnnAccuracy } : { randomInitAccuracy: state.initialKnnAccuracy }),
             k: knnOpts?.k ?? 200,
@@ -403,13 +406,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonitorOptions, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, output: number): Promise<number> {
-  const bankF = await embedDataset(network, bank, spec, output);
-  const valF = await embedDataset(network, opts.val, spec, output);
+/** k-NN top-1 of each output of the network ('encoder', 'projection'), from one forward pass. */
+async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonitorOptions, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }): Promise<Record<string, number>> {
+  const bankF = await embedDataset(network, bank, spec);
+  const valF = await embedDataset(network, opts.val, spec);
   try {
-    return await knnAccuracy(bankF, bank.labels!, valF, opts.val.labels!, { k: opts.k, temperature: opts.temperature });
+    const byOutput: Record<string, number> = {};
+    for (const [i, name] of OUTPUT_NAMES.entries()) {
+      byOutput[name] = await knnAccuracy(bankF[i], bank.labels!, valF[i], opts.val.labels!, { k: opts.k, temperature: opts.temperature });
+    }
+    return byOutput;
   } finally {
-    bankF.dispose();
-    valF.dispose();
+    [...bankF, ...valF].forEach((t) => t.dispose());
   }
 }

@@ -12,7 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { subsetDataset } from '../../src/data/dataset';
 import { openIdx } from '../../src/data/idx-dataset';
 import { loadModelDir } from '../../src/model/model-dir';
-import { train, TrainOptions } from '../../src/train/trainer';
+import { knnAccuracy } from '../../src/train/knn';
+import { embedDataset, train, TrainOptions } from '../../src/train/trainer';
 
 const TINY_ENCODER = { arch: 'resnet-mini', widths: [4, 8, 16] };
 const TINY_HEAD = { projectionHiddenDim: 32, projectionDim: 16 };
@@ -42,8 +43,13 @@ async function simclrReal(): Promise<unknown> {
     seed: 1,
   });
   const loaded = await loadModelDir(out);
+  // The saved network's projection, measured here apart from the trainer's monitor.
+  const spec = loaded.manifest.input;
+  const [bankZ, valZ] = [(await embedDataset(loaded.model, bank, spec))[1], (await embedDataset(loaded.model, val, spec))[1]];
+  const projectionKnn = await knnAccuracy(bankZ, bank.labels!, valZ, val.labels!);
+  tf.dispose([bankZ, valZ]);
   loaded.model.dispose();
-  return { history: result.history, initialKnnAccuracy: result.initialKnnAccuracy, manifest: loaded.manifest };
+  return { history: result.history, initialKnnAccuracy: result.initialKnnAccuracy, manifest: loaded.manifest, projectionKnn };
 }
 
 /** The tiny MoCo run both resume scenarios cut and compare: 2 epochs of batch 16. */
