@@ -60,9 +60,14 @@ export async function outputTwin(dir: string, output: string): Promise<string> {
   const dim = outputDims(model)[index];
   model.dispose();
   const twin = fs.mkdtempSync(path.join(os.tmpdir(), 'likeness-output-'));
-  for (const file of [MODEL_JSON, WEIGHTS_BIN]) fs.symlinkSync(path.resolve(dir, file), path.join(twin, file));
-  writeFileAtomic(path.join(twin, MANIFEST_JSON), JSON.stringify({ ...manifest, embedding: { output, dim } }, null, 2) + '\n');
-  return twin;
+  try {
+    for (const file of [MODEL_JSON, WEIGHTS_BIN]) fs.symlinkSync(path.resolve(dir, file), path.join(twin, file));
+    writeFileAtomic(path.join(twin, MANIFEST_JSON), JSON.stringify({ ...manifest, embedding: { output, dim } }, null, 2) + '\n');
+    return twin;
+  } catch (err) {
+    fs.rmSync(twin, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 function outputDims(model: tf.LayersModel): number[] {

@@ -142,11 +142,25 @@ function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetC
   return { arch: spec.arch, ...preset, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
 }
 
-/** Embeddings of every image of `ds` from each output of `network` (one [N, D] per output), in inference mode. */
-export async function embedDataset(network: tf.LayersModel, ds: Dataset, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, batch = 256): Promise<tf.Tensor2D[]> {
+/** Thrown when a stop was requested (TrainOptions.signal) in the middle of a k-NN pass. */
+class StopRequested extends Error {}
+
+/** Lets a signal handler run (the training loop's awaits are only microtasks), then says whether to stop. */
+async function stopRequested(signal?: AbortSignal): Promise<boolean> {
+  if (!signal) return false;
+  await new Promise((resolve) => setImmediate(resolve));
+  return signal.aborted;
+}
+
+/**
+ * Embeddings of every image of `ds` from each output of `network` (one [N, D] per output), in
+ * inference mode. Throws StopRequested between batches once `signal` is aborted.
+ */
+export async function embedDataset(network: tf.LayersModel, ds: Dataset, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, batch = 256, signal?: AbortSignal): Promise<tf.Tensor2D[]> {
   const parts: tf.Tensor2D[][] = network.outputs.map(() => []);
   try {
     for (let s = 0; s < ds.count; s += batch) {
+      if (await stopRequested(signal)) throw new StopRequested();
       const idx = Array.from({ length: Math.min(batch, ds.count - s) }, (_, i) => s + i);
       const px = await ds.fetch(idx);
       const outs = tf.tidy(() => [network.predict(pixelsToTensor(px, idx.length, spec))].flat() as tf.Tensor2D[]);
@@ -269,9 +283,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
     if (knnOpts && state.epoch === 0 && state.initialKnnAccuracy === undefined) {
       // The same encoder with its random initial weights: the baseline training must beat.
-      const byOutput = await knnMonitor(method.network, knnBank!, knnOpts, input);
-      state.initialKnnAccuracy = byOutput[embeddingOutput];
-      log({ type: 'knn-init', knnAccuracy: state.initialKnnAccuracy, knnByOutput: byOutput });
+      const byOutput = await knnMonitor(method.network, knnBank!, knnOpts, input, opts.signal);
+      // Stopped before the first step: nothing to checkpoint, a resume starts afresh.
+      if (byOutput) {
+        state.initialKnnAccuracy = byOutput[embeddingOutput];
+        log({ type: 'knn-init', knnAccuracy: state.initialKnnAccuracy, knnByOutput: byOutput });
+      }
     }
     const lastEpoch = opts.stopAfterEpochs !== undefined ? Math.min(opts.epochs, state.epoch + opts.stopAfterEpochs) : opts.epochs;
     const bar = opts.progress === 'bar' ? new SingleBar({ format: 'epoch {ep} [{bar}] {value}/{total} | loss {loss} | {ips} img/s | lr {lr} | ETA {etaAll}', stream: process.stderr, hideCursor: true }) : undefined;
@@ -337,28 +354,35 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           stopped = true;
           break;
         }
-        if (opts.signal) {
-          // The step's awaits are microtasks; yield to the event loop so a signal handler can run.
-          await new Promise((resolve) => setImmediate(resolve));
-          if (opts.signal.aborted) {
-            // After an epoch's last batch too: the resumed run then only does the epoch's end.
-            state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
-            await checkpoint();
-            stopped = true;
-            break;
-          }
+        if (await stopRequested(opts.signal)) {
+          // After an epoch's last batch too: the resumed run then only does the epoch's end.
+          state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
+          await checkpoint();
+          stopped = true;
+          break;
         }
       }
       bar?.stop();
       if (stopped) break;
-      const seconds = (Date.now() - epochStart) / 1000;
-      state.elapsedMs += Date.now() - epochStart;
+      const trainedMs = Date.now() - epochStart; // the epoch's steps, without the monitor
+      const every = knnOpts?.every ?? 1;
+      let byOutput: Record<string, number> | undefined;
+      if (knnOpts && ((epoch + 1) % every === 0 || epoch + 1 === opts.epochs)) {
+        byOutput = await knnMonitor(method.network, knnBank!, knnOpts, input, opts.signal);
+        if (!byOutput) {
+          // Stopped during the monitor: keep every batch of the epoch; a resume redoes only its end.
+          state.partial = { steps: stepsPerEpoch, lossSum, elapsedMs: trainedMs };
+          await checkpoint();
+          break;
+        }
+      }
+      const seconds = trainedMs / 1000;
+      state.elapsedMs += trainedMs;
       const lr = learningRate(state.step - 1, schedule); // that of the epoch's last step
       const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / stepsPerEpoch, lr, seconds, imagesPerSec: (stepsPerEpoch * opts.batchSize) / seconds };
-      const every = knnOpts?.every ?? 1;
-      if (knnOpts && ((epoch + 1) % every === 0 || epoch + 1 === opts.epochs)) {
-        record.knnByOutput = await knnMonitor(method.network, knnBank!, knnOpts, input);
-        record.knnAccuracy = record.knnByOutput[embeddingOutput];
+      if (byOutput) {
+        record.knnByOutput = byOutput;
+        record.knnAccuracy = byOutput[embeddingOutput];
       }
       state.epoch = epoch + 1;
       state.history.push(record);
@@ -406,17 +430,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-/** k-NN top-1 of each output of the network ('encoder', 'projection'), from one forward pass. */
-async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonitorOptions, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }): Promise<Record<string, number>> {
-  const bankF = await embedDataset(network, bank, spec);
-  const valF = await embedDataset(network, opts.val, spec);
+/**
+ * k-NN top-1 of each output of the network ('encoder', 'projection'), from one forward pass;
+ * undefined when `signal` stopped it.
+ */
+async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonitorOptions, spec: { size: number; channels: 1 | 3; mean: number[]; std: number[] }, signal?: AbortSignal): Promise<Record<string, number> | undefined> {
+  const features: tf.Tensor2D[] = [];
   try {
+    const bankF = await embedDataset(network, bank, spec, undefined, signal);
+    features.push(...bankF);
+    const valF = await embedDataset(network, opts.val, spec, undefined, signal);
+    features.push(...valF);
     const byOutput: Record<string, number> = {};
     for (const [i, name] of OUTPUT_NAMES.entries()) {
       byOutput[name] = await knnAccuracy(bankF[i], bank.labels!, valF[i], opts.val.labels!, { k: opts.k, temperature: opts.temperature });
     }
     return byOutput;
+  } catch (err) {
+    if (err instanceof StopRequested) return undefined;
+    throw err;
   } finally {
-    [...bankF, ...valF].forEach((t) => t.dispose());
+    features.forEach((t) => t.dispose());
   }
 }

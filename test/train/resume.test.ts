@@ -38,13 +38,18 @@ describe('resume', () => {
     expect(r.maxWeightDiff).toBeLessThan(1e-4);
   });
 
-  it('a run aborted in the last step of an epoch checkpoints the finished epoch, and resumes to the uninterrupted weights', async () => {
-    const r = await runScenario<ResumeResult & { checkpointState: object; stopped: object }>('mocoAbortAtEpochEnd');
+  it.each([
+    ['in the last step of an epoch', 'mocoAbortInLastStep'],
+    ["in the epoch's k-NN monitor", 'mocoAbortInMonitor'],
+  ])('a run aborted %s checkpoints the finished batches, and resumes to the uninterrupted weights', async (_where, scenario) => {
+    const r = await runScenario<ResumeResult & { checkpointState: object; stopped: object }>(scenario);
     expect(r.first).toEqual({ complete: false, history: [] });
     expect(r.checkpointState).toMatchObject({ epoch: 0, step: 3, partial: { steps: 3 } });
     expect(r.stopped).toMatchObject({ reason: 'SIGTERM', epoch: 0, step: 3, stepsIntoEpoch: 3 });
     expect(r.resumed.complete).toBe(true);
-    expect(r.resumed.history.map((e) => [e.epoch, e.lr])).toEqual(r.straight.map((e) => [e.epoch, e.lr]));
+    const summary = (h: EpochRecord[]) => h.map((e) => [e.epoch, e.lr, e.knnByOutput]);
+    expect(summary(r.resumed.history)).toEqual(summary(r.straight));
+    expect(r.straight[0].knnByOutput).toEqual({ encoder: expect.any(Number), projection: expect.any(Number) });
     expect(r.resumed.history[0].loss).toBeCloseTo(r.straight[0].loss, 5);
     expect(r.resumed.history[1].loss).toBeCloseTo(r.straight[1].loss, 4);
     expect(r.maxWeightDiff).toBeLessThan(1e-4);

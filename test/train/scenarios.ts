@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { subsetDataset } from '../../src/data/dataset';
+import { Dataset, subsetDataset } from '../../src/data/dataset';
 import { openIdx } from '../../src/data/idx-dataset';
 import { loadModelDir } from '../../src/model/model-dir';
 import { knnAccuracy } from '../../src/train/knn';
@@ -45,9 +45,9 @@ async function simclrReal(): Promise<unknown> {
   const loaded = await loadModelDir(out);
   // The saved network's projection, measured here apart from the trainer's monitor.
   const spec = loaded.manifest.input;
-  const [bankZ, valZ] = [(await embedDataset(loaded.model, bank, spec))[1], (await embedDataset(loaded.model, val, spec))[1]];
-  const projectionKnn = await knnAccuracy(bankZ, bank.labels!, valZ, val.labels!);
-  tf.dispose([bankZ, valZ]);
+  const [bankF, valF] = [await embedDataset(loaded.model, bank, spec), await embedDataset(loaded.model, val, spec)];
+  const projectionKnn = await knnAccuracy(bankF[1], bank.labels!, valF[1], val.labels!);
+  tf.dispose([...bankF, ...valF]);
   loaded.model.dispose();
   return { history: result.history, initialKnnAccuracy: result.initialKnnAccuracy, manifest: loaded.manifest, projectionKnn };
 }
@@ -113,19 +113,26 @@ async function mocoResumeMidEpoch(): Promise<unknown> {
 }
 
 /**
- * A run aborted (as by SIGTERM) during epoch 1's last batch: that step finishes, the checkpoint
- * holds the whole epoch as done batches, and the resumed run does the epoch's end and then epoch 2.
+ * A run aborted (as by SIGTERM) at the end of epoch 1, with the k-NN monitor on: during the epoch's
+ * last batch ('lastStep': that step finishes), or during the epoch's monitor ('monitor': it is cut
+ * short). Either way the checkpoint holds the whole epoch as done batches, and the resumed run does
+ * the epoch's end (monitor included) and then epoch 2, ending where an uninterrupted run does.
  */
-async function mocoAbortAtEpochEnd(): Promise<unknown> {
+async function mocoAbortAtEpochEnd(where: 'lastStep' | 'monitor'): Promise<unknown> {
   const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 48);
-  const base = mocoOptions(data, 12);
+  const val = await openIdx('idx:fashion-mnist:test', { size: 8, channels: 1 }, 40);
+  const base = (outDir: string): TrainOptions => ({ ...mocoOptions(data, 12)(outDir), knn: { bank: data, val, k: 10 } });
   const straight = await train(base(tempDir('abort-straight')));
   const cutDir = tempDir('abort-cut');
   const stop = new AbortController();
-  let fetches = 0;
-  // 3 steps per epoch; the third fetch is epoch 1's last batch
-  const aborting = { ...data, fetch: (idx: ArrayLike<number>) => (++fetches === 3 && stop.abort('SIGTERM'), data.fetch(idx)) };
-  const first = await train({ ...base(cutDir), data: aborting, signal: stop.signal });
+  // Training: 3 steps per epoch, so fetch 3 is epoch 1's last batch. Monitor: one bank batch per
+  // pass, so bank fetch 2 is epoch 1's (fetch 1 is the random-weight pass before training).
+  const abortOn = (ds: Dataset, n: number): Dataset => {
+    let fetches = 0;
+    return { ...ds, fetch: (idx) => (++fetches === n && stop.abort('SIGTERM'), ds.fetch(idx)) };
+  };
+  const cut = where === 'lastStep' ? { data: abortOn(data, 3) } : { knn: { bank: abortOn(data, 2), val, k: 10 } };
+  const first = await train({ ...base(cutDir), ...cut, signal: stop.signal });
   const checkpointState = JSON.parse(fs.readFileSync(path.join(cutDir, 'checkpoint', 'trainer.json'), 'utf8')) as { epoch: number; step: number; partial?: { steps: number } };
   const resumed = await train({ ...base(cutDir), resume: true });
   const log = fs.readFileSync(path.join(cutDir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
@@ -179,7 +186,7 @@ async function initFrom(): Promise<unknown> {
   };
 }
 
-const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch, mocoAbortAtEpochEnd, initFrom };
+const SCENARIOS: Record<string, () => Promise<unknown>> = { simclrReal, mocoResume, mocoResumeMidEpoch, mocoAbortInLastStep: () => mocoAbortAtEpochEnd('lastStep'), mocoAbortInMonitor: () => mocoAbortAtEpochEnd('monitor'), initFrom };
 
 if (parentPort && workerData?.scenario) {
   (async () => {

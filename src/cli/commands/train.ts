@@ -16,6 +16,7 @@ import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backe
 import { MAX_WASM_THREADS } from '../../runtime/wasm-threads';
 import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
+import { hasCheckpoint } from '../../train/checkpoint';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
 import { augmentOptions, envOption, parseAugmentOptions, parsers } from './augment';
 
@@ -194,7 +195,8 @@ export function trainCommand(): Command {
     const result = await train({ ...opts, signal: stop.signal });
     const last = result.history.at(-1);
     const knn = last?.knnAccuracy !== undefined ? `, k-NN ${(last.knnAccuracy * 100).toFixed(2)}%` : '';
-    process.stdout.write(`${result.complete ? 'saved' : 'checkpointed'} ${result.outDir} (${result.modelId ?? 'incomplete'})${knn}\n`);
+    if (result.complete || hasCheckpoint(result.outDir)) process.stdout.write(`${result.complete ? 'saved' : 'checkpointed'} ${result.outDir} (${result.modelId ?? 'incomplete'})${knn}\n`);
+    else process.stdout.write(`stopped before the first step: nothing to resume in ${result.outDir}\n`);
     // Stopped by a signal: exit as a killed process would (130, 143), so `train && next` does not go on.
     if (stop.signal.aborted && !result.complete) process.exitCode = 128 + os.constants.signals[stop.signal.reason as NodeJS.Signals];
   });
