@@ -297,12 +297,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const everySteps = opts.checkpointEverySteps ?? 0;
     const everyMs = (opts.checkpointMinutes ?? 10) * 60_000;
     let lastCheckpoint = Date.now();
-    const checkpoint = async (): Promise<void> => {
+    /** Saves the run; `partial`: the current epoch's batches done so far, for a checkpoint inside it. */
+    const checkpoint = async (partial?: TrainerState['partial']): Promise<void> => {
       const optimizerState = optimizer.getState();
       const methodState = method.getState();
       state.optimizer = optimizerState.json;
       state.method = methodState.json;
-      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), state, { ...optimizerState.tensors, ...methodState.tensors });
+      await saveCheckpoint(opts.outDir, method.network, manifestFor({ checkpoint: true }), { ...state, partial }, { ...optimizerState.tensors, ...methodState.tensors });
       lastCheckpoint = Date.now();
     };
     let stopped = false;
@@ -345,9 +346,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if ((opts.logEvery ?? 10) > 0 && state.step % (opts.logEvery ?? 10) === 0) log({ type: 'step', epoch: epoch + 1, step: state.step, loss, lr, imagesPerSec: ips });
         const midEpoch = b + 1 < stepsPerEpoch;
         if (midEpoch && ((everySteps > 0 && state.step % everySteps === 0) || (everyMs > 0 && Date.now() - lastCheckpoint >= everyMs))) {
-          state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
-          await checkpoint();
-          state.partial = undefined;
+          await checkpoint({ steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart });
           log({ type: 'checkpoint', epoch: epoch + 1, step: state.step });
         }
         if (opts.stopAfterSteps !== undefined && state.step - stepsAtStart >= opts.stopAfterSteps) {
@@ -356,8 +355,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         }
         if (await stopRequested(opts.signal)) {
           // After an epoch's last batch too: the resumed run then only does the epoch's end.
-          state.partial = { steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart };
-          await checkpoint();
+          await checkpoint({ steps: b + 1, lossSum, elapsedMs: Date.now() - epochStart });
           stopped = true;
           break;
         }
@@ -371,8 +369,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         byOutput = await knnMonitor(method.network, knnBank!, knnOpts, input, opts.signal);
         if (!byOutput) {
           // Stopped during the monitor: keep every batch of the epoch; a resume redoes only its end.
-          state.partial = { steps: stepsPerEpoch, lossSum, elapsedMs: trainedMs };
-          await checkpoint();
+          await checkpoint({ steps: stepsPerEpoch, lossSum, elapsedMs: trainedMs });
           break;
         }
       }
@@ -397,7 +394,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       opts.onEpoch?.(record);
     }
 
-    if (opts.signal?.aborted && state.epoch < lastEpoch) log({ type: 'stopped', reason: String(opts.signal.reason), epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0 });
+    if (opts.signal?.aborted && state.epoch < lastEpoch) log({ type: 'stopped', reason: String(opts.signal.reason), epoch: state.epoch, step: state.step, stepsIntoEpoch: state.step - state.epoch * stepsPerEpoch });
     const complete = state.epoch >= opts.epochs;
     const lastKnn = [...state.history].reverse().find((h) => h.knnAccuracy !== undefined);
     const quality = lastKnn
