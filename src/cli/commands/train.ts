@@ -172,6 +172,9 @@ export async function trainOptionsFrom(o: Record<string, unknown>): Promise<Trai
   };
 }
 
+/** The exit status of a process killed by `sig` (130 for SIGINT, 143 for SIGTERM). */
+const exitCodeFor = (sig: NodeJS.Signals): number => 128 + os.constants.signals[sig];
+
 export function trainCommand(): Command {
   const cmd = new Command('train').description('pretrain an encoder (SimCLR, MoCo v2, memory bank, SwAV, SupCon) and write a model directory');
   for (const o of trainOptions()) cmd.addOption(o);
@@ -186,7 +189,7 @@ export function trainCommand(): Command {
     // second signal exits at once, losing only the steps since the last checkpoint.
     const stop = new AbortController();
     const onSignal = (sig: NodeJS.Signals): void => {
-      if (stop.signal.aborted) process.exit(128 + os.constants.signals[sig]);
+      if (stop.signal.aborted) process.exit(exitCodeFor(sig));
       process.stderr.write(`\n${sig}: finishing this step and writing a checkpoint (again to exit at once)\n`);
       stop.abort(sig);
     };
@@ -198,7 +201,7 @@ export function trainCommand(): Command {
     if (result.complete || hasCheckpoint(result.outDir)) process.stdout.write(`${result.complete ? 'saved' : 'checkpointed'} ${result.outDir} (${result.modelId ?? 'incomplete'})${knn}\n`);
     else process.stdout.write(`stopped before the first step: nothing to resume in ${result.outDir}\n`);
     // Stopped by a signal: exit as a killed process would (130, 143), so `train && next` does not go on.
-    if (stop.signal.aborted && !result.complete) process.exitCode = 128 + os.constants.signals[stop.signal.reason as NodeJS.Signals];
+    if (stop.signal.aborted && !result.complete) process.exitCode = exitCodeFor(stop.signal.reason as NodeJS.Signals);
   });
   return cmd;
 }
