@@ -3,15 +3,19 @@
  * the test fixtures (other Fashion-MNIST test images than the demo's): the nearest demo item should
  * mostly be of the query's class, clearly more often than with random weights.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import request from 'supertest';
 import { startServer } from '../../src/cli/commands/serve';
-import { DEFAULTS, DEMO_CATALOG, SHIPPED_MODEL } from '../../src/config/config';
+import { DEFAULTS, DEMO_CATALOG, PACKAGE_ROOT, SHIPPED_MODEL } from '../../src/config/config';
 import { readManifest } from '../../src/model/model-dir';
 import { fmnistFixtures, tempDir, TEST_MODEL, testConfig } from '../helpers';
 
-async function nearestClassAccuracy(model: string): Promise<number> {
-  const srv = await startServer(testConfig(tempDir(), { model, importDir: DEMO_CATALOG, workers: DEFAULTS.workers }));
+/** Serves `model` over the demo catalogue; the share of fixtures whose nearest item is of their class, and /healthz's model. */
+async function nearestClassAccuracy(model: string, workers = DEFAULTS.workers): Promise<{ accuracy: number; served: { id: string; dim: number } }> {
+  const srv = await startServer(testConfig(tempDir(), { model, importDir: DEMO_CATALOG, workers }));
   try {
+    const served = (await request(srv.server).get('/healthz')).body.model;
     const fixtures = fmnistFixtures();
     let right = 0;
     for (const f of fixtures) {
@@ -19,7 +23,7 @@ async function nearestClassAccuracy(model: string): Promise<number> {
       expect(res.status).toBe(200);
       if (res.body.results[0].metadata.folder === f.folder) right++;
     }
-    return right / fixtures.length;
+    return { accuracy: right / fixtures.length, served };
   } finally {
     await srv.stop();
   }
@@ -35,9 +39,26 @@ describe('the shipped model', () => {
   });
 
   it('serves the demo catalogue and finds same-class items, better than random weights', async () => {
-    const shipped = await nearestClassAccuracy(SHIPPED_MODEL);
-    const random = await nearestClassAccuracy(TEST_MODEL);
+    const shipped = (await nearestClassAccuracy(SHIPPED_MODEL)).accuracy;
+    const random = (await nearestClassAccuracy(TEST_MODEL)).accuracy;
     expect(shipped).toBeGreaterThan(0.6);
     expect(shipped).toBeGreaterThan(random);
   });
 });
+
+// Every model directory in models/ ships in the package: each must load as its manifest says (some are
+// edited by hand, e.g. to serve the projection) and find same-class items.
+const shippedModels = fs.readdirSync(path.join(PACKAGE_ROOT, 'models')).filter((d) => fs.existsSync(path.join(PACKAGE_ROOT, 'models', d, 'manifest.json')));
+
+describe.each(shippedModels)('models/%s', (name) => {
+  it('serves the demo catalogue with the embedding its manifest names and finds same-class items', async () => {
+    const dir = path.join(PACKAGE_ROOT, 'models', name);
+    const m = readManifest(dir);
+    expect(m.quality).toBeDefined();
+    const { accuracy, served } = await nearestClassAccuracy(dir, 0);
+    expect(served.dim).toBe(m.embedding.dim);
+    expect(served.id.endsWith(':projection')).toBe(m.embedding.output === 'projection');
+    expect(accuracy).toBeGreaterThan(0.6);
+  });
+});
+
