@@ -9,6 +9,7 @@ import { keysCommand } from './commands/keys';
 import { searchCommand } from './commands/search';
 import { serveCommand } from './commands/serve';
 import { trainCommand } from './commands/train';
+import { whitenCommand } from './commands/whiten';
 
 export function buildProgram(): Command {
   const program = new Command('likeness')
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   program.addCommand(infoCommand());
   program.addCommand(evalCommand());
   program.addCommand(trainCommand());
+  program.addCommand(whitenCommand());
   program.addCommand(augmentCommand());
   program.addCommand(dataCommand());
   program.addCommand(keysCommand());

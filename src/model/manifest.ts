@@ -17,6 +17,9 @@ const resnetSchema = z.object({
   widthMultiplier: z.number().positive(),
 });
 
+/** 'whitened' is added after training by `likeness whiten` (whiten.ts). */
+const outputName = z.enum(['encoder', 'projection', 'whitened']);
+
 export const manifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   /** Human name of the model; the model id adds a hash of the weights (see model-dir.ts). */
@@ -34,12 +37,26 @@ export const manifestSchema = z.object({
   }),
   encoder: resnetSchema,
   /** Names of the saved network's outputs, in order (e.g. ['encoder', 'projection']). */
-  outputs: z.array(z.enum(['encoder', 'projection'])).min(1),
+  outputs: z.array(outputName).min(1),
   embedding: z.object({
-    output: z.enum(['encoder', 'projection']),
+    output: outputName,
     dim: z.number().int().positive(),
   }),
   training: z.record(z.string(), z.unknown()).optional(),
+  /** How the `whitened` output was fitted (whiten.ts). */
+  whitening: z
+    .object({
+      source: z.enum(['encoder', 'projection', 'grid']),
+      grid: z.number().int().positive().optional(),
+      sourceDim: z.number().int().positive(),
+      dims: z.number().int().positive(),
+      power: z.number().min(0).max(1),
+      keptVariance: z.number(),
+      fittedOn: z.object({ data: z.string(), images: z.number().int() }),
+      fromModel: z.string(),
+      fittedAt: z.string(),
+    })
+    .optional(),
   quality: z.record(z.string(), z.unknown()).optional(),
   createdAt: z.string().optional(),
 });

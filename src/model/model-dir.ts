@@ -10,6 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 // Registers the project's BatchNormalization as the class saved models' batch-norm layers load as.
 import './batch-norm';
+// Registers the unit-length layer whitened models use (whiten.ts).
+import './l2-normalize';
 import { fileSystem, MODEL_JSON, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
 import { MANIFEST_JSON, ModelManifest, parseManifest } from './manifest';
 
