@@ -10,7 +10,9 @@ import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
 
 /** Root of the installed package (holds models/ and demo/). */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
-export const SHIPPED_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist-simclr-mini');
+// The self-supervised model with its features whitened (docs/TRAINING.md, "Whitening"); the unwhitened
+// model it was fitted from, models/fmnist-simclr-mini, is the base for training further.
+export const SHIPPED_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist-simclr-mini-whitened');
 export const DEMO_CATALOG = path.join(PACKAGE_ROOT, 'demo', 'catalog');
 
 export interface Config {

@@ -57,7 +57,9 @@ describe.each(shippedModels)('models/%s', (name) => {
     expect(m.quality).toBeDefined();
     const { accuracy, served } = await nearestClassAccuracy(dir, 0);
     expect(served.dim).toBe(m.embedding.dim);
-    expect(served.id.endsWith(':projection')).toBe(m.embedding.output === 'projection');
+    // The id names the served output whenever it is not the network's first (encoder).
+    expect(served.id.endsWith(`:${m.embedding.output}`)).toBe(m.embedding.output !== m.outputs[0]);
+    if (m.embedding.output === 'whitened') expect(m.whitening?.fittedOn.images).toBeGreaterThan(0);
     expect(accuracy).toBeGreaterThan(0.6);
   });
 });
