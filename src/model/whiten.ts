@@ -107,6 +107,16 @@ export function fitWhitening(m: MomentAccumulator, dims: number, power: number):
   return { kernel, bias, eigenvalues: order.map(([v]) => v), keptVariance: total > 0 ? order.reduce((a, [v]) => a + v, 0) / total : 1 };
 }
 
+/**
+ * Average-pooling window and stride that cut a side × side map into exactly n × n cells covering all
+ * of it: stride ⌊side / n⌋ and the window stretched to reach the far edge, so neighbouring cells
+ * overlap when n does not divide the side ((side − pool) / stride + 1 = n).
+ */
+export function gridPooling(side: number, n: number): { pool: number; stride: number } {
+  const stride = Math.floor(side / n);
+  return { pool: side - stride * (n - 1), stride };
+}
+
 /** The unit-length features whitening starts from, as a symbolic tensor of `model`. */
 function sourceFeatures(model: tf.LayersModel, manifest: ModelManifest, opts: WhitenOptions): tf.SymbolicTensor {
   let x: tf.SymbolicTensor;
@@ -115,9 +125,7 @@ function sourceFeatures(model: tf.LayersModel, manifest: ModelManifest, opts: Wh
     const map = model.getLayer('features').input as tf.SymbolicTensor;
     const side = map.shape[1] as number;
     if (!Number.isInteger(opts.grid) || opts.grid < 1 || opts.grid > side) throw new RangeError(`grid must be an integer from 1 to ${side} (the last feature map is ${side}x${side})`);
-    // n cells of `pool` pixels `stride` apart span the map (the last cell may leave a pixel out).
-    const pool = Math.ceil(side / opts.grid);
-    const stride = opts.grid > 1 ? Math.floor((side - pool) / (opts.grid - 1)) : 1;
+    const { pool, stride } = gridPooling(side, opts.grid);
     x = tf.layers.averagePooling2d({ poolSize: pool, strides: stride, padding: 'valid', name: 'whiten_grid' }).apply(map) as tf.SymbolicTensor;
     x = tf.layers.flatten({ name: 'whiten_flatten' }).apply(x) as tf.SymbolicTensor;
   } else {

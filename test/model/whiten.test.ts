@@ -8,7 +8,7 @@ import { DEFAULT_BATCHING, Embedder } from '../../src/embed/embedder';
 import { DEFAULT_DECODE_LIMITS } from '../../src/images/decode';
 import { pixelsToTensor } from '../../src/images/preprocess';
 import { loadModelDir } from '../../src/model/model-dir';
-import { fitWhitening, MomentAccumulator, whitenModel } from '../../src/model/whiten';
+import { fitWhitening, gridPooling, MomentAccumulator, whitenModel } from '../../src/model/whiten';
 import { initBackend } from '../../src/runtime/backend';
 import { fmnistFixtures, FMNIST_DIR, tempDir, TEST_MODEL } from '../helpers';
 
@@ -90,6 +90,20 @@ describe('fitWhitening', () => {
     expect(() => fitWhitening(m, 0, 0.5)).toThrow(/dims/);
     expect(() => fitWhitening(m, 2, 1.5)).toThrow(/power/);
     expect(() => fitWhitening(new MomentAccumulator(d), 2, 0.5)).toThrow(/at least 2 images/);
+  });
+});
+
+describe('gridPooling', () => {
+  it('cuts every map into exactly n x n cells that reach both edges', () => {
+    for (let side = 1; side <= 32; side++) {
+      for (let n = 1; n <= side; n++) {
+        const { pool, stride } = gridPooling(side, n);
+        expect({ side, n, cells: Math.floor((side - pool) / stride) + 1, lastEnd: (n - 1) * stride + pool }).toEqual({ side, n, cells: n, lastEnd: side });
+        expect(pool).toBeGreaterThanOrEqual(stride);
+      }
+    }
+    expect(gridPooling(7, 3)).toEqual({ pool: 3, stride: 2 });
+    expect(gridPooling(7, 4)).toEqual({ pool: 4, stride: 1 });
   });
 });
 
