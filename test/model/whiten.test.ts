@@ -180,7 +180,7 @@ describe('whitenModel on real images', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
-  it('runs from the command line', async () => {
+  it('runs from the command line, and its model can be trained further', async () => {
     const out = path.join(tempDir(), 'cli');
     const bin = path.join(__dirname, '..', '..', 'bin', 'likeness');
     const env = { ...process.env, LIKENESS_BACKEND: 'wasm', LIKENESS_WHITEN_DIMS: '24' };
@@ -188,5 +188,10 @@ describe('whitenModel on real images', () => {
     expect(JSON.parse(stdout)).toMatchObject({ out, images: 60, dims: 24, model: expect.stringMatching(/:whitened$/) });
     const { stdout: info } = await promisify(execFile)(process.execPath, [bin, 'info', '--model', out, '--data-dir', tempDir()], { env });
     expect(JSON.parse(info).model).toMatchObject({ id: expect.stringMatching(/:whitened$/), embedding: { output: 'whitened', dim: 24 } });
+    // A whitened model is a starting point for more training: its encoder is taken, the whitening left behind.
+    const trained = path.join(tempDir(), 'trained');
+    await promisify(execFile)(process.execPath, [bin, 'train', '--method', 'simclr', '--data', FMNIST_DIR, '--init-from', out, '--out', trained, '--epochs', '1', '--batch-size', '32', '--progress', 'log'], { env });
+    const m = JSON.parse(fs.readFileSync(path.join(trained, 'manifest.json'), 'utf8'));
+    expect({ outputs: m.outputs, embedding: m.embedding.output, whitening: m.whitening, from: m.training.initialisedFrom }).toEqual({ outputs: ['encoder', 'projection'], embedding: 'encoder', whitening: undefined, from: JSON.parse(stdout).model });
   });
 });
