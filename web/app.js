@@ -519,6 +519,11 @@ async function serverInfo() {
   try {
     const h = await call('/healthz');
     $('#server-info').textContent = `${h.items.toLocaleString()} items · model ${h.model.name} · ${h.backend}`;
+    // Similarity scores depend on the model (a whitened one scores copies lower): start from its threshold.
+    const select = $('#dup-threshold');
+    const t = String(h.model.duplicateThreshold);
+    if (![...select.options].some((o) => o.value === t)) select.add(new Option(Number(t).toFixed(2), t));
+    select.value = t;
   } catch {
     $('#server-info').textContent = '';
   }

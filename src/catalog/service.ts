@@ -157,6 +157,9 @@ function validateK(k: number | undefined): number {
   return k;
 }
 
+/** Cosine similarity at or above which two catalogue images count as near-duplicates, unless the model says otherwise. */
+export const DEFAULT_DUPLICATE_THRESHOLD = 0.95;
+
 export class CatalogService {
   constructor(
     private readonly store: Store,
@@ -164,6 +167,11 @@ export class CatalogService {
     /** Thumbnails and originals; without it items keep only their vectors. */
     private readonly images?: ItemImages,
   ) {}
+
+  /** The served model's near-duplicate threshold (its manifest's, else DEFAULT_DUPLICATE_THRESHOLD). */
+  get duplicateThreshold(): number {
+    return this.embedder.manifest.embedding.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
+  }
 
   get modelId(): string {
     return this.embedder.modelId;

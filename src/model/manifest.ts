@@ -41,6 +41,12 @@ export const manifestSchema = z.object({
   embedding: z.object({
     output: outputName,
     dim: z.number().int().positive(),
+    /**
+     * Similarity at or above which two images count as near-duplicates by default. Scores depend on
+     * the embedding: whitened vectors spread unrelated images near 0 and score re-encoded copies
+     * lower than an unwhitened encoder does, so such a model needs its own (docs/TRAINING.md).
+     */
+    duplicateThreshold: z.number().gt(0).max(1).optional(),
   }),
   training: z.record(z.string(), z.unknown()).optional(),
   /** How the `whitened` output was fitted (whiten.ts). */

@@ -108,7 +108,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           summary: 'Near-duplicates of an item (similarity >= threshold) and items with identical bytes',
           parameters: [
             { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'threshold', in: 'query', schema: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.95 } },
+            { name: 'threshold', in: 'query', description: "default: the model's duplicateThreshold (/healthz), else 0.95", schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
             { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: LIMITS.maxK, default: LIMITS.defaultK } },
           ],
           responses: { '200': { description: '{id, exact: [ids], near: [{id, score, metadata}]}' }, '400': errorResponse('BAD_THRESHOLD, BAD_K'), '404': errorResponse('ITEM_NOT_FOUND') },
@@ -152,7 +152,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
               'application/json': {
                 schema: {
                   type: 'object',
-                  properties: { threshold: { type: 'number', default: 0.95 }, limit: { type: 'integer', maximum: LIMITS.maxPageSize }, cursor: { type: 'string' } },
+                  properties: { threshold: { type: 'number', description: "default: the model's duplicateThreshold (/healthz), else 0.95" }, limit: { type: 'integer', maximum: LIMITS.maxPageSize }, cursor: { type: 'string' } },
                 },
               },
             },

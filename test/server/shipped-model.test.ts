@@ -46,6 +46,38 @@ describe('the shipped model', () => {
   });
 });
 
+describe("the shipped model's near-duplicate threshold", () => {
+  it('finds re-encoded copies of catalogue items at its default threshold, and few unrelated items', async () => {
+    const srv = await startServer(testConfig(tempDir(), { model: SHIPPED_MODEL, importDir: DEMO_CATALOG, workers: 0 }));
+    try {
+      const api = request(srv.server);
+      const health = (await api.get('/healthz')).body.model;
+      expect(health.duplicateThreshold).toBe(readManifest(SHIPPED_MODEL).embedding.duplicateThreshold ?? 0.95);
+      // 20 demo items (two per class), each added again as a JPEG (quality 70) and as a 4x PNG upscale.
+      const sharp = (await import('sharp')).default;
+      const folders = fs.readdirSync(DEMO_CATALOG).sort();
+      const originals = folders.flatMap((f) => fs.readdirSync(path.join(DEMO_CATALOG, f)).sort().slice(0, 2).map((n) => `${f}/${n}`));
+      for (const id of originals) {
+        const bytes = fs.readFileSync(path.join(DEMO_CATALOG, id));
+        await api.post('/v1/items').query({ id: `${id}.jpg` }).set('content-type', 'image/jpeg').send(await sharp(bytes).jpeg({ quality: 70 }).toBuffer()).expect(201);
+        await api.post('/v1/items').query({ id: `${id}.up.png` }).set('content-type', 'image/png').send(await sharp(bytes).resize(112, 112).png().toBuffer()).expect(201);
+      }
+      let found = 0;
+      let unrelated = 0;
+      for (const id of originals) {
+        const near = (await api.get(`/v1/items/${encodeURIComponent(id)}/duplicates`).query({ k: 50 })).body.near.map((h: { id: string }) => h.id);
+        found += [`${id}.jpg`, `${id}.up.png`].filter((c) => near.includes(c)).length;
+        unrelated += near.filter((n: string) => !n.startsWith(id)).length;
+      }
+      // Measured on the default model: every copy above 0.70, 2 of 79,800 unrelated demo pairs (docs/TRAINING.md).
+      expect(found).toBeGreaterThanOrEqual(38);
+      expect(unrelated).toBeLessThanOrEqual(4);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
 // Every model directory in models/ ships in the package: each must load as its manifest says (some are
 // edited by hand, e.g. to serve the projection) and find same-class items.
 const shippedModels = fs.readdirSync(path.join(PACKAGE_ROOT, 'models')).filter((d) => fs.existsSync(path.join(PACKAGE_ROOT, 'models', d, 'manifest.json')));

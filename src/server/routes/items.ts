@@ -6,8 +6,6 @@ import { badRequest } from '../../errors';
 import { itemFormSchema, listQuerySchema, parse } from '../schemas';
 import { MAX_JSON_BYTES, parseBody, uploadedImage } from '../upload';
 
-/** Cosine similarity above which two catalogue images count as near-duplicates by default. */
-const DEFAULT_THRESHOLD = 0.95;
 const duplicatesQuerySchema = z.object({ threshold: z.coerce.number().optional(), k: z.coerce.number().optional() }).strip();
 const duplicateGroupsSchema = z
   .object({ threshold: z.number().optional(), cursor: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional() })
@@ -34,12 +32,12 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
 
   router.get('/v1/items/:id/duplicates', async (req, res) => {
     const q = parse(duplicatesQuerySchema, req.query);
-    res.json(await service.duplicatesOf(req.params.id, q.threshold ?? DEFAULT_THRESHOLD, q.k ?? LIMITS.defaultK));
+    res.json(await service.duplicatesOf(req.params.id, q.threshold ?? service.duplicateThreshold, q.k ?? LIMITS.defaultK));
   });
 
   router.post('/v1/duplicates', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
     const q = parse(duplicateGroupsSchema, req.body);
-    res.json(await service.duplicateGroups({ threshold: q.threshold ?? DEFAULT_THRESHOLD, cursor: q.cursor, limit: q.limit }));
+    res.json(await service.duplicateGroups({ threshold: q.threshold ?? service.duplicateThreshold, cursor: q.cursor, limit: q.limit }));
   });
 
   router.delete('/v1/items/:id', async (req, res) => {

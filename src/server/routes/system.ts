@@ -14,7 +14,7 @@ export function systemRouter(app: Likeness, metrics: Metrics): Router {
       backend: app.backend.name,
       backendProvider: app.backend.provider,
       store: app.store.kind,
-      model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input },
+      model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input, duplicateThreshold: app.service.duplicateThreshold },
       items: stats.items,
       aliases: stats.aliases,
       searchable: stats.searchable,
