@@ -59,6 +59,8 @@ export const manifestSchema = z.object({
       power: z.number().min(0).max(1),
       keptVariance: z.number(),
       fittedOn: z.object({ data: z.string(), images: z.number().int() }),
+      /** How embedding.duplicateThreshold was chosen (whiten.ts, calibrateDuplicates). */
+      duplicateCalibration: z.object({ threshold: z.number(), images: z.number().int(), copyScoreMin: z.number(), copyScoreP01: z.number(), distinctPairsAbove: z.number() }).optional(),
       fromModel: z.string(),
       fittedAt: z.string(),
     })

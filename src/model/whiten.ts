@@ -22,7 +22,9 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'node:path';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import sharp from 'sharp';
 import type { Dataset } from '../data/dataset';
+import { decodeToPixels, DEFAULT_DECODE_LIMITS } from '../images/decode';
 import { pixelsToTensor } from '../images/preprocess';
 import { L2Normalize } from './l2-normalize';
 import type { ModelManifest } from './manifest';
@@ -40,6 +42,8 @@ export interface WhitenOptions {
   /** Exponent p of Λ^(−p): 0.5 whitens fully, 0 only rotates and truncates (PCA). */
   power: number;
   batchSize?: number;
+  /** Fitting images whose copies calibrate the near-duplicate threshold (default 200). */
+  calibrationImages?: number;
   log?: (msg: string) => void;
 }
 
@@ -117,6 +121,63 @@ export function gridPooling(side: number, n: number): { pool: number; stride: nu
   return { pool: side - stride * (n - 1), stride };
 }
 
+/** Copies a catalogue commonly holds of one image: re-encoded as JPEG, and upscaled (then decoded as the server would). */
+const COPIES: Array<(img: ReturnType<typeof sharp>, size: number) => ReturnType<typeof sharp>> = [(img) => img.jpeg({ quality: 70 }), (img, size) => img.resize({ width: 4 * size }).png()];
+
+export interface DuplicateCalibration {
+  /** Suggested near-duplicate threshold: the 1st percentile of copy scores, rounded down to 0.05. */
+  threshold: number;
+  images: number;
+  copyScoreMin: number;
+  copyScoreP01: number;
+  /** Share of pairs of distinct sampled images at or above the threshold. */
+  distinctPairsAbove: number;
+}
+
+/**
+ * Whitened scores have their own scale (copies score lower, unrelated images near 0), so the 0.95
+ * near-duplicate default does not fit: measures the scores of JPEG and upscaled copies of up to
+ * `sample` fitting images against their originals, and suggests a threshold.
+ */
+async function calibrateDuplicates(model: tf.LayersModel, output: number, data: Dataset, manifest: ModelManifest, sample: number): Promise<DuplicateCalibration> {
+  const n = Math.min(sample, data.count);
+  const idx = Array.from({ length: n }, (_, i) => i);
+  const pixels = await data.fetch(idx);
+  const { size, channels } = manifest.input;
+  const per = size * size * channels;
+  const variants: Uint8Array[] = [pixels];
+  for (const make of COPIES) {
+    const out = new Uint8Array(pixels.length);
+    for (let i = 0; i < n; i++) {
+      const raw = sharp(Buffer.from(pixels.subarray(i * per, (i + 1) * per)), { raw: { width: size, height: size, channels } });
+      out.set(await decodeToPixels(await make(raw, size).toBuffer(), manifest.input, DEFAULT_DECODE_LIMITS), i * per);
+    }
+    variants.push(out);
+  }
+  const embedded = await Promise.all(
+    variants.map(async (v) => {
+      const x = pixelsToTensor(v, n, manifest.input);
+      const ys = model.predict(x) as tf.Tensor[];
+      const y = tf.tidy(() => ys[output].div(ys[output].norm('euclidean', 1, true).maximum(1e-12)));
+      const data = (await y.data()) as Float32Array;
+      tf.dispose([x, ...ys, y]);
+      return data;
+    }),
+  );
+  const dim = embedded[0].length / n;
+  const dot = (a: Float32Array, i: number, b: Float32Array, j: number) => {
+    let s = 0;
+    for (let k = 0; k < dim; k++) s += a[i * dim + k] * b[j * dim + k];
+    return s;
+  };
+  const copyScores = embedded.slice(1).flatMap((v) => idx.map((i) => dot(embedded[0], i, v, i))).sort((a, b) => a - b);
+  const p01 = copyScores[Math.floor(0.01 * (copyScores.length - 1))];
+  const threshold = Math.min(0.95, Math.max(0.05, Math.floor(p01 * 20) / 20));
+  let above = 0;
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (dot(embedded[0], i, embedded[0], j) >= threshold) above++;
+  return { threshold, images: n, copyScoreMin: copyScores[0], copyScoreP01: p01, distinctPairsAbove: n > 1 ? above / ((n * (n - 1)) / 2) : 0 };
+}
+
 /** The unit-length features whitening starts from, as a symbolic tensor of `model`. */
 function sourceFeatures(model: tf.LayersModel, manifest: ModelManifest, opts: WhitenOptions): tf.SymbolicTensor {
   let x: tf.SymbolicTensor;
@@ -140,7 +201,7 @@ function sourceFeatures(model: tf.LayersModel, manifest: ModelManifest, opts: Wh
  * Fits whitening on every image of `data` and saves the model in `modelDir` with a `whitened` output
  * (served by default) to `outDir`. A model that is already whitened is fitted again from its source.
  */
-export async function whitenModel(modelDir: string, data: Dataset, outDir: string, opts: WhitenOptions): Promise<{ id: string; whitening: Whitening; images: number }> {
+export async function whitenModel(modelDir: string, data: Dataset, outDir: string, opts: WhitenOptions): Promise<{ id: string; whitening: Whitening; images: number; duplicates: DuplicateCalibration }> {
   if (path.resolve(outDir) === path.resolve(modelDir)) throw new RangeError('write the whitened model to another directory than its source');
   const loaded = await loadModelDir(modelDir);
   const { manifest, model } = loaded;
@@ -170,11 +231,13 @@ export async function whitenModel(modelDir: string, data: Dataset, outDir: strin
     dense.setWeights(weights);
     tf.dispose(weights);
     const whitened = tf.model({ inputs: model.inputs, outputs: [...kept.map((o) => o.tensor), output] });
+    const duplicates = await calibrateDuplicates(whitened, kept.length, data, manifest, opts.calibrationImages ?? 200);
+    log(`near-duplicate threshold ${duplicates.threshold}: copies score ${duplicates.copyScoreMin.toFixed(3)} and up; ${(100 * duplicates.distinctPairsAbove).toFixed(2)}% of distinct pairs reach it`);
     const { quality: _stale, ...rest } = manifest; // measured on the old embedding
     const id = await saveModelDir(outDir, whitened, {
       ...rest,
       outputs: [...kept.map((o) => o.name), 'whitened'],
-      embedding: { output: 'whitened', dim: dims },
+      embedding: { output: 'whitened', dim: dims, duplicateThreshold: duplicates.threshold },
       whitening: {
         source: opts.source,
         ...(opts.source === 'grid' && { grid: opts.grid }),
@@ -183,11 +246,12 @@ export async function whitenModel(modelDir: string, data: Dataset, outDir: strin
         power: opts.power,
         keptVariance: whitening.keptVariance,
         fittedOn: { data: data.name, images: moments.count },
+        duplicateCalibration: duplicates,
         fromModel: loaded.id,
         fittedAt: new Date().toISOString(),
       },
     });
-    return { id, whitening, images: moments.count };
+    return { id, whitening, images: moments.count, duplicates };
   } finally {
     model.dispose();
   }

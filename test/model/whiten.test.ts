@@ -132,7 +132,13 @@ describe('whitenModel on real images', () => {
 
     const loaded = await loadModelDir(out);
     expect(loaded.manifest.outputs).toEqual(['encoder', 'whitened']);
-    expect(loaded.manifest.embedding).toEqual({ output: 'whitened', dim: 32 });
+    expect(loaded.manifest.embedding).toMatchObject({ output: 'whitened', dim: 32 });
+    // Its near-duplicate threshold is calibrated on copies of the fitting images (JPEG, upscaled).
+    const calibration = loaded.manifest.whitening!.duplicateCalibration!;
+    expect(calibration).toMatchObject({ images: 100, threshold: loaded.manifest.embedding.duplicateThreshold });
+    expect(calibration.threshold).toBeGreaterThan(0);
+    expect(calibration.threshold).toBeLessThanOrEqual(Math.min(0.95, calibration.copyScoreP01));
+    expect(calibration.copyScoreMin).toBeLessThanOrEqual(calibration.copyScoreP01);
     expect(loaded.manifest.whitening).toMatchObject({ source: 'encoder', sourceDim: 128, dims: 32, power: 0.5, fittedOn: { data: `folder:${FMNIST_DIR}`, images: 100 } });
     expect(loaded.manifest.whitening!.fromModel).toMatch(/^random-mini@/);
     loaded.model.dispose();
@@ -155,6 +161,14 @@ describe('whitenModel on real images', () => {
       expect(a).toHaveLength(32);
       expect(Math.hypot(...a)).toBeCloseTo(1, 5);
       expect(Array.from(b)).toEqual(Array.from(a));
+      // A JPEG copy of a fitting image scores at or above the calibrated threshold.
+      const sharp = (await import('sharp')).default;
+      let found = 0;
+      for (const f of fixtures.slice(0, 20)) {
+        const [orig, copy] = await Promise.all([embedder.embedImage(f.bytes), embedder.embedImage(await sharp(f.bytes).jpeg({ quality: 70 }).toBuffer())]);
+        if (orig.reduce((s, x, i) => s + x * copy[i], 0) >= calibration.threshold) found++;
+      }
+      expect(found).toBeGreaterThanOrEqual(19);
     } finally {
       await embedder.close();
     }

@@ -35,7 +35,7 @@ export function whitenCommand(): Command {
       log: (msg) => process.stderr.write(`whiten: ${msg}\n`),
     });
     const { whitening } = out;
-    process.stdout.write(JSON.stringify({ model: out.id, out: opts.out, images: out.images, dims: whitening.eigenvalues.length, keptVariance: whitening.keptVariance, seconds: (Date.now() - started) / 1000 }) + '\n');
+    process.stdout.write(JSON.stringify({ model: out.id, out: opts.out, images: out.images, dims: whitening.eigenvalues.length, keptVariance: whitening.keptVariance, duplicateThreshold: out.duplicates.threshold, seconds: (Date.now() - started) / 1000 }) + '\n');
   });
   return cmd;
 }
