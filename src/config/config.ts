@@ -10,8 +10,8 @@ import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
 
 /** Root of the installed package (holds models/ and demo/). */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
-// The self-supervised model with its features whitened (docs/TRAINING.md, "Whitening"); the unwhitened
-// model it was fitted from, models/fmnist-simclr-mini, is the base for training further.
+// A self-supervised SimCLR model with its features whitened (docs/TRAINING.md, "Whitening"); it (or
+// models/fmnist-simclr-mini) is the starting point for training further with --init-from.
 export const SHIPPED_MODEL = path.join(PACKAGE_ROOT, 'models', 'fmnist-simclr-mini-whitened');
 export const DEMO_CATALOG = path.join(PACKAGE_ROOT, 'demo', 'catalog');
 

@@ -159,9 +159,9 @@ async function calibrateDuplicates(model: tf.LayersModel, output: number, data: 
       const x = pixelsToTensor(v, n, manifest.input);
       const ys = model.predict(x) as tf.Tensor[];
       const y = tf.tidy(() => ys[output].div(ys[output].norm('euclidean', 1, true).maximum(1e-12)));
-      const data = (await y.data()) as Float32Array;
+      const flat = (await y.data()) as Float32Array;
       tf.dispose([x, ...ys, y]);
-      return data;
+      return flat;
     }),
   );
   const dim = embedded[0].length / n;
