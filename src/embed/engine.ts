@@ -14,7 +14,7 @@ export interface InferenceEngine {
 }
 
 /** Forward pass + L2 normalisation: the served embedding is always unit length. */
-export function embedTensor(loaded: LoadedModel, x: tf.Tensor4D): tf.Tensor2D {
+export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'>, x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
     const out = loaded.model.predict(x);
     const emb = (Array.isArray(out) ? out[loaded.embeddingOutput] : out) as tf.Tensor2D; // [N, D]

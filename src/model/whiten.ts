@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import sharp from 'sharp';
 import type { Dataset } from '../data/dataset';
+import { embedTensor } from '../embed/engine';
 import { decodeToPixels, DEFAULT_DECODE_LIMITS } from '../images/decode';
 import { pixelsToTensor } from '../images/preprocess';
 import { L2Normalize } from './l2-normalize';
@@ -157,10 +158,9 @@ async function calibrateDuplicates(model: tf.LayersModel, output: number, data: 
   const embedded = await Promise.all(
     variants.map(async (v) => {
       const x = pixelsToTensor(v, n, manifest.input);
-      const ys = model.predict(x) as tf.Tensor[];
-      const y = tf.tidy(() => ys[output].div(ys[output].norm('euclidean', 1, true).maximum(1e-12)));
+      const y = embedTensor({ model, embeddingOutput: output }, x); // as the server embeds
       const flat = (await y.data()) as Float32Array;
-      tf.dispose([x, ...ys, y]);
+      tf.dispose([x, y]);
       return flat;
     }),
   );
