@@ -56,11 +56,46 @@ export interface SpawnOptions {
   startSeconds?: number;
 }
 
+/**
+ * A random port for a child server, below the kernel's ephemeral range. Ports in that range are also
+ * the local ends of the suite's outgoing connections, and of their TIME_WAIT remains for a minute
+ * after; a listen on one of those fails with EADDRINUSE (seen on CI: "server did not start").
+ */
+export function randomPort(): number {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    /* not Linux: keep the common default */
+  }
+  // A range that starts below 11000 leaves too little room under it: use the usual default.
+  const top = low > 11000 ? low : 32768;
+  return 10000 + Math.floor(Math.random() * (top - 10000));
+}
+
+/** Keeps the last `max` characters of a child's output, for the error when it fails to start. */
+function tail(max = 4000): { push(chunk: Buffer): void; text(): string } {
+  let text = '';
+  return {
+    push(chunk) {
+      text = (text + chunk.toString()).slice(-max);
+    },
+    text: () => text.trim(),
+  };
+}
+
 /** `likeness serve` as a child process on a random loopback port, configured through its environment. */
-export function spawnServer(env: Record<string, string>, port = 20000 + Math.floor(Math.random() * 20000), opts: SpawnOptions = {}): ChildServer {
+export function spawnServer(env: Record<string, string>, port = randomPort(), opts: SpawnOptions = {}): ChildServer {
   const child = spawn(process.execPath, [path.join(__dirname, '..', 'bin', 'likeness'), 'serve', ...(opts.args ?? [])], {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LIKENESS_MODEL: TEST_MODEL, LIKENESS_BACKEND: 'wasm', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // Output is kept for the error message; stderr is also passed through, as before.
+  const output = tail();
+  child.stdout!.on('data', (d: Buffer) => output.push(d));
+  child.stderr!.on('data', (d: Buffer) => {
+    output.push(d);
+    process.stderr.write(d);
   });
   const base = `http://127.0.0.1:${port}`;
   return {
@@ -68,6 +103,9 @@ export function spawnServer(env: Record<string, string>, port = 20000 + Math.flo
     base,
     async up() {
       for (let i = 0; i < (opts.startSeconds ?? 30) * 10; i++) {
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`server on port ${port} exited (${child.exitCode ?? child.signalCode}) before answering; its output:\n${output.text()}`);
+        }
         try {
           if ((await fetch(`${base}/healthz`)).ok) return;
         } catch {
@@ -75,7 +113,7 @@ export function spawnServer(env: Record<string, string>, port = 20000 + Math.flo
         }
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error('server did not start');
+      throw new Error(`server on port ${port} did not answer /healthz within ${opts.startSeconds ?? 30} s; its output:\n${output.text()}`);
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { FMNIST_DIR, tempDir, TEST_MODEL } from '../helpers';
@@ -72,5 +73,17 @@ describe('likeness CLI', () => {
     expect(help.stdout).toMatch(/LIKENESS_DATA_DIR/);
     await expect(run(process.execPath, [BIN, 'serve', '--port', 'eighty'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/expected an integer/) });
     await expect(run(process.execPath, [BIN, 'info', '--model', tempDir()], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no manifest.json/) });
+  });
+
+  it('refuses a port that is already taken with exit code 1, instead of exiting 0 with nothing bound', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const args = [BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', tempDir()];
+      await expect(run(process.execPath, args, { env, timeout: 60_000 })).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(new RegExp(`port ${port} on 127.0.0.1 is already in use`)) });
+    } finally {
+      blocker.close();
+    }
   });
 });

@@ -6,7 +6,7 @@ import request from 'supertest';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import { DEMO_CATALOG } from '../../src/config/config';
 import { listTar } from '../../src/ingest/tar';
-import { fmnistFixtures, photo, spawnServer, tempDir, testConfig } from '../helpers';
+import { fmnistFixtures, photo, randomPort, spawnServer, tempDir, testConfig } from '../helpers';
 
 const fixtures = fmnistFixtures();
 
@@ -202,7 +202,7 @@ describe('ingest jobs', () => {
 describe('ingest after kill -9', () => {
   it('resumes the job on restart and finishes with every image present exactly once', async () => {
     const env = { LIKENESS_DATA_DIR: tempDir(), LIKENESS_WORKERS: '1', LIKENESS_INGEST_ROOTS: DEMO_CATALOG, LIKENESS_INGEST_CHUNK: '16', LIKENESS_DUPLICATES: 'keep' };
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = randomPort();
     let srv = spawnServer(env, port);
     const get = async (p: string): Promise<any> => (await fetch(`${srv.base}${p}`)).json();
     await srv.up();

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fmnistFixtures, spawnServer, tempDir } from '../helpers';
+import { fmnistFixtures, randomPort, spawnServer, tempDir } from '../helpers';
 
 const fixtures = fmnistFixtures();
 const ROUNDS = Number(process.env.CRASH_ROUNDS ?? 20);
@@ -32,7 +32,7 @@ describe('crash test', () => {
       LIKENESS_INGEST_ROOTS: root,
       LIKENESS_INGEST_CHUNK: '3',
     };
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = randomPort();
     const ackedAdds = new Set<string>();
     const ackedDeletes = new Set<string>();
     // Deletes sent whose answer was lost to the kill: either outcome is correct for those.

@@ -1,6 +1,6 @@
 /** likeness serve: the HTTP server. */
 import { Command } from 'commander';
-import type { Server } from 'node:http';
+import { createServer, Server } from 'node:http';
 import { catalogOptions, Config, serverOptions, toConfig } from '../../config/config';
 import { Likeness, openLikeness } from '../../catalog/open';
 import { createApp } from '../../server/app';
@@ -39,10 +39,22 @@ export async function startServer(config: Config): Promise<RunningServer> {
   if (keys) log.info({ keys: keys.size, openRead: config.openRead, rateLimit: config.rateLimit }, 'API keys loaded');
   else if (!isLoopback(config.host)) log.warn({ host: config.host }, 'no --api-keys-file: anyone who can reach this address can add and delete items');
   const app = createApp({ likeness, metrics, log, keys });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
+  // Not app.listen: Express 5 passes a listen error to its callback, so a taken port would be
+  // logged as "listening" and the process would exit 0 with nothing bound.
+  const server = createServer(app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await likeness.close();
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(e.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is already in use (--port / PORT)` : `cannot listen on ${config.host}:${config.port}: ${e.message}`);
+  }
   // Slow clients must not hold sockets forever.
   server.requestTimeout = 60_000;
   server.headersTimeout = 15_000;
