@@ -64,6 +64,7 @@ export async function openIdx(spec: string, opts: IdxOptions, limit?: number): P
   if (limit !== undefined && limit < src.count) {
     const per = src.height * src.width;
     src = { ...src, count: limit, images: src.images.subarray(0, limit * per), labels: src.labels.subarray(0, limit) };
+    name = `${name}[:${limit}]`;
   }
   return idxDataset(name, src, opts, classes);
 }

@@ -44,7 +44,7 @@ describe('likeness CLI', () => {
     expect(html).toMatch(/<img src="neighbours.png"/);
     expect(html).toMatch(/raw pixels/);
     const report = JSON.parse((await import('node:fs')).readFileSync(out, 'utf8'));
-    expect(report.train).toEqual({ name: 'idx:fashion-mnist:train', count: 600 });
+    expect(report.train).toEqual({ name: 'idx:fashion-mnist:train[:600]', count: 600 });
     expect(Object.keys(report.results).sort()).toEqual(['model', 'randomWeights', 'rawPixels']);
     expect(report.results.rawPixels.dim).toBe(784);
     // Raw-pixel k-NN on Fashion-MNIST is far above chance (0.1) even with a 600-image bank.
@@ -65,6 +65,18 @@ describe('likeness CLI', () => {
     expect(report.results.model.dim).toBe(128);
     expect(report.results.model.knn20.top1).toBeGreaterThan(0.7); // a trained embedding, not noise
     await expect(run(process.execPath, [...args, '--output', 'logits'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--output <name>' argument 'logits' is invalid/) });
+  });
+
+  it('holds out the last images of the training split as queries (--holdout), never reading the test split', async () => {
+    const model = path.join(__dirname, '..', '..', 'models', 'fmnist-supcon-mini');
+    // --test names a file that does not exist: with --holdout it must not be opened.
+    const args = [BIN, 'eval', '--model', model, '--limit-train', '700', '--holdout', '100', '--test', '/no/such/test', '--no-baselines', '--no-probe', '--ef', '10'];
+    const report = JSON.parse((await run(process.execPath, args, { env })).stdout);
+    expect(report.train).toEqual({ name: 'idx:fashion-mnist:train[:700][:600]', count: 600 });
+    expect(report.test).toEqual({ name: 'idx:fashion-mnist:train[:700][600:]', count: 100 });
+    expect(report.results.model.knn20.top1).toBeGreaterThan(0.7); // labels line up with their images
+    await expect(run(process.execPath, [...args.slice(0, 7), '700'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--holdout must be between 1 and 699/) });
+    await expect(run(process.execPath, [...args.slice(0, 7), 'ten'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/option '--holdout <n>' argument 'ten' is invalid. not a number: 'ten'/) });
   });
 
   it('lists options with their environment variables, and rejects bad values clearly', async () => {

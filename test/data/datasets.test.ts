@@ -113,3 +113,23 @@ describe('helpers', () => {
     await expect(openDataset('/no/such/thing', { size: 8, channels: 1 })).rejects.toThrow(/does not exist/);
   });
 });
+
+describe('openDataset limit', () => {
+  it('keeps the first n images of every kind of source and says so in the name', async () => {
+    const folder = classFolder();
+    const whole = await openDataset(folder, { size: 16, channels: 3 });
+    const cut = await openDataset(folder, { size: 16, channels: 3, limit: 3 });
+    expect(cut).toMatchObject({ name: `${whole.name}[:3]`, count: 3 });
+    expect(cut.ids).toEqual(whole.ids!.slice(0, 3));
+    expect(Array.from(cut.labels!)).toEqual(Array.from(whole.labels!.slice(0, 3)));
+    expect(Buffer.from(await cut.fetch([2])).equals(Buffer.from(await whole.fetch([2])))).toBe(true);
+    // A limit at or above the size keeps the source as it is.
+    expect((await openDataset(folder, { size: 16, channels: 3, limit: 4 })).name).toBe(whole.name);
+
+    const idx = await openDataset('idx:fashion-mnist:test', { size: 28, channels: 1, limit: 7 });
+    expect(idx).toMatchObject({ name: 'idx:fashion-mnist:test[:7]', count: 7 });
+    expect(Array.from(idx.labels!)).toEqual([9, 2, 1, 1, 6, 1, 4]); // the test split's first labels
+
+    for (const bad of [0, -2, 1.5, NaN]) await expect(openDataset(folder, { size: 16, channels: 3, limit: bad })).rejects.toThrow(/limit must be a positive integer/);
+  });
+});

@@ -3,12 +3,13 @@ import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { catalogOptions, toConfig } from '../../config/config';
-import { subsetDataset } from '../../data/dataset';
+import { Dataset, DatasetError, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
+import { parsers } from './augment';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -17,11 +18,14 @@ export function evalCommand(): Command {
   for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
   cmd.addOption(env('--train <spec>', 'bank: idx:fashion-mnist:train, a class-per-folder directory, or a manifest', 'LIKENESS_EVAL_TRAIN').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
-  cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(Number).default(200));
-  cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(Number).default(0.1));
+  cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(parsers.int).default(200));
+  cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(parsers.num).default(0.1));
   cmd.addOption(env('--output <name>', "measure this output of the network instead of the served one (encoder, projection)", 'LIKENESS_EVAL_OUTPUT').choices(['encoder', 'projection']));
-  cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(Number));
-  cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(Number));
+  cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(parsers.int));
+  cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(parsers.int));
+  cmd.addOption(
+    env('--holdout <n>', 'queries are the last n images of --train, the bank the ones before them; --test is not read (to choose between models without looking at the test split)', 'LIKENESS_EVAL_HOLDOUT').argParser(parsers.int),
+  );
   cmd.addOption(env('--no-baselines', 'skip the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_NO_BASELINES'));
   cmd.addOption(env('--no-probe', 'skip the linear probe', 'LIKENESS_EVAL_NO_PROBE'));
   cmd.addOption(env('--ef <list>', 'HNSW ef values for the recall sweep', 'LIKENESS_EVAL_EF').default('10,20,40,80,160,320'));
@@ -31,12 +35,12 @@ export function evalCommand(): Command {
     const config = toConfig(opts);
     const backend = await initBackend(config.backend);
     const manifest = readManifest(config.model);
-    const open = async (spec: string, limit?: number) => {
-      const ds = await openDataset(spec, { size: manifest.input.size, channels: manifest.input.channels, limit });
-      return limit && ds.count > limit ? subsetDataset(ds, Array.from({ length: limit }, (_, i) => i)) : ds;
-    };
-    const train = await open(String(opts.train), opts.limitTrain as number | undefined);
-    const test = await open(String(opts.test), opts.limitTest as number | undefined);
+    const open = (spec: string, limit?: number) => openDataset(spec, { size: manifest.input.size, channels: manifest.input.channels, limit });
+    const holdout = opts.holdout as number | undefined;
+    const { train, test } =
+      holdout !== undefined
+        ? holdOut(await open(String(opts.train), opts.limitTrain as number | undefined), holdout)
+        : { train: await open(String(opts.train), opts.limitTrain as number | undefined), test: await open(String(opts.test), opts.limitTest as number | undefined) };
     const started = Date.now();
     const report = await evaluateOffline({
       modelDir: config.model,
@@ -66,4 +70,12 @@ export function evalCommand(): Command {
     process.stdout.write(text + '\n');
   });
   return cmd;
+}
+
+/** The last `n` images become the queries and the ones before them the bank (`--holdout`). */
+export function holdOut(ds: Dataset, n: number): { train: Dataset; test: Dataset } {
+  if (!(n > 0 && n < ds.count)) throw new DatasetError(`--holdout must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
+  const cut = ds.count - n;
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+  return { train: subsetDataset(ds, range(0, cut), `${ds.name}[:${cut}]`), test: subsetDataset(ds, range(cut, ds.count), `${ds.name}[${cut}:]`) };
 }

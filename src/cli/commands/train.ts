@@ -91,7 +91,6 @@ export async function openTrainData(o: Record<string, unknown>, seed: number): P
   const size = o.size as number;
   const channels = Number(o.channels) as 1 | 3;
   let data = await openDataset(o.data as string, { size, channels, limit: o.limit as number | undefined });
-  if (o.limit !== undefined) data = first(data, o.limit as number, `${data.name}[:${o.limit as number}]`);
   if (o.knn === false) return { data, knn: false };
   let val: Dataset | undefined;
   const spec = (o.valData as string | undefined) ?? (String(o.data).startsWith('idx:fashion-mnist') ? 'idx:fashion-mnist:test' : undefined);

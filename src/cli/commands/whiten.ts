@@ -1,11 +1,11 @@
 /** likeness whiten: fit PCA whitening of a model's features on unlabelled images, save as a new model. */
 import { Command, Option } from 'commander';
 import { catalogOptions, toConfig } from '../../config/config';
-import { subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { readManifest } from '../../model/model-dir';
 import { WHITEN_SOURCES, WhitenSource, whitenModel } from '../../model/whiten';
 import { initBackend } from '../../runtime/backend';
+import { parsers } from './augment';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -15,17 +15,15 @@ export function whitenCommand(): Command {
   cmd.addOption(env('--data <spec>', 'images to fit on: idx:fashion-mnist:train, a folder, or a .csv/.jsonl manifest (labels unused)', 'LIKENESS_WHITEN_DATA').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--out <dir>', 'model directory to write (may not be --model)', 'LIKENESS_WHITEN_OUT').makeOptionMandatory());
   cmd.addOption(env('--source <name>', 'features to whiten: the encoder output, the projection, or a grid of the last feature map', 'LIKENESS_WHITEN_SOURCE').choices([...WHITEN_SOURCES]).default('encoder'));
-  cmd.addOption(env('--grid <n>', 'cells per side for --source grid', 'LIKENESS_WHITEN_GRID').argParser(Number).default(3));
-  cmd.addOption(env('--dims <n>', "directions kept (default: the source's size, at most 256)", 'LIKENESS_WHITEN_DIMS').argParser(Number));
-  cmd.addOption(env('--power <p>', '0.5 whitens fully, 0 only rotates and truncates (PCA)', 'LIKENESS_WHITEN_POWER').argParser(Number).default(0.5));
-  cmd.addOption(env('--limit <n>', 'fit on the first n images only', 'LIKENESS_WHITEN_LIMIT').argParser(Number));
+  cmd.addOption(env('--grid <n>', 'cells per side for --source grid', 'LIKENESS_WHITEN_GRID').argParser(parsers.int).default(3));
+  cmd.addOption(env('--dims <n>', "directions kept (default: the source's size, at most 256)", 'LIKENESS_WHITEN_DIMS').argParser(parsers.int));
+  cmd.addOption(env('--power <p>', '0.5 whitens fully, 0 only rotates and truncates (PCA)', 'LIKENESS_WHITEN_POWER').argParser(parsers.num).default(0.5));
+  cmd.addOption(env('--limit <n>', 'fit on the first n images only', 'LIKENESS_WHITEN_LIMIT').argParser(parsers.int));
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
     await initBackend(config.backend);
     const manifest = readManifest(config.model);
-    const limit = opts.limit as number | undefined;
-    const full = await openDataset(String(opts.data), { size: manifest.input.size, channels: manifest.input.channels, limit });
-    const data = limit && full.count > limit ? subsetDataset(full, Array.from({ length: limit }, (_, i) => i)) : full;
+    const data = await openDataset(String(opts.data), { size: manifest.input.size, channels: manifest.input.channels, limit: opts.limit as number | undefined });
     const started = Date.now();
     const out = await whitenModel(config.model, data, String(opts.out), {
       source: opts.source as WhitenSource,
