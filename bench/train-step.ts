@@ -5,11 +5,14 @@
  *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
  *                               [--workers <cores>] [--skip-before] [--profile]
  *                               [--wasm-threads <n>] [--stock <Kernel,...>] [--widths 16,32,64]
+ *                               [--encoder resnet18] [--stem small|imagenet] [--stages 2,2,2,2]
  *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS, BENCH_WASM_THREADS)
  * --workers N also measures data-parallel training over N worker threads (0 skips it).
  * --wasm-threads N runs everything on the threaded wasm build with N XNNPACK threads.
  * --stock Sum,Mean leaves those training kernels stock in the "after" run, to A/B one kernel.
  * --widths sets the encoder's stage widths; default: those of the shipped model (models/fmnist-simclr-mini).
+ * --encoder picks another preset (its widths, unless --widths), --stem and --stages override its own,
+ * as `likeness train` does: to weigh a larger encoder's cost before training it.
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -20,7 +23,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readManifest } from '../src/model/model-dir';
-import { buildResNet, RESNET_PRESETS } from '../src/model/resnet';
+import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim, StemKind } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime/kernels/simd-filter-grad';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
@@ -41,8 +44,8 @@ interface Options {
   wasmThreads: number;
   /** Training kernels left stock in the "after" run (A/B of one kernel in one process). */
   stock: string[];
-  /** Encoder stage widths. */
-  widths: number[];
+  /** The encoder: a preset with the --widths, --stem and --stages overrides. */
+  encoder: EncoderShape;
 }
 
 interface Figures {
@@ -71,7 +74,7 @@ function parseOptions(argv: string[]): Options {
     workers: arg('workers', 'BENCH_WORKERS', os.cpus().length, 0),
     wasmThreads: arg('wasm-threads', 'BENCH_WASM_THREADS', 1),
     stock: argv.includes('--stock') ? argv[argv.indexOf('--stock') + 1].split(',') : [],
-    widths: argv.includes('--widths') ? argv[argv.indexOf('--widths') + 1].split(',').map(Number) : readManifest(SHIPPED_MODEL).encoder.widths,
+    encoder: encoderShape(argv),
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
   };
@@ -79,13 +82,40 @@ function parseOptions(argv: string[]): Options {
 
 const SHIPPED_MODEL = path.join(__dirname, '..', 'models', 'fmnist-simclr-mini');
 
+type EncoderShape = Omit<ResNetConfig, 'inputSize' | 'channels'> & { arch: string };
+
+function encoderShape(argv: string[]): EncoderShape {
+  const value = (flag: string): string | undefined => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
+  const ints = (flag: string): number[] | undefined => value(flag)?.split(',').map(Number);
+  const arch = value('--encoder') ?? 'resnet-mini';
+  const preset = RESNET_PRESETS[arch];
+  if (!preset) throw new RangeError(`unknown --encoder ${arch}, expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
+  const widths = ints('--widths') ?? (arch === 'resnet-mini' ? readManifest(SHIPPED_MODEL).encoder.widths : preset.widths);
+  return { arch, ...preset, widths, stages: ints('--stages') ?? preset.stages, stem: (value('--stem') as StemKind | undefined) ?? preset.stem };
+}
+
 /** Encoder + small dense head; loss = mean squared head output (any scalar of the features will do). */
-function buildTrainee(widths: number[]): { encoder: tf.LayersModel; head: tf.Sequential } {
-  const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], widths, inputSize: 28, channels: 1 });
+function buildTrainee(shape: EncoderShape): { encoder: tf.LayersModel; head: tf.Sequential } {
+  const encoder = buildResNet({ ...shape, inputSize: 28, channels: 1 });
   const head = tf.sequential({
-    layers: [tf.layers.dense({ inputShape: [widths[widths.length - 1]], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
+    layers: [tf.layers.dense({ inputShape: [resnetFeatureDim(shape)], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
   });
   return { encoder, head };
+}
+
+/** e.g. "resnet-mini widths 32/64/128": stem and stages only where they differ from the preset's. */
+function describe(shape: EncoderShape): string {
+  const preset = RESNET_PRESETS[shape.arch];
+  const extra = [shape.stem !== preset.stem ? `stem ${shape.stem}` : '', shape.stages.join() !== preset.stages.join() ? `stages ${shape.stages.join('/')}` : ''].filter(Boolean);
+  return [`${shape.arch} widths ${shape.widths.join('/')}`, ...extra].join(', ');
+}
+
+function countWeights(shape: EncoderShape): number {
+  const { encoder, head } = buildTrainee(shape);
+  const n = encoder.countParams();
+  encoder.dispose();
+  head.dispose();
+  return n;
 }
 
 /** Three significant digits: the stock baseline runs at a fraction of an image per second. */
@@ -103,8 +133,8 @@ function seconds(start: number): number {
   return (performance.now() - start) / 1000;
 }
 
-async function measure(batch: number, iters: number, profile: boolean, widths: number[]): Promise<Figures> {
-  const { encoder, head } = buildTrainee(widths);
+async function measure(batch: number, iters: number, profile: boolean, shape: EncoderShape): Promise<Figures> {
+  const { encoder, head } = buildTrainee(shape);
   const optimizer = tf.train.adam(1e-3);
   // [batch, 28, 28, 1]
   const images = tf.randomUniform([batch, 28, 28, 1]);
@@ -178,8 +208,8 @@ async function measure(batch: number, iters: number, profile: boolean, widths: n
  * Training images/s with the batch split over `workers` threads (each its own wasm backend), same
  * model, loss and optimizer as measure(); batch-norm statistics become per-shard (ghost batch norm).
  */
-async function measureParallel(batch: number, iters: number, workers: number, widths: number[]): Promise<{ workers: number; trainImagesPerSec: number }> {
-  const { encoder, head } = buildTrainee(widths);
+async function measureParallel(batch: number, iters: number, workers: number, shape: EncoderShape): Promise<{ workers: number; trainImagesPerSec: number }> {
+  const { encoder, head } = buildTrainee(shape);
   const model = tf.model({ inputs: encoder.inputs, outputs: head.apply(encoder.outputs[0]) as tf.SymbolicTensor });
   const optimizer = tf.train.adam(1e-3);
   const images = tf.randomUniform([batch, 28, 28, 1]);
@@ -210,16 +240,17 @@ async function main(): Promise<void> {
   let before: Figures | undefined;
   if (!opts.skipBefore) {
     const undo = installStockBaseline();
-    before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile, opts.widths);
+    before = await measure(opts.beforeBatch, opts.beforeIters, opts.profile, opts.encoder);
     undo();
   }
   registerWasmTrainingKernels(opts.stock);
   if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
-  const after = await measure(opts.batch, opts.iters, opts.profile, opts.widths);
-  const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.widths) : undefined;
+  const after = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
+  const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.encoder) : undefined;
   const result = {
     bench: 'train-step',
-    model: `resnet-mini widths ${opts.widths.join('/')} 28x28x1 + dense head ${opts.widths[opts.widths.length - 1]}-64-32, Adam, loss = mean(head^2)`,
+    model: `${describe(opts.encoder)} 28x28x1 + dense head ${resnetFeatureDim(opts.encoder)}-64-32, Adam, loss = mean(head^2)`,
+    weights: countWeights(opts.encoder),
     backend: tf.getBackend(),
     wasmThreads: wasmThreadCount(),
     stockKernels: opts.stock,

@@ -33,7 +33,7 @@ export const RESNET_PRESETS: Record<string, Omit<ResNetConfig, 'inputSize' | 'ch
 
 const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
 
-export function resnetFeatureDim(cfg: ResNetConfig): number {
+export function resnetFeatureDim(cfg: Pick<ResNetConfig, 'widths' | 'widthMultiplier' | 'block'>): number {
   return Math.round(cfg.widths[cfg.widths.length - 1] * cfg.widthMultiplier) * EXPANSION[cfg.block];
 }
 
@@ -42,6 +42,9 @@ export function validateResNetConfig(cfg: ResNetConfig): void {
   if (cfg.channels !== 1 && cfg.channels !== 3) throw new RangeError(`channels must be 1 or 3, got ${cfg.channels}`);
   if (cfg.stages.length === 0 || cfg.stages.length !== cfg.widths.length) {
     throw new RangeError(`stages (${cfg.stages.length}) and widths (${cfg.widths.length}) must be non-empty and of equal length`);
+  }
+  for (const [name, xs] of [['stages', cfg.stages], ['widths', cfg.widths]] as const) {
+    if (!xs.every((x) => Number.isInteger(x) && x > 0)) throw new RangeError(`${name} must be positive integers, got [${xs.join(', ')}]`);
   }
   if (!(cfg.widthMultiplier > 0)) throw new RangeError(`widthMultiplier must be > 0, got ${cfg.widthMultiplier}`);
 }

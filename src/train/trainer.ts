@@ -23,7 +23,7 @@ import type { Dataset } from '../data/dataset';
 import { pixelsToTensor } from '../images/preprocess';
 import { MANIFEST_FORMAT, ModelManifest } from '../model/manifest';
 import { loadModelDir, modelIdOf, readManifest, saveModelDir } from '../model/model-dir';
-import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim } from '../model/resnet';
+import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim, StemKind } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
@@ -43,6 +43,10 @@ export interface EncoderSpec {
   /** Override the preset's stage widths (e.g. [8, 16, 32] for a tiny test encoder). */
   widths?: number[];
   widthMultiplier?: number;
+  /** Override the preset's stem: 'small' (3x3, stride 1) suits 28-64 px inputs, 'imagenet' (7x7/2 + max pool) 224 px. */
+  stem?: StemKind;
+  /** Override the preset's residual blocks per stage (e.g. [2, 2, 2, 2] for ResNet-18's depth). */
+  stages?: number[];
 }
 
 export interface KnnMonitorOptions {
@@ -138,8 +142,9 @@ function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetC
   const preset = RESNET_PRESETS[spec.arch];
   if (!preset) throw new RangeError(`unknown encoder '${spec.arch}', expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
   const widths = spec.widths ?? preset.widths;
-  if (widths.length !== preset.stages.length) throw new RangeError(`encoder widths [${widths.join(', ')}] must have ${preset.stages.length} entries for ${spec.arch}`);
-  return { arch: spec.arch, ...preset, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
+  const stages = spec.stages ?? preset.stages;
+  if (widths.length !== stages.length) throw new RangeError(`encoder widths [${widths.join(', ')}] and stages [${stages.join(', ')}] must have as many entries (${spec.arch} has ${preset.stages.length} stages)`);
+  return { arch: spec.arch, ...preset, stem: spec.stem ?? preset.stem, stages, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
 }
 
 /** Thrown when a stop was requested (TrainOptions.signal) in the middle of a k-NN pass. */
@@ -196,8 +201,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     background: '#000000',
   };
   if (input.mean.length !== channels || input.std.length !== channels) throw new RangeError(`mean/std need ${channels} value(s), got ${input.mean.length}/${input.std.length}`);
-  const sourceEncoder = source && { arch: source.manifest.encoder.arch, widths: source.manifest.encoder.widths, widthMultiplier: source.manifest.encoder.widthMultiplier };
-  const encSpec = resnetConfig(opts.encoder ?? sourceEncoder ?? { arch: 'resnet-mini' }, size, channels);
+  // The recorded shape, not the preset name alone: its stem, stages or widths may have been overridden.
+  const encSpec = resnetConfig(opts.encoder ?? source?.manifest.encoder ?? { arch: 'resnet-mini' }, size, channels);
   const initFrom = source && { dir: source.dir, modelId: modelIdOf(source.dir, source.manifest) };
   const optName = opts.optimizer ?? 'adam';
   const baseLr = opts.lr ?? defaultLearningRate(optName, opts.batchSize);

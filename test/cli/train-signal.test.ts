@@ -57,4 +57,20 @@ describe('likeness train and signals', () => {
     expect(log.filter((r) => r.type === 'epoch').map((r) => r.epoch)).toEqual(Array.from({ length: state.epoch + 1 }, (_, i) => i + 1));
     expect(fs.existsSync(path.join(out, 'weights.bin'))).toBe(true);
   }, 180_000);
+
+  it('builds the encoder the flags describe (--encoder, --stem, --stages, --widths) and refuses shapes that do not fit', async () => {
+    const out = tempDir();
+    const args = [BIN, 'train', '--data', 'idx:fashion-mnist:train', '--limit', '64', '--batch-size', '32', '--epochs', '1', '--out', out, '--progress', 'none', '--no-knn', '--backend', 'wasm', '--threads', '1'];
+    // ResNet-18's depth with the small-image stem: the usual CIFAR-style encoder for 28-64 px inputs.
+    await run(process.execPath, [...args, '--encoder', 'resnet18', '--stem', 'small', '--stages', '2,2,2,2', '--widths', '4,4,8,8'], { timeout: 120_000 });
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.encoder).toEqual({ arch: 'resnet18', stem: 'small', block: 'basic', stages: [2, 2, 2, 2], widths: [4, 4, 8, 8], widthMultiplier: 1 });
+    const model = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8'));
+    const layers: Array<{ class_name: string }> = model.modelTopology.model_config?.config.layers ?? model.modelTopology.config.layers;
+    expect(layers.filter((l) => l.class_name === 'MaxPooling2D')).toHaveLength(0); // no ImageNet stem
+    expect(layers.filter((l) => l.class_name === 'Conv2D').length).toBeGreaterThanOrEqual(1 + 8 * 2); // stem + 8 blocks of 2
+    await expect(run(process.execPath, [...args, '--encoder', 'resnet18', '--stages', '2,2'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/widths \[64, 128, 256, 512\] and stages \[2, 2\] must have as many entries/) });
+    await expect(run(process.execPath, [...args, '--stages', '1,0,1'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/stages must be positive integers, got \[1, 0, 1\]/) });
+    await expect(run(process.execPath, [...args, '--stem', 'huge'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--stem <kind>' argument 'huge' is invalid/) });
+  });
 });

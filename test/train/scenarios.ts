@@ -164,7 +164,8 @@ async function sameTrainable(dirA: string, dirB: string, keep: (shape: number[])
 async function initFrom(): Promise<unknown> {
   const data = await openIdx('idx:fashion-mnist', { size: 8, channels: 1 }, 32);
   const common = { data, epochs: 1, batchSize: 16, methodConfig: TINY_HEAD, augment: SMALL_AUGMENT, knn: false as const, progress: 'none' as const };
-  const source = await train({ ...common, method: 'simclr', outDir: tempDir('init-source'), encoder: TINY_ENCODER, seed: 3 });
+  // Stages unlike the preset's [1, 1, 1]: the runs below must take the source's shape, not its preset's.
+  const source = await train({ ...common, method: 'simclr', outDir: tempDir('init-source'), encoder: { ...TINY_ENCODER, stages: [1, 2, 1] }, seed: 3 });
   const frozen = { lr: 0, finalLr: 0, warmupEpochs: 0, seed: 4, initFrom: source.outDir };
   // no encoder given: it comes from the source's manifest
   const simclr = await train({ ...common, ...frozen, method: 'simclr', outDir: tempDir('init-simclr') });
@@ -181,6 +182,7 @@ async function initFrom(): Promise<unknown> {
     simclrSame: await sameTrainable(source.outDir, simclr.outDir, () => true),
     mocoConvSame: await sameTrainable(source.outDir, moco.outDir, (shape) => shape.length === 4),
     simclrInit: simclr.manifest.training?.initialisedFrom,
+    simclrEncoder: simclr.manifest.encoder,
     mocoInitLog: log.split('\n').filter((l) => l.includes('"init"')).map((l) => JSON.parse(l) as Record<string, unknown>),
     mismatch,
   };

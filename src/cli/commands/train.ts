@@ -14,6 +14,7 @@ import { openDataset } from '../../data/open';
 import { Rng } from '../../augment/rng';
 import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
 import { MAX_WASM_THREADS } from '../../runtime/wasm-threads';
+import { StemKind } from '../../model/resnet';
 import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { hasCheckpoint } from '../../train/checkpoint';
@@ -45,6 +46,8 @@ export function trainOptions(): Option[] {
     // model
     opt('--encoder <arch>', 'encoder preset (resnet-mini, resnet10, resnet18, resnet50; default resnet-mini, or that of --init-from)'),
     opt('--widths <w,w,...>', "override the preset's stage widths").argParser(list),
+    opt('--stages <n,n,...>', "override the preset's residual blocks per stage (e.g. 2,2,2,2)").argParser(list),
+    opt('--stem <kind>', "override the preset's stem: small (3x3, for 28-64 px) or imagenet (7x7/2 + max pool, for 224 px)").choices(['small', 'imagenet']),
     opt('--width-multiplier <m>', 'multiply every width').argParser(num),
     opt('--size <px>', 'model input side in pixels').argParser(int).default(28),
     opt('--channels <n>', 'input channels').choices(['1', '3']).default('1'),
@@ -154,8 +157,14 @@ export async function trainOptionsFrom(o: Record<string, unknown>): Promise<Trai
     weightDecay: o.weightDecay as number | undefined,
     momentum: o.momentum as number | undefined,
     encoder:
-      o.encoder !== undefined || o.widths !== undefined || o.widthMultiplier !== undefined
-        ? { arch: (o.encoder as string | undefined) ?? 'resnet-mini', widths: o.widths as number[] | undefined, widthMultiplier: o.widthMultiplier as number | undefined }
+      o.encoder !== undefined || o.widths !== undefined || o.widthMultiplier !== undefined || o.stages !== undefined || o.stem !== undefined
+        ? {
+            arch: (o.encoder as string | undefined) ?? 'resnet-mini',
+            widths: o.widths as number[] | undefined,
+            widthMultiplier: o.widthMultiplier as number | undefined,
+            stages: o.stages as number[] | undefined,
+            stem: o.stem as StemKind | undefined,
+          }
         : undefined,
     mean: o.mean as number[] | undefined,
     std: o.std as number[] | undefined,
