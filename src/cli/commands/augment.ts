@@ -3,30 +3,14 @@
  * images: one row per image (repeated with --rows), the image first, then --views augmented views.
  * The augmentation flags are shared with `likeness train` (augmentOptions / parseAugmentOptions).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { writeViewGrid } from '../../augment/grid';
 import { multiView, pixelsToUnit, ViewAugmentConfig } from '../../augment/views';
 import { decodeFileToPixels } from '../../data/decode';
 import { initBackend } from '../../runtime/backend';
+import { int, num, pair } from '../arg-parsers';
 
-// InvalidArgumentError: commander then names the option in its message.
-const num = (v: string): number => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`not a number: '${v}'`);
-  return n;
-};
-const int = (v: string): number => {
-  const n = num(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: '${v}'`);
-  return n;
-};
-const pair = (v: string): [number, number] => {
-  const parts = v.split(',').map(num);
-  if (parts.length !== 2) throw new InvalidArgumentError(`expected two comma-separated numbers, got '${v}'`);
-  return [parts[0], parts[1]];
-};
-export const parsers = { num, int, pair, list: (v: string): number[] => v.split(',').map(num) };
 
 /** `--flag <v>` with env LIKENESS_<PREFIX>_<FLAG> (e.g. LIKENESS_TRAIN_CROP_SCALE). */
 export function envOption(prefix: string, flags: string, description: string): Option {

@@ -9,7 +9,7 @@ import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
-import { parsers } from './augment';
+import { int, num } from '../arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -18,13 +18,13 @@ export function evalCommand(): Command {
   for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
   cmd.addOption(env('--train <spec>', 'bank: idx:fashion-mnist:train, a class-per-folder directory, or a manifest', 'LIKENESS_EVAL_TRAIN').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
-  cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(parsers.int).default(200));
-  cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(parsers.num).default(0.1));
+  cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(int).default(200));
+  cmd.addOption(env('--temperature <t>', 'k-NN vote temperature', 'LIKENESS_EVAL_TEMPERATURE').argParser(num).default(0.1));
   cmd.addOption(env('--output <name>', "measure this output of the network instead of the served one (encoder, projection)", 'LIKENESS_EVAL_OUTPUT').choices(['encoder', 'projection']));
-  cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(parsers.int));
-  cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(parsers.int));
+  cmd.addOption(env('--limit-train <n>', 'use only the first n bank images', 'LIKENESS_EVAL_LIMIT_TRAIN').argParser(int));
+  cmd.addOption(env('--limit-test <n>', 'use only the first n query images', 'LIKENESS_EVAL_LIMIT_TEST').argParser(int));
   cmd.addOption(
-    env('--holdout <n>', 'queries are the last n images of --train, the bank the ones before them; --test is not read (to choose between models without looking at the test split)', 'LIKENESS_EVAL_HOLDOUT').argParser(parsers.int),
+    env('--holdout <n>', 'queries are the last n images of --train, the bank the ones before them; --test is not read (to choose between models without looking at the test split)', 'LIKENESS_EVAL_HOLDOUT').argParser(int),
   );
   cmd.addOption(env('--no-baselines', 'skip the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_NO_BASELINES'));
   cmd.addOption(env('--no-probe', 'skip the linear probe', 'LIKENESS_EVAL_NO_PROBE'));

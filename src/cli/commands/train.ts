@@ -19,9 +19,9 @@ import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { hasCheckpoint } from '../../train/checkpoint';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
-import { augmentOptions, envOption, parseAugmentOptions, parsers } from './augment';
+import { int, list, num } from '../arg-parsers';
+import { augmentOptions, envOption, parseAugmentOptions } from './augment';
 
-const { num, int, list } = parsers;
 const opt = (flags: string, description: string): Option => envOption('TRAIN', flags, description);
 
 export function trainOptions(): Option[] {

@@ -1,0 +1,19 @@
+/** Parsers for numeric command-line values. They throw commander's InvalidArgumentError, so its message names the option. */
+import { InvalidArgumentError } from 'commander';
+
+export const num = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`not a number: '${v}'`);
+  return n;
+};
+export const int = (v: string): number => {
+  const n = num(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: '${v}'`);
+  return n;
+};
+export const pair = (v: string): [number, number] => {
+  const parts = v.split(',').map(num);
+  if (parts.length !== 2) throw new InvalidArgumentError(`expected two comma-separated numbers, got '${v}'`);
+  return [parts[0], parts[1]];
+};
+export const list = (v: string): number[] => v.split(',').map(num);
