@@ -197,7 +197,7 @@ describe('PostgreSQL store shared by two replicas', () => {
   });
 
   it('refuses a model of another dimension and a database migrated by a newer build', async () => {
-    await expect(openStore(pgConfig(), log, DIM + 1, MODEL)).rejects.toThrow(/16-dimensional/);
+    await expect(openStore(pgConfig(), log, DIM + 1, MODEL)).rejects.toThrow(/stores 16-dimensional vectors and this model makes 17: use a new database for this model/);
     const admin = new Client({ connectionString: pg.url });
     await admin.connect();
     await admin.query(`INSERT INTO likeness_migrations (version, name) VALUES (99, 'from the future')`);

@@ -128,7 +128,10 @@ export async function migrate(client: PoolClient, opts: SchemaOptions): Promise<
       applied.push(m.version);
     }
     const dim = (await client.query<{ value: string }>(`SELECT value FROM likeness_meta WHERE key = 'dim'`)).rows[0]?.value;
-    if (Number(dim) !== opts.dim) throw new Error(`the database stores ${dim}-dimensional vectors; the model makes ${opts.dim}`);
+    if (Number(dim) !== opts.dim) {
+      // One vector size per database (the column is vector(dim), and its HNSW index with it).
+      throw new Error(`the database stores ${dim}-dimensional vectors and this model makes ${opts.dim}: use a new database for this model (--store / LIKENESS_STORE), or serve a model with ${dim}-dimensional embeddings (--model)`);
+    }
     await client.query('COMMIT');
     return applied;
   } catch (err) {
