@@ -23,7 +23,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { readManifest } from '../src/model/model-dir';
-import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim, StemKind } from '../src/model/resnet';
+import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetConfig, resnetFeatureDim, StemKind } from '../src/model/resnet';
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime/kernels/simd-filter-grad';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
@@ -82,21 +82,20 @@ function parseOptions(argv: string[]): Options {
 
 const SHIPPED_MODEL = path.join(__dirname, '..', 'models', 'fmnist-simclr-mini');
 
-type EncoderShape = Omit<ResNetConfig, 'inputSize' | 'channels'> & { arch: string };
+type EncoderShape = ResNetConfig & { arch: string };
 
+/** The preset and overrides resolved as `likeness train` resolves them (resnetConfig). */
 function encoderShape(argv: string[]): EncoderShape {
   const value = (flag: string): string | undefined => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
   const ints = (flag: string): number[] | undefined => value(flag)?.split(',').map(Number);
   const arch = value('--encoder') ?? 'resnet-mini';
-  const preset = RESNET_PRESETS[arch];
-  if (!preset) throw new RangeError(`unknown --encoder ${arch}, expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
-  const widths = ints('--widths') ?? (arch === 'resnet-mini' ? readManifest(SHIPPED_MODEL).encoder.widths : preset.widths);
-  return { arch, ...preset, widths, stages: ints('--stages') ?? preset.stages, stem: (value('--stem') as StemKind | undefined) ?? preset.stem };
+  const widths = ints('--widths') ?? (arch === 'resnet-mini' ? readManifest(SHIPPED_MODEL).encoder.widths : undefined);
+  return resnetConfig({ arch, widths, stages: ints('--stages'), stem: value('--stem') as StemKind | undefined }, 28, 1);
 }
 
 /** Encoder + small dense head; loss = mean squared head output (any scalar of the features will do). */
 function buildTrainee(shape: EncoderShape): { encoder: tf.LayersModel; head: tf.Sequential } {
-  const encoder = buildResNet({ ...shape, inputSize: 28, channels: 1 });
+  const encoder = buildResNet(shape);
   const head = tf.sequential({
     layers: [tf.layers.dense({ inputShape: [resnetFeatureDim(shape)], units: 64, activation: 'relu' }), tf.layers.dense({ units: 32 })],
   });

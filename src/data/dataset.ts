@@ -69,6 +69,11 @@ export class ArrayDataset implements Dataset {
   }
 }
 
+/** Images `start` to `end - 1` of `ds`, named like a Python slice: `name[start:end]` (`[:end]` from 0). */
+export function sliceDataset(ds: Dataset, start: number, end: number): Dataset {
+  return subsetDataset(ds, Array.from({ length: end - start }, (_, i) => start + i), `${ds.name}[${start || ''}:${end === ds.count && start > 0 ? '' : end}]`);
+}
+
 /** The images of `ds` at `indices`, renumbered 0..indices.length-1. */
 export function subsetDataset(ds: Dataset, indices: ArrayLike<number>, name = `${ds.name}[subset ${indices.length}]`): Dataset {
   checkIndices(ds, indices);

@@ -5,7 +5,7 @@
  *   <file>.csv | <file>.jsonl         manifest with path, id, label
  */
 import * as fs from 'node:fs';
-import { Dataset, DatasetError, subsetDataset } from './dataset';
+import { Dataset, DatasetError, sliceDataset } from './dataset';
 import { openImageFolder } from './folder-dataset';
 import { openIdx } from './idx-dataset';
 import { openManifest } from './manifest-dataset';
@@ -23,7 +23,7 @@ export async function openDataset(spec: string, opts: OpenOptions): Promise<Data
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new DatasetError(`limit must be a positive integer, got ${limit}`);
   const ds = await openWhole(spec, opts);
   if (limit === undefined || limit >= ds.count) return ds;
-  return subsetDataset(ds, Array.from({ length: limit }, (_, i) => i), `${ds.name}[:${limit}]`);
+  return sliceDataset(ds, 0, limit);
 }
 
 async function openWhole(spec: string, opts: OpenOptions): Promise<Dataset> {

@@ -31,6 +31,27 @@ export const RESNET_PRESETS: Record<string, Omit<ResNetConfig, 'inputSize' | 'ch
   resnet50: { stem: 'imagenet', block: 'bottleneck', stages: [3, 4, 6, 3], widths: [64, 128, 256, 512], widthMultiplier: 1 },
 };
 
+export interface EncoderSpec {
+  /** A RESNET_PRESETS name, e.g. 'resnet-mini'. */
+  arch: string;
+  /** Override the preset's stage widths (e.g. [8, 16, 32] for a tiny test encoder). */
+  widths?: number[];
+  widthMultiplier?: number;
+  /** Override the preset's stem: 'small' (3x3, stride 1) suits 28-64 px inputs, 'imagenet' (7x7/2 + max pool) 224 px. */
+  stem?: StemKind;
+  /** Override the preset's residual blocks per stage (e.g. [2, 2, 2, 2] for ResNet-18's depth). */
+  stages?: number[];
+}
+
+/** A preset with the spec's overrides, checked before any data or weights are loaded. */
+export function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetConfig & { arch: string } {
+  const preset = RESNET_PRESETS[spec.arch];
+  if (!preset) throw new RangeError(`unknown encoder '${spec.arch}', expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
+  const cfg = { arch: spec.arch, ...preset, stem: spec.stem ?? preset.stem, stages: spec.stages ?? preset.stages, widths: spec.widths ?? preset.widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
+  validateResNetConfig(cfg);
+  return cfg;
+}
+
 const EXPANSION: Record<BlockKind, number> = { basic: 1, bottleneck: 4 };
 
 export function resnetFeatureDim(cfg: Pick<ResNetConfig, 'widths' | 'widthMultiplier' | 'block'>): number {
@@ -41,7 +62,7 @@ export function validateResNetConfig(cfg: ResNetConfig): void {
   if (!Number.isInteger(cfg.inputSize) || cfg.inputSize < 8) throw new RangeError(`inputSize must be an integer >= 8, got ${cfg.inputSize}`);
   if (cfg.channels !== 1 && cfg.channels !== 3) throw new RangeError(`channels must be 1 or 3, got ${cfg.channels}`);
   if (cfg.stages.length === 0 || cfg.stages.length !== cfg.widths.length) {
-    throw new RangeError(`stages (${cfg.stages.length}) and widths (${cfg.widths.length}) must be non-empty and of equal length`);
+    throw new RangeError(`stages [${cfg.stages.join(', ')}] and widths [${cfg.widths.join(', ')}] must be non-empty and of equal length`);
   }
   for (const [name, xs] of [['stages', cfg.stages], ['widths', cfg.widths]] as const) {
     if (!xs.every((x) => Number.isInteger(x) && x > 0)) throw new RangeError(`${name} must be positive integers, got [${xs.join(', ')}]`);

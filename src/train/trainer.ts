@@ -23,7 +23,9 @@ import type { Dataset } from '../data/dataset';
 import { pixelsToTensor } from '../images/preprocess';
 import { MANIFEST_FORMAT, ModelManifest } from '../model/manifest';
 import { loadModelDir, modelIdOf, readManifest, saveModelDir } from '../model/model-dir';
-import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetFeatureDim, StemKind } from '../model/resnet';
+import { buildResNet, EncoderSpec, resnetConfig, resnetFeatureDim } from '../model/resnet';
+
+export type { EncoderSpec } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
@@ -36,18 +38,6 @@ import { withSeededRandom } from './seeded-init';
 export const TRAIN_LOG = 'train-log.jsonl';
 /** The outputs of every trained network, in order (buildTwoOutputModel). */
 const OUTPUT_NAMES = ['encoder', 'projection'] as const;
-
-export interface EncoderSpec {
-  /** A RESNET_PRESETS name, e.g. 'resnet-mini'. */
-  arch: string;
-  /** Override the preset's stage widths (e.g. [8, 16, 32] for a tiny test encoder). */
-  widths?: number[];
-  widthMultiplier?: number;
-  /** Override the preset's stem: 'small' (3x3, stride 1) suits 28-64 px inputs, 'imagenet' (7x7/2 + max pool) 224 px. */
-  stem?: StemKind;
-  /** Override the preset's residual blocks per stage (e.g. [2, 2, 2, 2] for ResNet-18's depth). */
-  stages?: number[];
-}
 
 export interface KnnMonitorOptions {
   /** Labelled images the validation images are compared with; default: the training set. */
@@ -136,15 +126,6 @@ function machine(): Record<string, unknown> {
     tfjs: tf.version.tfjs,
     backend: tf.getBackend(),
   };
-}
-
-function resnetConfig(spec: EncoderSpec, size: number, channels: 1 | 3): ResNetConfig & { arch: string } {
-  const preset = RESNET_PRESETS[spec.arch];
-  if (!preset) throw new RangeError(`unknown encoder '${spec.arch}', expected one of ${Object.keys(RESNET_PRESETS).join(', ')}`);
-  const widths = spec.widths ?? preset.widths;
-  const stages = spec.stages ?? preset.stages;
-  if (widths.length !== stages.length) throw new RangeError(`encoder widths [${widths.join(', ')}] and stages [${stages.join(', ')}] must have as many entries (${spec.arch} has ${preset.stages.length} stages)`);
-  return { arch: spec.arch, ...preset, stem: spec.stem ?? preset.stem, stages, widths, widthMultiplier: spec.widthMultiplier ?? preset.widthMultiplier, inputSize: size, channels };
 }
 
 /** Thrown when a stop was requested (TrainOptions.signal) in the middle of a k-NN pass. */

@@ -69,7 +69,7 @@ describe('likeness train and signals', () => {
     const layers: Array<{ class_name: string }> = model.modelTopology.model_config?.config.layers ?? model.modelTopology.config.layers;
     expect(layers.filter((l) => l.class_name === 'MaxPooling2D')).toHaveLength(0); // no ImageNet stem
     expect(layers.filter((l) => l.class_name === 'Conv2D').length).toBeGreaterThanOrEqual(1 + 8 * 2); // stem + 8 blocks of 2
-    await expect(run(process.execPath, [...args, '--encoder', 'resnet18', '--stages', '2,2'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/widths \[64, 128, 256, 512\] and stages \[2, 2\] must have as many entries/) });
+    await expect(run(process.execPath, [...args, '--encoder', 'resnet18', '--stages', '2,2'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/stages \[2, 2\] and widths \[64, 128, 256, 512\] must be non-empty and of equal length/) });
     await expect(run(process.execPath, [...args, '--stages', '1,0,1'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/stages must be positive integers, got \[1, 0, 1\]/) });
     await expect(run(process.execPath, [...args, '--stem', 'huge'], { timeout: 60_000 })).rejects.toMatchObject({ stderr: expect.stringMatching(/--stem <kind>' argument 'huge' is invalid/) });
   });

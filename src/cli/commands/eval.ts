@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { catalogOptions, toConfig } from '../../config/config';
-import { Dataset, DatasetError, subsetDataset } from '../../data/dataset';
+import { Dataset, DatasetError, sliceDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
@@ -76,6 +76,5 @@ export function evalCommand(): Command {
 export function holdOut(ds: Dataset, n: number): { train: Dataset; test: Dataset } {
   if (!(n > 0 && n < ds.count)) throw new DatasetError(`--holdout must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
   const cut = ds.count - n;
-  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-  return { train: subsetDataset(ds, range(0, cut), `${ds.name}[:${cut}]`), test: subsetDataset(ds, range(cut, ds.count), `${ds.name}[${cut}:]`) };
+  return { train: sliceDataset(ds, 0, cut), test: sliceDataset(ds, cut, ds.count) };
 }
