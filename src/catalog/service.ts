@@ -75,6 +75,7 @@ export const LIMITS = {
   defaultPageSize: 100,
   maxIdLength: 512,
   maxMetadataBytes: 16 * 1024,
+  maxMetadataDepth: 32,
   maxFilterFields: 16,
 } as const;
 
@@ -141,7 +142,26 @@ export function validateMetadata(metadata: unknown): Metadata {
   if (typeof metadata !== 'object' || Array.isArray(metadata)) throw badRequest('BAD_METADATA', 'metadata must be a JSON object');
   const bytes = Buffer.byteLength(JSON.stringify(metadata));
   if (bytes > LIMITS.maxMetadataBytes) throw badRequest('BAD_METADATA', `metadata is ${bytes} bytes; the limit is ${LIMITS.maxMetadataBytes}`);
+  checkJsonValue(metadata, 0);
   return metadata as Metadata;
+}
+
+/**
+ * What every store can hold and query: SQLite's JSON functions fail on documents nested deeper than
+ * 1000 levels (a stored item would then break every filtered search that reaches it), and PostgreSQL's
+ * jsonb rejects NUL characters and lone surrogates.
+ */
+function checkJsonValue(value: unknown, depth: number): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000') || !value.isWellFormed()) throw badRequest('BAD_METADATA', 'metadata strings must be well-formed unicode without NUL characters');
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (depth >= LIMITS.maxMetadataDepth) throw badRequest('BAD_METADATA', `metadata is nested more than ${LIMITS.maxMetadataDepth} levels deep`);
+  for (const [k, v] of Object.entries(value)) {
+    if (!Array.isArray(value)) checkJsonValue(k, depth);
+    checkJsonValue(v, depth + 1);
+  }
 }
 
 /** Neighbours examined per anchor when grouping near-duplicates. */

@@ -134,6 +134,9 @@ export function checkFilter(filter: MetadataFilter | undefined): MetadataFilter 
   if (!filter || Object.keys(filter).length === 0) return undefined;
   for (const k of Object.keys(filter)) {
     if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
+    const v = filter[k];
+    // Stored metadata cannot hold these (validateMetadata), and PostgreSQL refuses them as parameters.
+    if (typeof v === 'string' && (v.includes('\u0000') || !v.isWellFormed())) throw badRequest('BAD_FILTER', `filter value of '${k}' must be well-formed unicode without NUL characters`);
   }
   return filter;
 }

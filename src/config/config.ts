@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
+import { intIn, numIn } from './arg-parsers';
 
 /** Root of the installed package (holds models/ and demo/). */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
@@ -63,21 +64,8 @@ export interface Config {
   logLevel: string;
 }
 
-function int(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${value}'`);
-    return n;
-  };
-}
-
-function num(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`expected a number >= ${min}, got '${value}'`);
-    return n;
-  };
-}
+/** A day: Node fires a timer set past 2^31 - 1 ms (24.8 days) after 1 ms, so a huge timeout would act at once. */
+const MAX_TIMER_SECONDS = 86_400;
 
 function bool(value: string): boolean {
   if (/^(1|true|yes|on)$/i.test(value)) return true;
@@ -99,27 +87,27 @@ export function catalogOptions(): Option[] {
     opt('--store <url>', "where items live: 'embedded' (SQLite + hnswlib in --data-dir) or postgres://user:pass@host/db (pgvector)", 'LIKENESS_STORE')
       .argParser(storeUrl)
       .default('embedded'),
-    opt('--pg-pool-size <n>', 'connections per server to a PostgreSQL store', 'LIKENESS_PG_POOL_SIZE').argParser(int(1, 1000)).default(10),
+    opt('--pg-pool-size <n>', 'connections per server to a PostgreSQL store', 'LIKENESS_PG_POOL_SIZE').argParser(intIn(1, 1000)).default(10),
     opt('--model <dir>', 'model directory (model.json + weights.bin + manifest.json)', 'LIKENESS_MODEL').default(SHIPPED_MODEL, 'the shipped model'),
     opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
-    opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(int(0, 256)).default(os.availableParallelism(), 'number of cores'),
-    opt('--max-batch <n>', 'largest micro-batch per model call', 'LIKENESS_MAX_BATCH').argParser(int(1, 4096)).default(64),
-    opt('--batch-wait-ms <ms>', 'how long a request waits for a micro-batch to fill', 'LIKENESS_BATCH_WAIT_MS').argParser(int(0, 1000)).default(4),
-    opt('--max-queue <n>', 'images waiting for embedding before requests get 503', 'LIKENESS_MAX_QUEUE').argParser(int(1)).default(1024),
-    opt('--max-pixels <n>', 'largest decoded image (width x height)', 'LIKENESS_MAX_PIXELS').argParser(int(1)).default(40_000_000),
+    opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(intIn(0, 256)).default(os.availableParallelism(), 'number of cores'),
+    opt('--max-batch <n>', 'largest micro-batch per model call', 'LIKENESS_MAX_BATCH').argParser(intIn(1, 4096)).default(64),
+    opt('--batch-wait-ms <ms>', 'how long a request waits for a micro-batch to fill', 'LIKENESS_BATCH_WAIT_MS').argParser(intIn(0, 1000)).default(4),
+    opt('--max-queue <n>', 'images waiting for embedding before requests get 503', 'LIKENESS_MAX_QUEUE').argParser(intIn(1)).default(1024),
+    opt('--max-pixels <n>', 'largest decoded image (width x height)', 'LIKENESS_MAX_PIXELS').argParser(intIn(1)).default(40_000_000),
     opt('--allow-svg [bool]', 'accept SVG uploads (they can reference external resources)', 'LIKENESS_ALLOW_SVG').argParser(bool).default(false),
-    opt('--decode-timeout <s>', 'seconds libvips may spend on one image', 'LIKENESS_DECODE_TIMEOUT').argParser(int(1, 600)).default(10),
+    opt('--decode-timeout <s>', 'seconds libvips may spend on one image', 'LIKENESS_DECODE_TIMEOUT').argParser(intIn(1, 600)).default(10),
     // The HNSW settings apply to either store: hnswlib's index, or pgvector's (m and ef_construction when it is created).
-    opt('--hnsw-m <n>', 'HNSW graph degree', 'LIKENESS_HNSW_M').argParser(int(2, 128)).default(16),
-    opt('--hnsw-ef-construction <n>', 'HNSW build beam width', 'LIKENESS_HNSW_EF_CONSTRUCTION').argParser(int(8, 4096)).default(200),
-    opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(int(1, 4096)).default(64),
-    opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(int(0)).default(1000),
-    opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(int(1, 100_000)).default(256),
+    opt('--hnsw-m <n>', 'HNSW graph degree', 'LIKENESS_HNSW_M').argParser(intIn(2, 128)).default(16),
+    opt('--hnsw-ef-construction <n>', 'HNSW build beam width', 'LIKENESS_HNSW_EF_CONSTRUCTION').argParser(intIn(8, 4096)).default(200),
+    opt('--hnsw-ef-search <n>', 'HNSW search beam width', 'LIKENESS_HNSW_EF_SEARCH').argParser(intIn(1, 4096)).default(64),
+    opt('--snapshot-every <n>', 'write an index snapshot after this many changes (0 = only at shutdown)', 'LIKENESS_SNAPSHOT_EVERY').argParser(intIn(0)).default(1000),
+    opt('--ingest-chunk <n>', 'images per ingest chunk (decode + embed + commit unit)', 'LIKENESS_INGEST_CHUNK').argParser(intIn(1, 100_000)).default(256),
     opt('--ingest-lease <s>', 'seconds a server holds a claimed ingest chunk before another may take it (PostgreSQL store)', 'LIKENESS_INGEST_LEASE')
-      .argParser(int(1, 86_400))
+      .argParser(intIn(1, 86_400))
       .default(120),
     opt('--duplicates <policy>', 'exact duplicates (same bytes, another id) during ingest: skip, keep, or link the id to the existing item', 'LIKENESS_DUPLICATES').choices(['skip', 'keep', 'link']).default('skip'),
-    opt('--thumbnail-size <px>', 'longest edge of the thumbnail stored with each new item (0 = none)', 'LIKENESS_THUMBNAIL_SIZE').argParser(int(0, 1024)).default(128),
+    opt('--thumbnail-size <px>', 'longest edge of the thumbnail stored with each new item (0 = none)', 'LIKENESS_THUMBNAIL_SIZE').argParser(intIn(0, 1024)).default(128),
     opt('--keep-originals [bool]', "store each new item's original bytes as well (the catalogue grows by the images' size)", 'LIKENESS_KEEP_ORIGINALS').argParser(bool).default(false),
     opt('--log-level <level>', 'log level', 'LOG_LEVEL').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ];
@@ -128,18 +116,18 @@ export function catalogOptions(): Option[] {
 /** Options of `likeness serve` on top of catalogOptions. */
 export function serverOptions(): Option[] {
   return [
-    opt('--port <n>', 'HTTP port', 'PORT').argParser(int(0, 65535)).default(8080),
+    opt('--port <n>', 'HTTP port', 'PORT').argParser(intIn(0, 65535)).default(8080),
     opt('--host <addr>', 'address to listen on', 'HOST').default('0.0.0.0'),
-    opt('--max-upload-bytes <n>', 'largest upload accepted', 'LIKENESS_MAX_UPLOAD_BYTES').argParser(int(1)).default(20 * 1024 * 1024),
+    opt('--max-upload-bytes <n>', 'largest upload accepted', 'LIKENESS_MAX_UPLOAD_BYTES').argParser(intIn(1)).default(20 * 1024 * 1024),
     opt('--import <dir>', 'index every image under this folder at start (skips ids already present)', 'LIKENESS_IMPORT'),
     opt('--report-dir <dir>', 'serve an evaluation report (likeness eval --report DIR) at /report/', 'LIKENESS_REPORT_DIR'),
     opt('--ingest-roots <dirs>', 'comma-separated folders that POST /v1/ingest may read (none: server-side ingest off)', 'LIKENESS_INGEST_ROOTS').default(''),
     opt('--api-keys-file <file>', 'API keys (likeness keys create); without it authentication is off', 'LIKENESS_API_KEYS_FILE'),
     opt('--open-read [bool]', 'read routes (search, get, list) need no API key', 'LIKENESS_OPEN_READ').argParser(bool).default(false),
-    opt('--rate-limit <n>', 'requests per second per API key (or per address for anonymous reads); 0 = unlimited', 'LIKENESS_RATE_LIMIT').argParser(num(0)).default(20),
-    opt('--rate-burst <n>', 'requests a key may make at once after an idle spell', 'LIKENESS_RATE_BURST').argParser(int(1)).default(40),
-    opt('--request-timeout <s>', 'seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = none)', 'LIKENESS_REQUEST_TIMEOUT').argParser(num(0)).default(30),
-    opt('--shutdown-grace <s>', 'seconds a shutdown (SIGTERM) waits for in-flight requests', 'LIKENESS_SHUTDOWN_GRACE').argParser(num(0)).default(10),
+    opt('--rate-limit <n>', 'requests per second per API key (or per address for anonymous reads); 0 = unlimited', 'LIKENESS_RATE_LIMIT').argParser(numIn(0)).default(20),
+    opt('--rate-burst <n>', 'requests a key may make at once after an idle spell', 'LIKENESS_RATE_BURST').argParser(intIn(1)).default(40),
+    opt('--request-timeout <s>', 'seconds before an unanswered request gets 503 REQUEST_TIMEOUT (0 = none)', 'LIKENESS_REQUEST_TIMEOUT').argParser(numIn(0, MAX_TIMER_SECONDS)).default(30),
+    opt('--shutdown-grace <s>', 'seconds a shutdown (SIGTERM) waits for in-flight requests', 'LIKENESS_SHUTDOWN_GRACE').argParser(numIn(0, MAX_TIMER_SECONDS)).default(10),
   ];
 }
 

@@ -9,6 +9,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PlannedItem } from '../catalog/jobs';
+import { validateId, validateMetadata } from '../catalog/service';
 import { badRequest, LikenessError } from '../errors';
 import { resolveAllowed } from './paths';
 import { listTar } from './tar';
@@ -92,7 +93,16 @@ export function planSource(source: IngestSource, roots: string[] | undefined): P
         const abs = path.resolve(base, rowPath);
         // Checked per row: a manifest inside a root may not point outside it.
         if (roots) resolveAllowedOrMissing(abs, roots);
-        return { id: id === undefined || id === '' ? rowPath : String(id), path: abs, offset: null, size: null, metadata };
+        const itemId = id === undefined || id === '' ? rowPath : String(id);
+        // Checked now, like the paths: a row no store could hold (a NUL in its id, metadata nested
+        // too deep) is a broken manifest, not an item to fail halfway through the job.
+        try {
+          validateId(itemId);
+          validateMetadata(metadata);
+        } catch (err) {
+          throw badRequest('BAD_MANIFEST', `row ${i + 1}: ${(err as Error).message}`);
+        }
+        return { id: itemId, path: abs, offset: null, size: null, metadata };
       });
     }
     case 'tar': {

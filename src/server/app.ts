@@ -51,6 +51,9 @@ export function createApp({ likeness, metrics, log, keys }: AppDeps): express.Ex
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // Express matches paths case-insensitively by default, while the key check decides on the path as
+  // written: '/V1/items' must not be a public static path that the '/v1/items' route then serves.
+  app.set('case sensitive routing', true);
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = metrics.httpDuration.startTimer({ method: req.method });

@@ -104,7 +104,10 @@ const isPublic = (method: string, path: string): boolean =>
   (method === 'GET' || method === 'HEAD') && (path === '/healthz' || path === '/openapi.json' || !/^\/(v1|metrics|report)(\/|$)/.test(path));
 
 /** The scope a request needs, from its method and path; anything not listed as read is write (deny by default). */
-export function requiredScope(method: string, path: string): Scope | 'public' {
+export function requiredScope(method: string, rawPath: string): Scope | 'public' {
+  // Decided on the lower-case path as well as routed case-sensitively (app.ts): two guards, so a
+  // router that matches '/V1/...' can never serve it as a public path.
+  const path = rawPath.toLowerCase();
   if (isPublic(method, path)) return 'public';
   if (path.startsWith('/v1/eval')) return 'write';
   if (method === 'GET' || method === 'HEAD') return 'read';

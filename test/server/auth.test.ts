@@ -68,6 +68,9 @@ describe('keys', () => {
     ['GET', '/app.js', 'public'],
     ['GET', '/report/index.html', 'read'],
     ['GET', '/v1', 'read'],
+    ['GET', '/V1/items', 'read'],
+    ['GET', '/Metrics', 'read'],
+    ['GET', '/V1/Eval/ann-recall', 'write'],
     ['POST', '/', 'write'],
   ])('%s %s needs %s', (method, p, scope) => expect(requiredScope(method, p)).toBe(scope));
 });
@@ -116,6 +119,16 @@ describe('authenticated server', () => {
     // A refused upload is refused before its body is read: the item does not exist.
     expect((await api().get('/v1/items/b').set('authorization', `Bearer ${keys.reader}`)).status).toBe(404);
   });
+
+  it.each(['/V1/items/a', '/V1/items?limit=10', '/Metrics', '//v1/items/a', '/v1//items/a', '/%76%31/items/a', '/V1/eval/ann-recall'])(
+    'a path spelt differently (%s) is neither public nor served without a key',
+    async (p) => {
+      const res = await request(srv.server).get(p);
+      expect(res.status).not.toBe(200);
+      expect([401, 404]).toContain(res.status);
+      expect(JSON.stringify(res.body)).not.toContain('"id":"a"');
+    },
+  );
 
   it('limits each key: 429 with Retry-After past the burst, other keys unaffected', async () => {
     const api = () => request(srv.server);

@@ -102,6 +102,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
   const xxe = Buffer.from('<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><text>&x;</text></svg>');
   const symlink = path.join(o.ingestRoot, 'escape');
   if (!fs.existsSync(symlink)) fs.symlinkSync(o.outside, symlink, 'dir');
+  const badManifest = path.join(o.ingestRoot, 'bad-rows.jsonl');
+  fs.writeFileSync(badManifest, '{"path":"a.png","id":"ok"}\n{"path":"b.png","id":"b\\u0000c"}\n');
 
   const upload = (bytes: Buffer, name = 'upload.bin') => (api: Agent) => api.post('/v1/search').attach('image', bytes, name);
   const raw = (type: string, bytes: Buffer | string) => (api: Agent) => api.post('/v1/search').set('content-type', type).send(bytes);
@@ -201,6 +203,12 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('request line over 16 KiB (Node answers)', (api) => api.get(`/v1/items/${'x'.repeat(20_000)}`), 431),
     c('metadata of 20 KiB', add('meta-big', JSON.stringify({ blob: 'x'.repeat(20 * 1024) })), 400, 'BAD_METADATA'),
     c('metadata that is an array', add('meta-array', '[1,2]'), 400, 'BAD_METADATA'),
+    c('metadata nested 1,001 levels deep (SQLite cannot query it)', add('meta-deep', `{"a":${'['.repeat(1001)}${']'.repeat(1001)}}`), 400, 'BAD_METADATA'),
+    c('metadata with a NUL character (PostgreSQL cannot store it)', add('meta-nul', '{"a":"x\\u0000y"}'), 400, 'BAD_METADATA'),
+    c('metadata key with a lone surrogate', add('meta-surrogate', '{"\\ud800":1}'), 400, 'BAD_METADATA'),
+    c('filter value with a NUL character', json(`{"id":"${o.knownId}","filter":{"folder":"a\\u0000"}}`), 400, 'BAD_FILTER'),
+    c('ingest manifest whose row 2 has a NUL in its id (whole job refused)', (api) => api.post('/v1/ingest').send({ source: { type: 'manifest', path: badManifest } }), 400, 'BAD_MANIFEST'),
+    c('upper-case route /V1/items (routes are case-sensitive)', (api) => api.get('/V1/items'), 404, 'NOT_FOUND'),
     c('metadata with SQL in keys and values (stored verbatim)', add('meta-sql', JSON.stringify({ "a'); DROP TABLE items;--": "' OR 1=1 --" })), 201),
     c('filter field with SQL (field names are whitelisted)', json(`{"id":"${o.knownId}","filter":{"a') OR 1=1 --":1}}`), 400, 'BAD_FILTER'),
     c('filter value with SQL (bound as a parameter: no match)', json(`{"id":"${o.knownId}","filter":{"folder":"' OR '1'='1"}}`), 200),

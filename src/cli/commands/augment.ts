@@ -9,7 +9,7 @@ import { writeViewGrid } from '../../augment/grid';
 import { multiView, pixelsToUnit, ViewAugmentConfig } from '../../augment/views';
 import { decodeFileToPixels } from '../../data/decode';
 import { initBackend } from '../../runtime/backend';
-import { int, num, pair } from '../arg-parsers';
+import { int, num, pair } from '../../config/arg-parsers';
 
 
 /** `--flag <v>` with env LIKENESS_<PREFIX>_<FLAG> (e.g. LIKENESS_TRAIN_CROP_SCALE). */

@@ -9,7 +9,7 @@ import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
-import { int, num } from '../arg-parsers';
+import { int, num } from '../../config/arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 

@@ -9,7 +9,7 @@
  */
 import os from 'os';
 import { Command, Option } from 'commander';
-import { Dataset, subsetDataset } from '../../data/dataset';
+import { Dataset, sliceDataset, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { Rng } from '../../augment/rng';
 import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
@@ -19,7 +19,7 @@ import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { hasCheckpoint } from '../../train/checkpoint';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
-import { int, list, num } from '../arg-parsers';
+import { int, list, num } from '../../config/arg-parsers';
 import { augmentOptions, envOption, parseAugmentOptions } from './augment';
 
 const opt = (flags: string, description: string): Option => envOption('TRAIN', flags, description);
@@ -87,7 +87,8 @@ export function trainOptions(): Option[] {
   ];
 }
 
-const first = (ds: Dataset, n: number, name: string): Dataset => (ds.count <= n ? ds : subsetDataset(ds, Array.from({ length: n }, (_, i) => i), name));
+/** The first `n` images of `ds` (all of them when it has no more). */
+const first = (ds: Dataset, n: number): Dataset => (ds.count <= n ? ds : sliceDataset(ds, 0, n));
 
 /** Training data, k-NN bank and validation set from the options. */
 export async function openTrainData(o: Record<string, unknown>, seed: number): Promise<{ data: Dataset; knn: KnnMonitorOptions | false }> {
@@ -113,8 +114,8 @@ export async function openTrainData(o: Record<string, unknown>, seed: number): P
   return {
     data,
     knn: {
-      bank: first(data, o.knnBankLimit as number, `${data.name}[knn bank]`),
-      val: first(val, o.knnValLimit as number, `${val.name}[:${o.knnValLimit as number}]`),
+      bank: first(data, o.knnBankLimit as number),
+      val: first(val, o.knnValLimit as number),
       k: o.knnK as number,
       temperature: o.knnT as number,
       every: o.knnEvery as number,

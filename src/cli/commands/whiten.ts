@@ -5,7 +5,7 @@ import { openDataset } from '../../data/open';
 import { readManifest } from '../../model/model-dir';
 import { WHITEN_SOURCES, WhitenSource, whitenModel } from '../../model/whiten';
 import { initBackend } from '../../runtime/backend';
-import { int, num } from '../arg-parsers';
+import { int, num } from '../../config/arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 

@@ -31,7 +31,7 @@ const annSchema = z
   .strip();
 
 export function evalRouter(evaluator: CatalogEvaluator): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   router.post('/v1/eval', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
     res.json(await evaluator.evaluate(parse(evalSchema, req.body, 'BAD_EVAL')));
   });

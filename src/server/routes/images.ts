@@ -22,7 +22,7 @@ async function sendImage(req: Request, res: Response, service: CatalogService, k
 }
 
 export function imagesRouter(service: CatalogService): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   router.get('/v1/items/:id/thumbnail', (req, res) => sendImage(req, res, service, 'thumbnail'));
   router.get('/v1/items/:id/original', (req, res) => sendImage(req, res, service, 'original'));
   return router;

@@ -18,7 +18,7 @@ const ingestSchema = z
 const pageSchema = z.object({ cursor: z.string().regex(/^\d{1,12}$/).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strip();
 
 export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: DuplicatePolicy }): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   const job = async (id: string) => {
     const view = await runner.view(id);
     if (!view) throw notFound('JOB_NOT_FOUND', `no ingest job '${id.slice(0, 100)}'`);

@@ -12,7 +12,7 @@ const duplicateGroupsSchema = z
   .strict();
 
 export function itemsRouter(service: CatalogService, maxUploadBytes: number): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.post('/v1/items', parseBody(maxUploadBytes, { json: false }), async (req, res) => {
     const image = uploadedImage(req);

@@ -17,7 +17,7 @@ function toQuery(req: Request): SearchQuery {
 }
 
 export function searchRouter(service: CatalogService, maxUploadBytes: number): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
   router.post('/v1/search', parseBody(maxUploadBytes, { json: true }), async (req, res) => {
     res.json(await service.search(toQuery(req)));
   });

@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics';
 import { openApiDocument } from '../openapi';
 
 export function systemRouter(app: Likeness, metrics: Metrics): Router {
-  const router = Router();
+  const router = Router({ caseSensitive: true });
 
   router.get('/healthz', async (_req, res) => {
     const stats = await app.service.stats();

@@ -17,3 +17,16 @@ export const pair = (v: string): [number, number] => {
   return [parts[0], parts[1]];
 };
 export const list = (v: string): number[] => v.split(',').map(num);
+
+/** An integer in [min, max], e.g. a port. */
+export const intIn = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
+  const n = int(v);
+  if (n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got '${v}'`);
+  return n;
+};
+/** A number in [min, max]. */
+export const numIn = (min: number, max = Number.MAX_VALUE) => (v: string): number => {
+  const n = num(v);
+  if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got '${v}'`);
+  return n;
+};
