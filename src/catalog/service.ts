@@ -268,7 +268,7 @@ export class CatalogService {
   }
 
   /**
-   * Bulk-add phase 2: writes the embedded items. Call inside store.transaction; then `applyToIndex`.
+   * Bulk-add phase 2: writes the embedded items. Call inside store.transaction, which applies the returned changes to the index.
    * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
    * cannot see each other's rows in phase 1.
    */
@@ -322,16 +322,10 @@ export class CatalogService {
     );
   }
 
-  /** Brings the index up to date with committed rows, yielding to the event loop so searches keep flowing. */
-  async applyToIndex(changes: IndexChange[]): Promise<void> {
-    await this.store.syncIndex(changes);
-  }
-
   /** Adds many images in one transaction (skipping unchanged ones); per-item outcomes in input order. */
   async addMany(inputs: BulkInput[], duplicates: DuplicatePolicy = 'keep'): Promise<Prepared[]> {
     const prepared = await this.prepareMany(inputs, duplicates);
-    const results = await this.store.transaction((tx) => this.commitPrepared(tx, prepared, duplicates));
-    await this.applyToIndex(results);
+    await this.store.transaction((tx) => this.commitPrepared(tx, prepared, duplicates), (changes) => changes);
     return prepared;
   }
 

@@ -174,7 +174,7 @@ export class SqliteStore implements Store {
     yield* this.catalog.itemsSince(0, modelId, chunk);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, indexChanges?: (result: T) => IndexChange[]): Promise<T> {
     return this.serialised(async () => {
       const db = this.catalog.database;
       const tx: StoreTx = {
@@ -191,19 +191,19 @@ export class SqliteStore implements Store {
       };
       // better-sqlite3 nests its own transactions (upsertMany) as savepoints inside this one.
       db.exec('BEGIN IMMEDIATE');
+      let out: T;
       try {
-        const out = await fn(tx);
+        out = await fn(tx);
         db.exec('COMMIT');
-        return out;
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
         throw err;
       }
+      // Still inside the serialised section: a single write that committed while a bulk chunk's changes
+      // were being applied would move the index's sequence past changes it does not hold yet.
+      if (indexChanges) await this.index.applyMany(indexChanges(out));
+      return out;
     });
-  }
-
-  async syncIndex(changes: IndexChange[]): Promise<void> {
-    await this.index.applyMany(changes);
   }
 
   async close(): Promise<void> {

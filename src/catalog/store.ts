@@ -114,10 +114,13 @@ export interface Store {
   stats(modelId: string): Promise<StoreStats>;
   /** Every item of `modelId` in label order, in chunks (evaluation, exact search). */
   itemsOf(modelId: string, chunk: number): AsyncIterable<Item[]>;
-  /** Runs `fn` in one transaction; everything it writes commits together or not at all. */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
-  /** Brings derived search structures up to date with committed rows (no-op where the database indexes itself). */
-  syncIndex(changes: IndexChange[]): Promise<void>;
+  /**
+   * Runs `fn` in one transaction; everything it writes commits together or not at all. `indexChanges`
+   * names the committed changes a separate search index must apply (ignored where the database
+   * indexes itself); they are applied before any other write commits, so the index always holds a
+   * prefix of the committed changes and a snapshot never claims one it lacks.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, indexChanges?: (result: T) => IndexChange[]): Promise<T>;
   /** Persists derived state and releases connections. */
   close(): Promise<void>;
 }

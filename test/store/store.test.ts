@@ -64,8 +64,10 @@ describe.each([
 
   it('keeps filtered searches at k results when the filter is rare', async () => {
     const vs = vectors(3000);
-    const written = await store.transaction((tx) => tx.upsertMany(vs.map((v, i) => item(`v${i}`, v, { shard: i % 100, odd: i % 2 === 1 }))));
-    await store.syncIndex(written.map(toIndexChange));
+    await store.transaction(
+      (tx) => tx.upsertMany(vs.map((v, i) => item(`v${i}`, v, { shard: i % 100, odd: i % 2 === 1 }))),
+      (written) => written.map(toIndexChange),
+    );
     // The embedded index defers changes that arrive while it writes a snapshot (every 1000 changes).
     for (let i = 0; i < 100 && (await store.stats(MODEL)).indexed < 3000; i++) await new Promise((r) => setTimeout(r, 50));
     expect((await store.stats(MODEL)).indexed).toBe(3000);
@@ -134,6 +136,28 @@ describe.each([
       [4, 'failed', 'NOT_AN_IMAGE'],
     ]);
     expect(await store.jobs.unfinished()).toEqual([]);
+  });
+});
+
+describe('embedded store: index and catalogue in step', () => {
+  it('applies a bulk write to the index before the next write commits: the index holds a prefix of the committed changes', async () => {
+    const store = await openStore(testConfig(tempDir()), log, DIM, MODEL);
+    try {
+      const bulk = store.transaction(
+        (tx) => tx.upsertMany(vectors(300, 11).map((v, i) => item(`bulk-${i}`, v))),
+        (written) => written.map(toIndexChange),
+      );
+      // Both queue behind the bulk write while it commits; the bulk's 300 inserts yield to the event loop.
+      const added = store.upsert(item('after', vectors(1, 12)[0])).then(() => store.stats(MODEL));
+      const deleted = store.delete('bulk-0').then(() => store.stats(MODEL));
+      const label0 = (await bulk)[0].item.label;
+      expect((await added).indexed).toBe(301);
+      // Deleting an item whose insert was not yet in the index would leave it there for good.
+      expect(await deleted).toMatchObject({ items: 300, indexed: 300 });
+      expect((await store.search(vectors(300, 11)[0], 5)).map((n) => n.label)).not.toContain(label0);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -296,6 +296,7 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** pgvector maintains its HNSW index inside each write's transaction: there are no index changes to apply. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.db.transaction((c: PoolClient) =>
       fn({
@@ -308,10 +309,6 @@ export class PostgresStore implements Store {
         recordOutcomes: (jobId, owner, outcomes) => recordOutcomes(c, jobId, owner, outcomes),
       }),
     );
-  }
-
-  async syncIndex(): Promise<void> {
-    // pgvector maintains the HNSW index inside each write's transaction.
   }
 
   close(): Promise<void> {
