@@ -18,6 +18,8 @@ import { IngestSource, planSource, readPlanned } from './sources';
 
 export interface IngestOptions {
   duplicates: DuplicatePolicy;
+  /** Submitted by a client: every file is checked against the ingest roots again when it is read. */
+  confined?: boolean;
 }
 
 export interface JobView extends Omit<JobRow, 'options'> {
@@ -77,7 +79,7 @@ export class IngestRunner {
    */
   async submit(source: IngestSource, options: IngestOptions, trusted = false): Promise<JobView> {
     const plan = planSource(source, trusted ? undefined : this.opts.roots);
-    const job = await this.jobs.create(source, options, plan);
+    const job = await this.jobs.create(source, { ...options, confined: !trusted }, plan);
     this.opts.log.info({ job: job.id, source, items: plan.length }, 'ingest job created');
     this.enqueue(job.id);
     return (await this.view(job.id))!;
@@ -148,7 +150,8 @@ export class IngestRunner {
   private async run(id: string): Promise<void> {
     const job = await this.jobs.get(id);
     if (!job || job.status === 'done' || job.status === 'failed') return;
-    const { duplicates } = job.options as IngestOptions;
+    const { duplicates, confined } = job.options as IngestOptions;
+    const roots = confined ? this.opts.roots : undefined;
     await this.jobs.setStatus(id, 'running');
     const lease = this.opts.leaseMs ?? DEFAULT_LEASE_MS;
     const claim = () => this.jobs.claim(id, this.owner, this.opts.chunk, lease);
@@ -158,7 +161,7 @@ export class IngestRunner {
     const prepare = async (items: PendingItem[]): Promise<Prepared[]> => {
       const t = performance.now();
       const inputs = await Promise.all(
-        items.map(async (it) => ({ key: it.seq, id: it.id, metadata: it.metadata, image: await readPlanned(it).catch((e: Error) => e) })),
+        items.map(async (it) => ({ key: it.seq, id: it.id, metadata: it.metadata, image: await readPlanned(it, roots).catch((e: Error) => e) })),
       );
       this.timings.read += (performance.now() - t) / 1000;
       return this.service.prepareMany(inputs, duplicates, this.timings);

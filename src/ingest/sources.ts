@@ -71,6 +71,26 @@ function manifestRows(file: string): Record<string, unknown>[] {
  * a manifest pointing outside is a configuration error worth stopping for.
  */
 export function planSource(source: IngestSource, roots: string[] | undefined): PlannedItem[] {
+  try {
+    return plan(source, roots);
+  } catch (err) {
+    throw sourceError(err);
+  }
+}
+
+/**
+ * A filesystem error met while planning, as the client's error: e.g. a root-owned `lost+found` in a
+ * folder the server (running as an unprivileged user) cannot list.
+ */
+export function sourceError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof LikenessError || typeof e?.code !== 'string' || typeof e.syscall !== 'string') return err;
+  const where = typeof e.path === 'string' ? ` '${e.path.slice(0, 300)}'` : '';
+  if (e.code === 'EACCES' || e.code === 'EPERM') return new LikenessError(403, 'SOURCE_UNREADABLE', `the server may not read${where} (permission denied)`);
+  return badRequest('BAD_SOURCE', `cannot read${where}: ${e.code}`);
+}
+
+function plan(source: IngestSource, roots: string[] | undefined): PlannedItem[] {
   const real = resolveAllowed(source.path, roots);
   const stat = fs.statSync(real);
   switch (source.type) {
@@ -132,11 +152,21 @@ function resolveAllowedOrMissing(abs: string, roots: string[]): void {
   }
 }
 
-/** Reads one planned item's bytes. */
-export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 'size'>): Promise<Buffer> {
-  if (item.offset === null || item.size === null) return fs.promises.readFile(item.path);
-  const fh = await fs.promises.open(item.path, 'r');
+/**
+ * Reads one planned item's bytes. With `roots` (a job a client submitted), the path is checked again
+ * now: a file that was inside a root when the job was planned may since have become a symlink to
+ * somewhere else (a drop folder others can write to; jobs can wait in a queue or across a restart).
+ */
+export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 'size'>, roots?: string[]): Promise<Buffer> {
+  let file = item.path;
+  let flags = fs.constants.O_RDONLY;
+  if (roots) {
+    file = resolveAllowed(await fs.promises.realpath(file), roots); // a missing file stays ENOENT
+    flags |= fs.constants.O_NOFOLLOW; // and may not turn into a symlink between the check and the open
+  }
+  const fh = await fs.promises.open(file, flags);
   try {
+    if (item.offset === null || item.size === null) return await fh.readFile();
     const buf = Buffer.alloc(item.size);
     await fh.read(buf, 0, item.size, item.offset);
     return buf;

@@ -181,7 +181,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           responses: {
             '202': { description: '{job}: poll /v1/jobs/{id}' },
             '400': errorResponse('BAD_INGEST, BAD_SOURCE, BAD_MANIFEST, BAD_ARCHIVE, SOURCE_NOT_FOUND'),
-            '403': errorResponse('PATH_NOT_ALLOWED'),
+            '403': errorResponse('PATH_NOT_ALLOWED, SOURCE_UNREADABLE'),
           },
         },
       },

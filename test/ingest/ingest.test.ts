@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import { DEMO_CATALOG } from '../../src/config/config';
+import { sourceError } from '../../src/ingest/sources';
 import { listTar } from '../../src/ingest/tar';
 import { fmnistFixtures, photo, randomPort, spawnServer, tempDir, testConfig } from '../helpers';
 
@@ -68,6 +69,12 @@ describe('ingest jobs', () => {
     expect(byId['photos/empty.gif']).toMatchObject({ state: 'failed', code: 'EMPTY_IMAGE' });
     expect(byId['photos/copies/cat-copy.jpg']).toMatchObject({ state: 'duplicate', duplicateOf: 'photos/cat.jpg' });
     expect(byId['photos/copies/tshirt-copy.png']).toMatchObject({ state: 'duplicate', duplicateOf: fixtures[0].id });
+    const page = await request(srv.server).get(`/v1/jobs/${job.id}/failures`).query({ limit: 2 });
+    expect(page.body.items).toEqual(report.slice(0, 2));
+    expect((await request(srv.server).get(`/v1/jobs/${job.id}/failures`).query({ cursor: page.body.next })).body.items).toEqual(report.slice(2));
+    // Keys are 32-bit in every store: a cursor past that is malformed (PostgreSQL would refuse it).
+    const far = await request(srv.server).get(`/v1/jobs/${job.id}/failures`).query({ cursor: '9999999999' });
+    expect([far.status, far.body.error.code]).toEqual([400, 'BAD_CURSOR']);
 
     // Running the same source again re-embeds nothing.
     const again = await request(srv.server).post('/v1/ingest').send({ source: { type: 'folder', path: root } });
@@ -151,6 +158,41 @@ describe('ingest jobs', () => {
     const bad = await request(srv.server).post('/v1/ingest').send({ source: { type: 'zip', path: root } });
     expect(bad.status).toBe(400);
     expect((await request(srv.server).get('/v1/items/evil')).status).toBe(404);
+  });
+
+  it('checks the files of a client job against the roots again when it reads them', async () => {
+    // A job planned while its files were plain files inside the root; before it runs, one becomes a
+    // symlink to a file outside (a drop folder others can write to), one a symlink within the root.
+    const dir = path.join(root, 'swapped');
+    fs.mkdirSync(dir);
+    for (const name of ['out.png', 'in.png']) fs.copyFileSync(fixtures[7].file, path.join(dir, name));
+    const planned = ['out.png', 'in.png'].map((name, i) => ({ id: `swapped-${name}`, path: path.join(dir, name), offset: null, size: null, metadata: { i } }));
+    const { store, ingest } = srv.likeness;
+    const job = await store.jobs.create({ type: 'folder', path: dir }, { duplicates: 'keep', confined: true }, planned);
+    fs.rmSync(path.join(dir, 'out.png'));
+    fs.symlinkSync(path.join(outside, 'secret.png'), path.join(dir, 'out.png'));
+    fs.rmSync(path.join(dir, 'in.png'));
+    fs.symlinkSync(path.join(root, fixtures[1].id), path.join(dir, 'in.png'));
+    await ingest.resumeUnfinished();
+    expect(await waitForJob(srv, job.id)).toMatchObject({ status: 'done', added: 1, failed: 1 });
+    const report = (await request(srv.server).get(`/v1/jobs/${job.id}/failures`)).body.items;
+    expect(report).toEqual([expect.objectContaining({ id: 'swapped-out.png', state: 'failed', code: 'PATH_NOT_ALLOWED' })]);
+    expect((await request(srv.server).get('/v1/items/swapped-out.png')).status).toBe(404);
+    expect((await request(srv.server).get('/v1/items/swapped-in.png')).status).toBe(200);
+  });
+
+  it('says which file it may not read, as a client error', () => {
+    let err: unknown;
+    try {
+      fs.readdirSync(fixtures[0].file); // a real errno error: ENOTDIR
+    } catch (e) {
+      err = e;
+    }
+    expect(sourceError(err)).toMatchObject({ status: 400, code: 'BAD_SOURCE', message: expect.stringContaining(fixtures[0].file) });
+    const denied = Object.assign(new Error('EACCES'), { code: 'EACCES', syscall: 'scandir', path: '/srv/photos/lost+found' });
+    expect(sourceError(denied)).toMatchObject({ status: 403, code: 'SOURCE_UNREADABLE' });
+    const other = new RangeError('not from the filesystem');
+    expect(sourceError(other)).toBe(other);
   });
 
   it('links exact duplicates to the existing item when asked, keeping them out of the index', async () => {

@@ -15,12 +15,18 @@ const ingestSchema = z
   })
   .strict();
 
-const pageSchema = z.object({ cursor: z.string().regex(/^\d{1,12}$/).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }).strip();
+// Item keys are 32-bit integers in every store; a larger cursor is malformed, not an empty page.
+const pageSchema = z
+  .object({ cursor: z.string().regex(/^\d{1,10}$/).refine((c) => Number(c) <= 2 ** 31 - 1, 'cursor is out of range').optional(), limit: z.coerce.number().int().min(1).max(1000).optional() })
+  .strip();
+
+/** Job ids are UUIDs: anything else names no job (and never reaches the database, which may refuse its bytes). */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; duplicates: DuplicatePolicy }): Router {
   const router = Router({ caseSensitive: true });
   const job = async (id: string) => {
-    const view = await runner.view(id);
+    const view = JOB_ID.test(id) ? await runner.view(id) : undefined;
     if (!view) throw notFound('JOB_NOT_FOUND', `no ingest job '${id.slice(0, 100)}'`);
     return view;
   };
