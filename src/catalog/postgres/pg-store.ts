@@ -73,6 +73,10 @@ async function upsertRows(c: Queryable, items: NewItem[]): Promise<UpsertResult[
   const ids = items.map((i) => i.id);
   // An id names one thing: storing an item under an alias's id ends the alias.
   await c.query('DELETE FROM aliases WHERE id = ANY($1::text[])', [ids]);
+  // FOR UPDATE below locks only rows that exist: two writers adding the same new id would both see
+  // none and both report "added". A lock per id (taken in hash order, so writers cannot deadlock)
+  // makes the second wait and see the first's row.
+  await c.query('SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtextextended(id, 0) AS h FROM unnest($1::text[]) AS id ORDER BY h) AS s', [ids]);
   const old = new Map((await c.query<{ id: string; label: string }>('SELECT id, label FROM items WHERE id = ANY($1::text[]) FOR UPDATE', [ids])).rows.map((r) => [r.id, Number(r.label)]));
   const { rows } = await c.query<ItemRow>(
     `INSERT INTO items (id, metadata, sha256, model_id, embedding, seq)
