@@ -1,5 +1,6 @@
 /** The OpenAPI 3.1 description of the HTTP API, served at /openapi.json. */
 import { LIMITS } from '../catalog/service';
+import { MAX_ANN_K, MAX_ANN_SAMPLE, MAX_EVAL_K, MAX_SAMPLE } from './routes/eval';
 
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
@@ -70,12 +71,17 @@ export function openApiDocument(dim: number): Record<string, unknown> {
                   properties: {
                     image: { type: 'string', format: 'binary' },
                     id: { type: 'string', maxLength: LIMITS.maxIdLength },
-                    metadata: { type: 'string', description: `JSON object, at most ${LIMITS.maxMetadataBytes} bytes` },
+                    metadata: { type: 'string', description: `JSON object, at most ${LIMITS.maxMetadataBytes} bytes and ${LIMITS.maxMetadataDepth} levels deep, no NUL characters` },
                   },
                 },
               },
+              'image/*': { schema: { type: 'string', format: 'binary', description: 'the image itself, with id and metadata as query parameters' } },
             },
           },
+          parameters: [
+            { name: 'id', in: 'query', schema: { type: 'string', maxLength: LIMITS.maxIdLength }, description: 'with a raw image/* body' },
+            { name: 'metadata', in: 'query', schema: { type: 'string' }, description: 'with a raw image/* body: a JSON object' },
+          ],
           responses: {
             '201': { description: 'Added', content: { 'application/json': { schema: { $ref: '#/components/schemas/ItemResponse' } } } },
             '200': { description: 'Replaced an item with the same id', content: { 'application/json': { schema: { $ref: '#/components/schemas/ItemResponse' } } } },
@@ -204,8 +210,44 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           responses: { '200': { description: '{items: [{seq, id, path, state, code, message, duplicateOf}], next}' }, '404': errorResponse('JOB_NOT_FOUND') },
         },
       },
+      '/v1/eval': {
+        post: {
+          summary: 'Quality of the live catalogue: leave-one-out k-NN accuracy, recall@k, precision@k and mAP@k over items labelled by a metadata field',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['labelField'],
+                  properties: {
+                    labelField: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the metadata field holding the class' },
+                    sample: { type: 'integer', minimum: 1, maximum: MAX_SAMPLE, description: 'queries drawn from the labelled items' },
+                    k: { type: 'integer', minimum: 1, maximum: MAX_EVAL_K, default: 200 },
+                    temperature: { type: 'number', exclusiveMinimum: 0, maximum: 100, default: 0.1 },
+                    seed: { type: 'integer', minimum: 0, description: 'for the sample' },
+                  },
+                },
+              },
+            },
+          },
+          responses: { '200': { description: 'the report' }, '400': errorResponse('BAD_EVAL, BAD_K, BAD_LABEL_FIELD, NOT_ENOUGH_LABELS') },
+        },
+      },
+      '/v1/eval/ann-recall': {
+        get: {
+          summary: "The HNSW index's recall@k against exact search for sampled items, with queries/s, per ef",
+          parameters: [
+            { name: 'sample', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_ANN_SAMPLE, default: 200 } },
+            { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: MAX_ANN_K, default: 10 } },
+            { name: 'ef', in: 'query', schema: { type: 'string', pattern: '^\\d{1,4}(,\\d{1,4}){0,15}$', default: '10,20,40,80,160,320' } },
+          ],
+          responses: { '200': { description: '{model, items, queries, k, sweep: [{ef, recall, queriesPerSecond}]}' }, '400': errorResponse('BAD_EVAL, BAD_K') },
+        },
+      },
       '/healthz': { get: { summary: 'Backend, model and item counts', responses: { '200': { description: 'Healthy' } } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
     },
     // With --api-keys-file every route but /healthz and /openapi.json needs a key (read or write scope);
     // without it the server is open, hence the empty alternative.

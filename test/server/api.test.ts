@@ -4,6 +4,22 @@ import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import { Fixture, fmnistFixtures, photo, tempDir, testConfig } from '../helpers';
 
 /** One server over the 100 Fashion-MNIST fixtures and a colour photo, shared by the tests below. */
+interface RouterLayer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle: { stack?: RouterLayer[] };
+}
+
+/** 'GET /v1/items/{id}' for each route of an Express app's router, nested routers included (HEAD is implied by GET). */
+function routesOf(stack: RouterLayer[]): string[] {
+  return stack.flatMap((layer) => {
+    if (layer.route) {
+      const p = layer.route.path.replace(/:(\w+)/g, '{$1}');
+      return Object.keys(layer.route.methods).filter((m) => m !== '_all' && m !== 'head').map((m) => `${m.toUpperCase()} ${p}`);
+    }
+    return layer.handle.stack ? routesOf(layer.handle.stack) : [];
+  });
+}
+
 describe('HTTP API', () => {
   let srv: RunningServer;
   let dataDir: string;
@@ -126,7 +142,11 @@ describe('HTTP API', () => {
     expect(metrics.text).toMatch(new RegExp(`likeness_index_size ${health.body.indexed}`));
     const doc = await api().get('/openapi.json');
     expect(doc.body.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/search', '/v1/items', '/v1/items/{id}', '/healthz']));
+    // Every route the server answers is described, with each of its methods.
+    const app = srv.server.listeners('request').find((l) => 'router' in l) as unknown as { router: { stack: RouterLayer[] } };
+    const described = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    expect(described.sort()).toEqual(expect.arrayContaining(routesOf(app.router.stack).sort()));
+    expect(routesOf(app.router.stack).length).toBeGreaterThanOrEqual(18);
   });
 
   it('rejects uploads over the byte limit with 413', async () => {

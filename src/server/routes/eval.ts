@@ -6,8 +6,10 @@ import { parse } from '../schemas';
 import { MAX_JSON_BYTES } from '../upload';
 
 /** Bounds keep one request's work predictable: exact search is queries x items x dim. */
-const MAX_EVAL_K = 1000;
-const MAX_SAMPLE = 100_000;
+export const MAX_EVAL_K = 1000;
+export const MAX_SAMPLE = 100_000;
+export const MAX_ANN_SAMPLE = 10_000;
+export const MAX_ANN_K = 100;
 
 const evalSchema = z
   .object({
@@ -21,8 +23,8 @@ const evalSchema = z
 
 const annSchema = z
   .object({
-    sample: z.coerce.number().int().min(1).max(10_000).optional(),
-    k: z.coerce.number().int().min(1).max(100).optional(),
+    sample: z.coerce.number().int().min(1).max(MAX_ANN_SAMPLE).optional(),
+    k: z.coerce.number().int().min(1).max(MAX_ANN_K).optional(),
     ef: z
       .string()
       .regex(/^\d{1,4}(,\d{1,4}){0,15}$/)
