@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const base = srv.base;
   try {
     await srv.up();
-    const ids = listImages(DEMO_CATALOG);
+    const ids = await listImages(DEMO_CATALOG);
     const bodies = ids.map((id) => fs.readFileSync(path.join(DEMO_CATALOG, id)));
     const health = (await (await fetch(`${base}/healthz`)).json()) as { model: { name: string }; backend: string; items: number };
     const byImage = await phase(clients, seconds, (i) =>

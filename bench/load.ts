@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   const auth = { authorization: `Bearer ${key}` };
   try {
     await srv.up();
-    const ids = listImages(DEMO_CATALOG);
+    const ids = await listImages(DEMO_CATALOG);
     const images = ids.map((id) => fs.readFileSync(path.join(DEMO_CATALOG, id)));
     const health = (await (await fetch(`${base}/healthz`)).json()) as { model: { name: string }; backend: string; items: number };
     const pid = child.pid!;

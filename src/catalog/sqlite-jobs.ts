@@ -1,6 +1,7 @@
 /**
  * Ingest jobs in the catalogue database. A job's plan (every item it will add) is written when the
- * job is created; each item's outcome is written in the same transaction as the item itself, so after
+ * job is created, in chunks with the job's row last, so the job appears whole or not at all (a crash
+ * halfway leaves plan rows without a job, removed at the next start); each item's outcome is written in the same transaction as the item itself, so after
  * a crash a job resumes exactly where it stopped: no item is added twice or re-embedded.
  */
 import type Database from 'better-sqlite3';
@@ -26,6 +27,9 @@ CREATE INDEX IF NOT EXISTS job_items_pending ON job_items (job_id, state, seq);
 
 type RawJob = RawJobRow<string, string>;
 
+/** Plan items written per transaction when a job is created. */
+const PLAN_CHUNK = 5000;
+
 const toJob = (r: RawJob): JobRow => toJobRow(r, JSON.parse, (t) => t);
 
 const COUNTER: Record<ItemOutcome['state'], string> = { added: 'added', unchanged: 'unchanged', duplicate: 'duplicates', failed: 'failed' };
@@ -35,6 +39,8 @@ export class SqliteJobStore {
 
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
+    // The plan of a job whose creation a crash cut short.
+    db.exec(`DELETE FROM job_items WHERE job_id IN (SELECT DISTINCT job_id FROM job_items EXCEPT SELECT id FROM jobs)`);
     this.stmts = {
       insertJob: db.prepare(`INSERT INTO jobs (id, source, options, status, total, created_at) VALUES (?, ?, ?, 'queued', ?, ?)`),
       insertItem: db.prepare(`INSERT INTO job_items (job_id, seq, id, path, offset, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)`),
@@ -50,13 +56,21 @@ export class SqliteJobStore {
     };
   }
 
-  /** Records a job and its whole plan in one transaction. */
-  create(source: unknown, options: unknown, items: PlannedItem[]): JobRow {
+  /**
+   * Records a job and its plan: the plan in transactions of PLAN_CHUNK items with a turn of the event
+   * loop between them (a million-item plan would otherwise stall the server for seconds), then the
+   * job's row, which makes it visible.
+   */
+  async create(source: unknown, options: unknown, items: PlannedItem[]): Promise<JobRow> {
     const id = randomUUID();
-    this.db.transaction(() => {
-      this.stmts.insertJob.run(id, JSON.stringify(source), JSON.stringify(options), items.length, new Date().toISOString());
-      items.forEach((it, seq) => this.stmts.insertItem.run(id, seq + 1, it.id, it.path, it.offset, it.size, JSON.stringify(it.metadata)));
-    })();
+    const insert = this.db.transaction((start: number) =>
+      items.slice(start, start + PLAN_CHUNK).forEach((it, i) => this.stmts.insertItem.run(id, start + i + 1, it.id, it.path, it.offset, it.size, JSON.stringify(it.metadata))),
+    );
+    for (let start = 0; start < items.length; start += PLAN_CHUNK) {
+      insert(start);
+      await new Promise((r) => setImmediate(r));
+    }
+    this.stmts.insertJob.run(id, JSON.stringify(source), JSON.stringify(options), items.length, new Date().toISOString());
     return this.get(id)!;
   }
 

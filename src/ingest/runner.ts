@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { CatalogService, DuplicatePolicy, PhaseTimings, Prepared } from '../catalog/service';
 import type { JobRow, PendingItem } from '../catalog/jobs';
 import type { JobQueue, Store } from '../catalog/store';
+import { AllowedRoots } from './paths';
 import { IngestSource, planSource, readPlanned } from './sources';
 
 export interface IngestOptions {
@@ -78,7 +79,7 @@ export class IngestRunner {
    * from the operator (command line) and may lie outside the allowed roots.
    */
   async submit(source: IngestSource, options: IngestOptions, trusted = false): Promise<JobView> {
-    const plan = planSource(source, trusted ? undefined : this.opts.roots);
+    const plan = await planSource(source, trusted ? undefined : this.opts.roots);
     const job = await this.jobs.create(source, { ...options, confined: !trusted }, plan);
     this.opts.log.info({ job: job.id, source, items: plan.length }, 'ingest job created');
     this.enqueue(job.id);
@@ -151,7 +152,7 @@ export class IngestRunner {
     const job = await this.jobs.get(id);
     if (!job || job.status === 'done' || job.status === 'failed') return;
     const { duplicates, confined } = job.options as IngestOptions;
-    const roots = confined ? this.opts.roots : undefined;
+    const roots = confined ? new AllowedRoots(this.opts.roots) : undefined;
     await this.jobs.setStatus(id, 'running');
     const lease = this.opts.leaseMs ?? DEFAULT_LEASE_MS;
     const claim = () => this.jobs.claim(id, this.owner, this.opts.chunk, lease);

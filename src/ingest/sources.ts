@@ -5,30 +5,37 @@
  *             optional (default: path); every other column/key becomes metadata
  *   tar:      every image entry of an uncompressed tar; id = entry name
  */
-import { parse as parseCsv } from 'csv-parse/sync';
+import { parse as csvParser } from 'csv-parse';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PlannedItem } from '../catalog/jobs';
 import { validateId, validateMetadata } from '../catalog/service';
 import { badRequest, LikenessError } from '../errors';
-import { resolveAllowed } from './paths';
+import { AllowedRoots } from './paths';
 import { listTar } from './tar';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.heic', '.heif', '.tif', '.tiff']);
 
-/** Image files under `root`, sorted, as '/'-separated paths relative to it. Symlinks are not followed. */
-export function listImages(root: string): string[] {
+/**
+ * Image files under `root`, sorted, as '/'-separated paths relative to it. Symlinks are not followed.
+ * Each folder is read asynchronously, so a server listing a big tree keeps answering meanwhile.
+ */
+export async function listImages(root: string): Promise<string[]> {
   const out: string[] = [];
-  const walk = (rel: string): void => {
-    for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+  const walk = async (rel: string): Promise<void> => {
+    for (const entry of await fs.promises.readdir(path.join(root, rel), { withFileTypes: true })) {
       const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(child);
+      if (entry.isDirectory()) await walk(child);
       else if (entry.isFile() && IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(child);
     }
   };
-  walk('');
+  await walk('');
   return out.sort();
 }
+
+/** Rows checked between turns of the event loop while planning: searches wait at most this long. */
+const PLAN_YIELD_EVERY = 2000;
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export type SourceType = 'folder' | 'manifest' | 'tar';
 export interface IngestSource {
@@ -41,13 +48,15 @@ const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
 
 const isImage = (name: string) => IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
 
-function manifestRows(file: string): Record<string, unknown>[] {
-  const stat = fs.statSync(file);
+async function manifestRows(file: string): Promise<Record<string, unknown>[]> {
+  const stat = await fs.promises.stat(file);
   if (stat.size > MAX_MANIFEST_BYTES) throw new LikenessError(413, 'MANIFEST_TOO_LARGE', `manifest is ${stat.size} bytes; the limit is ${MAX_MANIFEST_BYTES}`);
-  const text = fs.readFileSync(file, 'utf8');
+  const text = await fs.promises.readFile(file, 'utf8');
   if (/\.(jsonl|ndjson)$/i.test(file)) {
-    return text.split(/\r?\n/).flatMap((line, i) => {
-      if (line.trim() === '') return [];
+    const rows: Record<string, unknown>[] = [];
+    for (const [i, line] of text.split(/\r?\n/).entries()) {
+      if (i % PLAN_YIELD_EVERY === PLAN_YIELD_EVERY - 1) await yieldToEventLoop();
+      if (line.trim() === '') continue;
       let row: unknown;
       try {
         row = JSON.parse(line);
@@ -55,14 +64,43 @@ function manifestRows(file: string): Record<string, unknown>[] {
         throw badRequest('BAD_MANIFEST', `${path.basename(file)} line ${i + 1} is not valid JSON`);
       }
       if (typeof row !== 'object' || row === null || Array.isArray(row)) throw badRequest('BAD_MANIFEST', `${path.basename(file)} line ${i + 1} is not a JSON object`);
-      return [row as Record<string, unknown>];
-    });
+      rows.push(row as Record<string, unknown>);
+    }
+    return rows;
   }
   try {
-    return parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+    return await csvRows(text);
   } catch (err) {
     throw badRequest('BAD_MANIFEST', `${path.basename(file)} is not valid CSV: ${(err as Error).message}`);
   }
+}
+
+/** Characters of CSV parsed between turns of the event loop (a few milliseconds' work). */
+const CSV_CHUNK = 64 * 1024;
+
+/** CSV rows with a header, parsed a chunk at a time so the server keeps answering meanwhile. */
+async function csvRows(text: string): Promise<Record<string, unknown>[]> {
+  const parser = csvParser({ columns: true, skip_empty_lines: true, trim: true, bom: true });
+  const rows: Record<string, unknown>[] = [];
+  let failed = false;
+  parser.on('readable', () => {
+    let row: Record<string, unknown> | null;
+    while ((row = parser.read() as Record<string, unknown> | null) !== null) rows.push(row);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    parser.on('end', resolve);
+    parser.on('error', (err) => {
+      failed = true;
+      reject(err);
+    });
+  });
+  for (let i = 0; i < text.length && !failed; i += CSV_CHUNK) {
+    parser.write(text.slice(i, i + CSV_CHUNK));
+    await yieldToEventLoop();
+  }
+  if (!failed) parser.end();
+  await done;
+  return rows;
 }
 
 /**
@@ -70,9 +108,9 @@ function manifestRows(file: string): Record<string, unknown>[] {
  * undefined allows any path. Manifest rows whose path is outside the roots are refused as a whole job:
  * a manifest pointing outside is a configuration error worth stopping for.
  */
-export function planSource(source: IngestSource, roots: string[] | undefined): PlannedItem[] {
+export async function planSource(source: IngestSource, roots: string[] | undefined): Promise<PlannedItem[]> {
   try {
-    return plan(source, roots);
+    return await plan(source, roots);
   } catch (err) {
     throw sourceError(err);
   }
@@ -90,13 +128,14 @@ export function sourceError(err: unknown): unknown {
   return badRequest('BAD_SOURCE', `cannot read${where}: ${e.code}`);
 }
 
-function plan(source: IngestSource, roots: string[] | undefined): PlannedItem[] {
-  const real = resolveAllowed(source.path, roots);
-  const stat = fs.statSync(real);
+async function plan(source: IngestSource, roots: string[] | undefined): Promise<PlannedItem[]> {
+  const allowed = new AllowedRoots(roots);
+  const real = allowed.resolve(source.path);
+  const stat = await fs.promises.stat(real);
   switch (source.type) {
     case 'folder': {
       if (!stat.isDirectory()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a folder`);
-      return listImages(real).map((rel) => ({
+      return (await listImages(real)).map((rel) => ({
         id: rel,
         path: path.join(real, rel),
         offset: null,
@@ -107,12 +146,15 @@ function plan(source: IngestSource, roots: string[] | undefined): PlannedItem[] 
     case 'manifest': {
       if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
       const base = path.dirname(real);
-      return manifestRows(real).map((row, i) => {
+      const rows = await manifestRows(real);
+      const planned: PlannedItem[] = [];
+      for (const [i, row] of rows.entries()) {
+        if (i % PLAN_YIELD_EVERY === PLAN_YIELD_EVERY - 1) await yieldToEventLoop();
         const { path: rowPath, id, ...metadata } = row;
         if (typeof rowPath !== 'string' || rowPath === '') throw badRequest('BAD_MANIFEST', `row ${i + 1} has no path`);
         const abs = path.resolve(base, rowPath);
         // Checked per row: a manifest inside a root may not point outside it.
-        if (roots) resolveAllowedOrMissing(abs, roots);
+        if (roots) allowed.check(abs);
         const itemId = id === undefined || id === '' ? rowPath : String(id);
         // Checked now, like the paths: a row no store could hold (a NUL in its id, metadata nested
         // too deep) is a broken manifest, not an item to fail halfway through the job.
@@ -122,8 +164,9 @@ function plan(source: IngestSource, roots: string[] | undefined): PlannedItem[] 
         } catch (err) {
           throw badRequest('BAD_MANIFEST', `row ${i + 1}: ${(err as Error).message}`);
         }
-        return { id: itemId, path: abs, offset: null, size: null, metadata };
-      });
+        planned.push({ id: itemId, path: abs, offset: null, size: null, metadata });
+      }
+      return planned;
     }
     case 'tar': {
       if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
@@ -142,26 +185,16 @@ function plan(source: IngestSource, roots: string[] | undefined): PlannedItem[] 
   }
 }
 
-/** Like resolveAllowed, but a missing file is fine (it fails later, as that item's error). */
-function resolveAllowedOrMissing(abs: string, roots: string[]): void {
-  try {
-    resolveAllowed(abs, roots);
-  } catch (err) {
-    if ((err as LikenessError).code !== 'SOURCE_NOT_FOUND') throw err;
-    resolveAllowed(path.dirname(abs), roots);
-  }
-}
-
 /**
- * Reads one planned item's bytes. With `roots` (a job a client submitted), the path is checked again
+ * Reads one planned item's bytes. With `roots` (for a job a client submitted), the path is checked again
  * now: a file that was inside a root when the job was planned may since have become a symlink to
  * somewhere else (a drop folder others can write to; jobs can wait in a queue or across a restart).
  */
-export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 'size'>, roots?: string[]): Promise<Buffer> {
+export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 'size'>, roots?: AllowedRoots): Promise<Buffer> {
   let file = item.path;
   let flags = fs.constants.O_RDONLY;
   if (roots) {
-    file = resolveAllowed(await fs.promises.realpath(file), roots); // a missing file stays ENOENT
+    file = roots.resolve(await fs.promises.realpath(file)); // a missing file stays ENOENT
     flags |= fs.constants.O_NOFOLLOW; // and may not turn into a symlink between the check and the open
   }
   const fh = await fs.promises.open(file, flags);

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { SqliteCatalog } from '../../src/catalog/sqlite-catalog';
+import { SqliteJobStore } from '../../src/catalog/sqlite-jobs';
 import { tempDir } from '../helpers';
 
 const vec = (...xs: number[]) => new Float32Array(xs);
@@ -95,5 +96,28 @@ describe('SqliteCatalog', () => {
     expect(catalog.matches(a.label, { colour: 'blue' })).toBe(false);
     expect(catalog.matches(a.label, { colour: "red' OR 1=1 --" })).toBe(false);
     expect(() => catalog.matches(a.label, { "x') OR 1=1 --": 'y' })).toThrow(expect.objectContaining({ code: 'BAD_FILTER' }));
+  });
+});
+
+describe('SqliteJobStore', () => {
+  const planned = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `img-${i}`, path: `/x/${i}.png`, offset: null, size: null, metadata: { i } }));
+
+  it('writes a big plan in chunks, the job row last; the plan of a job a crash cut short is removed on the next start', async () => {
+    const file = path.join(tempDir(), 'catalog.db');
+    let catalog = new SqliteCatalog(file);
+    let jobs = new SqliteJobStore(catalog.database);
+    const job = await jobs.create({ type: 'folder', path: '/x' }, { duplicates: 'keep' }, planned(12_345));
+    expect(job).toMatchObject({ status: 'queued', total: 12_345 });
+    expect(jobs.pending(job.id, 12_340, 10).map((p) => p.id)).toEqual(['img-12340', 'img-12341', 'img-12342', 'img-12343', 'img-12344']);
+    // What a crash between two chunks leaves: plan rows of a job that was never recorded.
+    const count = () => (catalog.database.prepare('SELECT COUNT(*) AS n FROM job_items').get() as { n: number }).n;
+    catalog.database.prepare(`INSERT INTO job_items (job_id, seq, id, path, metadata) VALUES ('cut-short', 1, 'a', '/a.png', '{}')`).run();
+    expect(count()).toBe(12_346);
+    catalog.close();
+    catalog = new SqliteCatalog(file);
+    jobs = new SqliteJobStore(catalog.database);
+    expect(count()).toBe(12_345);
+    expect(jobs.get(job.id)).toMatchObject({ status: 'queued', total: 12_345 });
+    catalog.close();
   });
 });
