@@ -116,7 +116,7 @@ export function spawnServer(env: Record<string, string>, port = randomPort(), op
       throw new Error(`server on port ${port} did not answer /healthz within ${opts.startSeconds ?? 30} s; its output:\n${output.text()}`);
     },
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null) return child.exitCode;
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode; // already gone (its 'exit' has fired)
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.kill(signal);
       return exited;

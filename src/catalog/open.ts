@@ -10,6 +10,7 @@ import { IndexStore } from '../index/index-store';
 import { BackendInfo, initBackend } from '../runtime/backend';
 import { CatalogEvaluator } from '../eval/catalog-eval';
 import { IngestRunner } from '../ingest/runner';
+import { DataDirLock } from './data-dir-lock';
 import { ItemImages } from './item-images';
 import { PostgresStore } from './postgres/pg-store';
 import { CatalogService } from './service';
@@ -22,8 +23,8 @@ export interface Likeness {
   backend: BackendInfo;
   embedder: Embedder;
   store: Store;
-  /** The embedded store's parts (SQLite catalogue, hnswlib index); absent on PostgreSQL. */
-  embedded?: { catalog: SqliteCatalog; index: IndexStore };
+  /** The embedded store's parts (SQLite catalogue, hnswlib index, the data dir's lock); absent on PostgreSQL. */
+  embedded?: { catalog: SqliteCatalog; index: IndexStore; lock?: DataDirLock };
   service: CatalogService;
   ingest: IngestRunner;
   evaluator: CatalogEvaluator;
@@ -41,7 +42,14 @@ export interface OpenHooks {
 const SHARED_JOB_POLL_MS = 2000;
 
 async function openEmbedded(config: Config, log: Logger, dim: number, modelId: string): Promise<SqliteStore> {
-  const catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
+  const lock = DataDirLock.acquire(config.dataDir);
+  let catalog: SqliteCatalog;
+  try {
+    catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   try {
     const index = await IndexStore.open({
       dir: path.join(config.dataDir, 'index'),
@@ -52,9 +60,10 @@ async function openEmbedded(config: Config, log: Logger, dim: number, modelId: s
       snapshotEvery: config.snapshotEvery,
       log: (msg, fields) => log.info(fields ?? {}, msg),
     });
-    return new SqliteStore(catalog, index);
+    return new SqliteStore(catalog, index, lock);
   } catch (err) {
     catalog.close();
+    lock.release();
     throw err;
   }
 }
@@ -113,7 +122,7 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
     backend,
     embedder,
     store,
-    embedded: store instanceof SqliteStore ? { catalog: store.catalog, index: store.index } : undefined,
+    embedded: store instanceof SqliteStore ? { catalog: store.catalog, index: store.index, lock: store.lock } : undefined,
     service,
     ingest,
     evaluator: new CatalogEvaluator(store, embedder.modelId, embedder.dim),

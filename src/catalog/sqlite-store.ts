@@ -7,6 +7,7 @@ import type { IndexStore } from '../index/index-store';
 import type { Neighbour } from '../index/vector-index';
 import type { StoredImage } from '../images/thumbnail';
 import type { Alias, Item, NewItem, Page, UpsertResult } from './catalog';
+import type { DataDirLock } from './data-dir-lock';
 import type { ImageKind, ItemImageSet } from './item-images';
 import type { SqliteCatalog } from './sqlite-catalog';
 import { SqliteImageStore } from './sqlite-images';
@@ -77,6 +78,8 @@ export class SqliteStore implements Store {
   constructor(
     readonly catalog: SqliteCatalog,
     readonly index: IndexStore,
+    /** Held until close: one process per data dir. */
+    readonly lock?: DataDirLock,
   ) {
     this.jobs = new SqliteJobQueue(new SqliteJobStore(catalog.database));
     this.images = new SqliteImageStore(catalog.database);
@@ -210,5 +213,6 @@ export class SqliteStore implements Store {
     await this.writes;
     await this.index.snapshot();
     this.catalog.close();
+    this.lock?.release();
   }
 }

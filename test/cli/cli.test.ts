@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { FMNIST_DIR, tempDir, TEST_MODEL } from '../helpers';
+import { FMNIST_DIR, spawnServer, tempDir, TEST_MODEL } from '../helpers';
 
 const run = promisify(execFile);
 const BIN = path.join(__dirname, '..', '..', 'bin', 'likeness');
@@ -83,8 +83,23 @@ describe('likeness CLI', () => {
     const help = await run(process.execPath, [BIN, 'serve', '--help']);
     expect(help.stdout).toMatch(/--port <n>.*\n?.*env: PORT/);
     expect(help.stdout).toMatch(/LIKENESS_DATA_DIR/);
-    await expect(run(process.execPath, [BIN, 'serve', '--port', 'eighty'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/expected an integer/) });
+    await expect(run(process.execPath, [BIN, 'serve', '--port', 'eighty'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--port <n>' argument 'eighty' is invalid. not a number/) });
     await expect(run(process.execPath, [BIN, 'info', '--model', tempDir()], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no manifest.json/) });
+  });
+
+  it('refuses to open a data dir a server holds, at once; a server killed with -9 leaves no stale lock', async () => {
+    const dataDir = tempDir();
+    const server = spawnServer({ LIKENESS_DATA_DIR: dataDir, LIKENESS_WORKERS: '1' });
+    try {
+      await server.up();
+      const index = [BIN, 'index', FMNIST_DIR, '--data-dir', dataDir];
+      await expect(run(process.execPath, index, { env, timeout: 60_000 })).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/data dir .* is in use by another likeness process/) });
+      expect(await server.stop('SIGKILL')).toBeNull();
+      const after = await run(process.execPath, index, { env });
+      expect(JSON.parse(after.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'done', added: 100 });
+    } finally {
+      await server.stop('SIGKILL');
+    }
   });
 
   it('refuses a port that is already taken with exit code 1, instead of exiting 0 with nothing bound', async () => {

@@ -39,6 +39,7 @@ describe('durability', () => {
     srv.server.close();
     await srv.likeness.embedder.close();
     srv.likeness.embedded!.catalog.close();
+    srv.likeness.embedded!.lock!.release(); // the operating system drops a dead process's lock
 
     srv = await startServer(testConfig(dir, { snapshotEvery: 30 }));
     try {

@@ -139,6 +139,24 @@ describe.each([
   });
 });
 
+describe('embedded store: one process per data dir', () => {
+  it('refuses a second opener of the same data dir at once, with what to do, until the first closes', async () => {
+    const config = testConfig(tempDir());
+    const first = await openStore(config, log, DIM, MODEL);
+    try {
+      const t0 = performance.now();
+      await expect(openStore(config, log, DIM, MODEL)).rejects.toThrow(/in use by another likeness process.*POST \/v1\/search/);
+      expect(performance.now() - t0).toBeLessThan(2000); // no waiting on a busy timeout
+      await first.upsert(item('kept', vectors(1, 5)[0]));
+    } finally {
+      await first.close();
+    }
+    const second = await openStore(config, log, DIM, MODEL);
+    expect(await second.getById('kept')).toBeDefined();
+    await second.close();
+  });
+});
+
 describe('embedded store: index and catalogue in step', () => {
   it('applies a bulk write to the index before the next write commits: the index holds a prefix of the committed changes', async () => {
     const store = await openStore(testConfig(tempDir()), log, DIM, MODEL);
