@@ -4,6 +4,11 @@ import { MAX_ANN_K, MAX_ANN_SAMPLE, MAX_EVAL_K, MAX_SAMPLE } from './routes/eval
 
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });
+/** A required JSON request body: an object with these properties. */
+const jsonBody = (required: string[], properties: Record<string, unknown>) => ({
+  required: true,
+  content: { 'application/json': { schema: { type: 'object', required, properties } } },
+});
 const imageBody = {
   'multipart/form-data': {
     schema: {
@@ -169,21 +174,10 @@ export function openApiDocument(dim: number): Record<string, unknown> {
       '/v1/ingest': {
         post: {
           summary: 'Start an ingest job over a server-side folder, manifest (CSV/JSONL) or tar archive inside the allowed roots',
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['source'],
-                  properties: {
-                    source: { type: 'object', properties: { type: { enum: ['folder', 'manifest', 'tar'] }, path: { type: 'string' } } },
-                    duplicates: { enum: ['skip', 'keep', 'link'], description: 'exact duplicates of another id: skip (report), keep as a separate item, or link the id to the existing item (an alias: GET by that id returns the item with aliasOf; search hits list aliases)' },
-                  },
-                },
-              },
-            },
-          },
+          requestBody: jsonBody(['source'], {
+            source: { type: 'object', properties: { type: { enum: ['folder', 'manifest', 'tar'] }, path: { type: 'string' } } },
+            duplicates: { enum: ['skip', 'keep', 'link'], description: 'exact duplicates of another id: skip (report), keep as a separate item, or link the id to the existing item (an alias: GET by that id returns the item with aliasOf; search hits list aliases)' },
+          }),
           responses: {
             '202': { description: '{job}: poll /v1/jobs/{id}' },
             '400': errorResponse('BAD_INGEST, BAD_SOURCE, BAD_MANIFEST, BAD_ARCHIVE, SOURCE_NOT_FOUND'),
@@ -213,24 +207,13 @@ export function openApiDocument(dim: number): Record<string, unknown> {
       '/v1/eval': {
         post: {
           summary: 'Quality of the live catalogue: leave-one-out k-NN accuracy, recall@k, precision@k and mAP@k over items labelled by a metadata field',
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['labelField'],
-                  properties: {
-                    labelField: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the metadata field holding the class' },
-                    sample: { type: 'integer', minimum: 1, maximum: MAX_SAMPLE, description: 'queries drawn from the labelled items' },
-                    k: { type: 'integer', minimum: 1, maximum: MAX_EVAL_K, default: 200 },
-                    temperature: { type: 'number', exclusiveMinimum: 0, maximum: 100, default: 0.1 },
-                    seed: { type: 'integer', minimum: 0, description: 'for the sample' },
-                  },
-                },
-              },
-            },
-          },
+          requestBody: jsonBody(['labelField'], {
+            labelField: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the metadata field holding the class' },
+            sample: { type: 'integer', minimum: 1, maximum: MAX_SAMPLE, description: 'queries drawn from the labelled items' },
+            k: { type: 'integer', minimum: 1, maximum: MAX_EVAL_K, default: 200 },
+            temperature: { type: 'number', exclusiveMinimum: 0, maximum: 100, default: 0.1 },
+            seed: { type: 'integer', minimum: 0, description: 'for the sample' },
+          }),
           responses: { '200': { description: 'the report' }, '400': errorResponse('BAD_EVAL, BAD_K, BAD_LABEL_FIELD, NOT_ENOUGH_LABELS') },
         },
       },
