@@ -268,7 +268,8 @@ export class CatalogService {
   }
 
   /**
-   * Bulk-add phase 2: writes the embedded items. Call inside store.transaction, which applies the returned changes to the index.
+   * Bulk-add phase 2: writes the embedded items. Call inside store.transaction, and give it the
+   * returned changes to apply to the index.
    * The duplicate check is repeated here, where it is authoritative: batches prepared concurrently
    * cannot see each other's rows in phase 1.
    */

@@ -1,8 +1,9 @@
 /**
  * Ingest jobs in the catalogue database. A job's plan (every item it will add) is written when the
  * job is created, in chunks with the job's row last, so the job appears whole or not at all (a crash
- * halfway leaves plan rows without a job, removed at the next start); each item's outcome is written in the same transaction as the item itself, so after
- * a crash a job resumes exactly where it stopped: no item is added twice or re-embedded.
+ * halfway leaves plan rows without a job, removed at the next start). Each item's outcome is written
+ * in the same transaction as the item itself, so after a crash a job resumes exactly where it
+ * stopped: no item is added twice or re-embedded.
  */
 import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';

@@ -66,11 +66,6 @@ export class AllowedRoots {
   }
 }
 
-/** The real path of `p` when it lies inside one of `roots` (undefined: any path). */
-export function resolveAllowed(p: string, roots: string[] | undefined): string {
-  return new AllowedRoots(roots).resolve(p);
-}
-
 function isInside(root: string, p: string): boolean {
   const rel = path.relative(root, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
