@@ -148,8 +148,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('fully transparent PNG', upload(await sharp({ create: { width: 32, height: 32, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer()), 200),
     c('1 x 1 pixel PNG', upload(await sharp({ create: { width: 1, height: 1, channels: 3, background: '#808080' } }).png().toBuffer()), 200),
     // Formats that can reach outside the server.
-    c('SVG with <image href="http://169.254.169.254/...">', upload(svg('<image href="http://169.254.169.254/latest/meta-data/" width="64" height="64"/>'), 'x.svg'), 415, 'UNSUPPORTED_FORMAT'),
-    c('SVG with <image xlink:href="file:///etc/passwd">', upload(svg('<image xlink:href="file:///etc/passwd" width="64" height="64"/>'), 'x.svg'), 415, 'UNSUPPORTED_FORMAT'),
+    c('SVG with `<image href="http://169.254.169.254/...">`', upload(svg('<image href="http://169.254.169.254/latest/meta-data/" width="64" height="64"/>'), 'x.svg'), 415, 'UNSUPPORTED_FORMAT'),
+    c('SVG with `<image xlink:href="file:///etc/passwd">`', upload(svg('<image xlink:href="file:///etc/passwd" width="64" height="64"/>'), 'x.svg'), 415, 'UNSUPPORTED_FORMAT'),
     c('SVG with an XML external entity', upload(xxe, 'x.svg'), 415, 'UNSUPPORTED_FORMAT'),
     c('SVG sent as a raw image/png body', raw('image/png', svg('<rect width="64" height="64"/>')), 415, 'UNSUPPORTED_FORMAT'),
     c('PDF', upload(Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<<>>\n%%EOF'), 'x.pdf'), 415, 'NOT_AN_IMAGE'),
