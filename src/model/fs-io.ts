@@ -23,11 +23,16 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  const dir = fs.openSync(path.dirname(file), 'r');
+  fsyncDir(path.dirname(file));
+}
+
+/** Makes renames and removals inside `dir` durable (a rename is only as safe as its folder's entry). */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    fs.fsyncSync(dir);
+    fs.fsyncSync(fd);
   } finally {
-    fs.closeSync(dir);
+    fs.closeSync(fd);
   }
 }
 

@@ -3,12 +3,14 @@
  * manifest.json, loadable by the server) plus `trainer.json` (loop position, config, history,
  * optimizer and method JSON state, tensor specs) and `state.bin` (optimizer slots and method
  * tensors: momentum encoder, queue, memory bank, prototypes). A new checkpoint is written to
- * `checkpoint.tmp` and renamed over the old one, so a crash leaves the previous one intact.
+ * `checkpoint.tmp`, trainer.json last (its presence marks a complete copy); then the old one moves
+ * to `checkpoint.old`, the new one into place, and the old one is removed. A crash at any point
+ * leaves at least one complete copy, and `recoverCheckpoint` puts the newest back in place.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../model/fs-io';
+import { fsyncDir, writeFileAtomic } from '../model/fs-io';
 import { ModelManifest } from '../model/manifest';
 import { loadModelDir, saveModelDir } from '../model/model-dir';
 
@@ -54,21 +56,48 @@ interface StoredState extends TrainerState {
 }
 
 export async function saveCheckpoint(outDir: string, network: tf.LayersModel, manifest: ModelManifest, state: TrainerState, tensors: tf.NamedTensorMap): Promise<string> {
-  const final = path.join(outDir, CHECKPOINT_DIR);
-  const tmp = `${final}.tmp`;
-  fs.rmSync(tmp, { recursive: true, force: true });
+  const { final, tmp, old } = checkpointPaths(outDir);
+  recoverCheckpoint(outDir); // the newest complete copy in place, leftovers gone
   await saveModelDir(tmp, network, manifest);
   const { data, specs } = await tf.io.encodeWeights(tensors);
   writeFileAtomic(path.join(tmp, STATE_BIN), new Uint8Array(tf.io.CompositeArrayBuffer.join(data)));
   const stored: StoredState = { format: 'likeness-train-state/1', ...state, tensors: specs };
   writeFileAtomic(path.join(tmp, TRAINER_JSON), JSON.stringify(stored, null, 1) + '\n');
-  fs.rmSync(final, { recursive: true, force: true });
+  if (fs.existsSync(final)) fs.renameSync(final, old);
   fs.renameSync(tmp, final);
+  fsyncDir(outDir);
+  fs.rmSync(old, { recursive: true, force: true });
   return final;
 }
 
+const checkpointPaths = (outDir: string) => {
+  const final = path.join(outDir, CHECKPOINT_DIR);
+  return { final, tmp: `${final}.tmp`, old: `${final}.old` };
+};
+const isComplete = (dir: string): boolean => fs.existsSync(path.join(dir, TRAINER_JSON));
+
+/**
+ * After a crash while a checkpoint was being replaced: puts the newest complete copy at
+ * `checkpoint/` (the new one if it was written in full, else the one it was replacing) and removes
+ * partial copies. Never removes the only complete copy.
+ */
+export function recoverCheckpoint(outDir: string): void {
+  const { final, tmp, old } = checkpointPaths(outDir);
+  if (!isComplete(final)) {
+    const newest = [tmp, old].find(isComplete);
+    if (newest) {
+      fs.rmSync(final, { recursive: true, force: true });
+      fs.renameSync(newest, final);
+      fsyncDir(outDir);
+    }
+  }
+  for (const leftover of [tmp, old]) fs.rmSync(leftover, { recursive: true, force: true });
+}
+
 export function hasCheckpoint(outDir: string): boolean {
-  return fs.existsSync(path.join(outDir, CHECKPOINT_DIR, TRAINER_JSON));
+  if (!fs.existsSync(outDir)) return false;
+  recoverCheckpoint(outDir);
+  return isComplete(checkpointPaths(outDir).final);
 }
 
 /**
@@ -76,6 +105,7 @@ export function hasCheckpoint(outDir: string): boolean {
  * returns the loop state and the extra tensors (caller disposes them).
  */
 export async function loadCheckpoint(outDir: string, network: tf.LayersModel): Promise<{ state: TrainerState; tensors: tf.NamedTensorMap }> {
+  if (fs.existsSync(outDir)) recoverCheckpoint(outDir);
   const dir = path.join(outDir, CHECKPOINT_DIR);
   const file = path.join(dir, TRAINER_JSON);
   if (!fs.existsSync(file)) throw new Error(`no checkpoint to resume from: ${file} does not exist`);

@@ -45,7 +45,7 @@ export async function knnAccuracy(
   if (keepBank.length === 0 || keepQuery.length === 0) throw new RangeError('k-NN needs labelled bank and query images');
   const numClasses = Math.max(...bankLabels, ...queryLabels) + 1;
   const k = opts.k ?? 200;
-  const table = await exactNeighbours(await labelledRows(bankFeatures, keepBank), await labelledRows(queryFeatures, keepQuery), dim, k, { maxEntries: opts.maxEntries });
+  const table = await exactNeighbours(await labelledRows(bankFeatures, keepBank), await labelledRows(queryFeatures, keepQuery), dim, k, { maxEntries: opts.maxEntries ?? 4_000_000 });
   const report = knnClassify(
     table,
     Array.from(keepBank, (i) => bankLabels[i]),

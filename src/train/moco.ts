@@ -57,16 +57,21 @@ export class MoCo extends ContrastiveMethod<MoCoConfig> {
     return new MoCoProjectionHead(featureDim, this.cfg.projectionHiddenDim, this.cfg.projectionDim);
   }
 
-  /** Keys k_v = normalize(key_network(view_v)): no gradient (computed outside the tape). */
+  /**
+   * Keys k_v = normalize(key_network(view_v)): no gradient (computed outside the tape). Without the
+   * symmetric loss only view 2 gives keys, as in MoCo v2: N keys enter the queue per step, not 2N.
+   */
   override beforeStep(batch: TrainBatch): void {
     this.disposeKeys();
-    this.keys = batch.views.map((v) => tf.tidy(() => l2Normalize((this.keyNetwork.apply(v, { training: true }) as tf.Tensor2D[])[1])));
+    const views = this.cfg.symmetric ? batch.views : batch.views.slice(1, 2);
+    this.keys = views.map((v) => tf.tidy(() => l2Normalize((this.keyNetwork.apply(v, { training: true }) as tf.Tensor2D[])[1])));
   }
 
   override computeLoss(batch: TrainBatch): tf.Scalar {
-    const q = this.projectViews(batch); // V × [N, P]
     const T = this.cfg.temperature;
-    if (!this.cfg.symmetric) return infoNce(q[0], this.keys[1], this.queue, T);
+    // Queries of view 1 only: a forward pass of view 2 would be wasted and would move the BN statistics.
+    if (!this.cfg.symmetric) return infoNce(this.forward(batch.views[0]).z, this.keys[0], this.queue, T);
+    const q = this.projectViews(batch); // V × [N, P]
     const losses = q.map((qv, v) => infoNce(qv, this.keys[(v + 1) % q.length], this.queue, T));
     return tf.addN(losses).div(losses.length) as tf.Scalar;
   }

@@ -15,7 +15,8 @@ export interface ScheduleConfig {
 
 export function learningRate(step: number, s: ScheduleConfig): number {
   if (step < s.warmupSteps) return (s.baseLr * (step + 1)) / s.warmupSteps;
-  const span = Math.max(1, s.totalSteps - s.warmupSteps);
+  // Steps run from 0 to totalSteps - 1: the last one lands exactly on finalLr.
+  const span = Math.max(1, s.totalSteps - s.warmupSteps - 1);
   const progress = Math.min(1, (step - s.warmupSteps) / span);
   return s.finalLr + 0.5 * (s.baseLr - s.finalLr) * (1 + Math.cos(Math.PI * progress));
 }

@@ -194,12 +194,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const optCfg: Partial<OptimizerConfig> = { weightDecay: opts.weightDecay, momentum: opts.momentum };
   const embeddingOutput = opts.embeddingOutput ?? 'encoder';
   const augment = opts.augment ?? {};
-  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId };
+  const optimizer = createOptimizer(optName, optCfg);
+  // The schedule as resolved (a default warm-up follows --epochs): a resume must not change it silently.
+  const resolvedSchedule = { warmupEpochs, finalLr: schedule.finalLr, weightDecay: optimizer.cfg.weightDecay, momentum: optimizer.cfg.momentum };
+  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId, schedule: resolvedSchedule };
 
   const buildEncoder = (): tf.LayersModel => buildResNet(encSpec);
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
   const method: ContrastiveMethod = withSeededRandom(seed, () => new cls(buildEncoder(), methodCfg as never, ctx));
-  const optimizer = createOptimizer(optName, optCfg);
   const vars = method.trainableVariables();
   const logFile = path.join(opts.outDir, TRAIN_LOG);
   fs.mkdirSync(opts.outDir, { recursive: true });
@@ -243,8 +245,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (opts.resume && hasCheckpoint(opts.outDir)) {
       const loaded = await loadCheckpoint(opts.outDir, method.network);
       try {
-        const before = JSON.stringify({ ...loaded.state.run, epochs: undefined });
-        if (before !== JSON.stringify({ ...run, epochs: undefined })) throw new Error(`the checkpoint in ${opts.outDir} was written with different settings; start a new --out or drop --resume`);
+        const differs = changedSettings(loaded.state.run, run);
+        if (differs.length) throw new Error(`the checkpoint in ${opts.outDir} was written with different settings (${differs.join(', ')}); pass the same ones, start a new --out or drop --resume`);
         optimizer.setState(vars, loaded.tensors, loaded.state.optimizer);
         method.setState({ tensors: loaded.tensors, json: loaded.state.method });
         state = loaded.state;
@@ -435,4 +437,16 @@ async function knnMonitor(network: tf.LayersModel, bank: Dataset, opts: KnnMonit
   } finally {
     features.forEach((t) => t.dispose());
   }
+}
+
+/**
+ * Run settings that differ between a checkpoint and this run (--epochs may change: the cosine
+ * schedule stretches). A schedule value missing from an older checkpoint is not compared.
+ */
+function changedSettings(stored: Record<string, unknown>, now: Record<string, unknown>): string[] {
+  const storedSchedule = (stored.schedule ?? {}) as Record<string, unknown>;
+  const nowSchedule = now.schedule as Record<string, unknown>;
+  const top = Object.keys({ ...stored, ...now }).filter((k) => k !== 'epochs' && k !== 'schedule' && JSON.stringify(stored[k]) !== JSON.stringify(now[k]));
+  const schedule = Object.keys(storedSchedule).filter((k) => JSON.stringify(storedSchedule[k]) !== JSON.stringify(nowSchedule[k]));
+  return [...top, ...schedule];
 }

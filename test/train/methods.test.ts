@@ -11,6 +11,7 @@ import { openIdx } from '../../src/data/idx-dataset';
 import { loadModelDir } from '../../src/model/model-dir';
 import { CHECKPOINT_DIR, TRAINER_JSON } from '../../src/train/checkpoint';
 import { METHOD_NAMES, methodClass } from '../../src/train/registry';
+import { buildResNet, resnetConfig } from '../../src/model/resnet';
 import { train, TRAIN_LOG } from '../../src/train/trainer';
 import { SMALL_AUGMENT, tempDir, TINY_ENCODER, TINY_HEAD, useCpu } from './helpers';
 
@@ -90,5 +91,26 @@ describe('method configuration', () => {
     const unlabelled = new ArrayDataset('u', data.pixels, 8, 1);
     await expect(train({ method: 'supcon', data: unlabelled, outDir: tempDir('x'), epochs: 1, batchSize: 8, knn: false, progress: 'none' })).rejects.toThrow(/needs labels/);
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 64, knn: false, progress: 'none' })).rejects.toThrow(/fewer than one batch/);
+  });
+});
+
+describe('moco without the symmetric loss', () => {
+  it('queues the N keys of view 2 per step, as MoCo v2 does (not the 2N keys of both views)', () => {
+    const enc = resnetConfig(TINY_ENCODER, 8, 1);
+    const cfg = methodClass('moco').configure({ ...TINY_HEAD, queueSize: 48, symmetric: false });
+    const Moco = methodClass('moco');
+    const moco = new Moco(buildResNet(enc), cfg as never, { buildEncoder: () => buildResNet(enc), datasetSize: 32, seed: 1 });
+    const before = moco.getState().tensors['moco/queue'].arraySync() as number[][];
+    const views = [tf.randomNormal([8, 8, 8, 1], 0, 1, 'float32', 1), tf.randomNormal([8, 8, 8, 1], 0, 1, 'float32', 2)] as tf.Tensor4D[];
+    const batch = { views, indices: Int32Array.from({ length: 8 }, (_, i) => i), epoch: 0, step: 0 };
+    moco.beforeStep(batch);
+    const loss = tf.tidy(() => moco.computeLoss(batch));
+    expect(Number.isFinite(loss.dataSync()[0])).toBe(true);
+    moco.afterStep(batch);
+    const after = moco.getState().tensors['moco/queue'].arraySync() as number[][];
+    expect(after).toHaveLength(48);
+    // The 40 oldest rows moved down by 8: 8 keys went in.
+    for (let i = 0; i < 40; i++) after[i + 8].forEach((x, j) => expect(x).toBeCloseTo(before[i][j], 6));
+    tf.dispose([loss, ...views]);
   });
 });

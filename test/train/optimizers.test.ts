@@ -51,13 +51,13 @@ describe('optimizers', () => {
 });
 
 describe('warm-up + cosine schedule', () => {
-  const s = { baseLr: 1, finalLr: 0, warmupSteps: 4, totalSteps: 14 };
-  it('ramps linearly, then follows a half cosine to the final rate', () => {
+  const s = { baseLr: 1, finalLr: 0.01, warmupSteps: 4, totalSteps: 15 };
+  it('ramps linearly, then follows a half cosine that reaches the final rate at the last step run', () => {
     expect(learningRate(0, s)).toBeCloseTo(0.25);
     expect(learningRate(3, s)).toBeCloseTo(1);
     expect(learningRate(4, s)).toBeCloseTo(1);
-    expect(learningRate(9, s)).toBeCloseTo(0.5);
-    expect(learningRate(14, s)).toBeCloseTo(0);
+    expect(learningRate(9, s)).toBeCloseTo(0.505);
+    expect(learningRate(14, s)).toBeCloseTo(0.01, 10); // step totalSteps - 1: the last one
   });
 });
 
