@@ -21,9 +21,10 @@ describe('likeness train and signals', () => {
   it('SIGTERM writes a checkpoint at the current step and exits 143; --resume continues from it', async () => {
     const out = tempDir();
     // 20 steps per epoch, 20 epochs: far more than the test waits for, so the signal lands mid-run.
-    // No timed checkpoints: the only mid-epoch checkpoint is the one the signal writes.
+    // No timed checkpoints: the only mid-epoch checkpoint is the one the signal writes. The warm-up is
+    // given: the resume shortens the run, and a default warm-up (a tenth of --epochs) would change with it.
     const args = [BIN, 'train', '--data', 'idx:fashion-mnist:train', '--limit', '640', '--batch-size', '32', '--widths', '8,16,16',
-      '--out', out, '--progress', 'none', '--no-knn', '--backend', 'wasm', '--threads', '1', '--checkpoint-minutes', '0'];
+      '--out', out, '--progress', 'none', '--no-knn', '--backend', 'wasm', '--threads', '1', '--checkpoint-minutes', '0', '--warmup-epochs', '1'];
     const child = spawn(process.execPath, [...args, '--epochs', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
