@@ -10,7 +10,7 @@ import { LikenessError } from '../errors';
 import type { StoredImage } from '../images/thumbnail';
 import type { Item, Metadata, MetadataFilter } from './catalog';
 import type { ImageKind, ItemImages, ItemImageSet } from './item-images';
-import { toIndexChange } from './store';
+import { storableText, toIndexChange } from './store';
 import type { IndexChange, Store, StoreTx } from './store';
 
 /**
@@ -153,7 +153,7 @@ export function validateMetadata(metadata: unknown): Metadata {
  */
 function checkJsonValue(value: unknown, depth: number): void {
   if (typeof value === 'string') {
-    if (value.includes('\u0000') || !value.isWellFormed()) throw badRequest('BAD_METADATA', 'metadata strings must be well-formed unicode without NUL characters');
+    if (!storableText(value)) throw badRequest('BAD_METADATA', 'metadata strings must be well-formed unicode without NUL characters');
     return;
   }
   if (value === null || typeof value !== 'object') return;

@@ -1,7 +1,7 @@
 /**
  * Ingest jobs in the catalogue database. A job's plan (every item it will add) is written when the
  * job is created, in chunks with the job's row last, so the job appears whole or not at all (a crash
- * halfway leaves plan rows without a job, removed at the next start). Each item's outcome is written
+ * halfway leaves plan rows without a job, marked in jobs_planning and removed at the next start). Each item's outcome is written
  * in the same transaction as the item itself, so after a crash a job resumes exactly where it
  * stopped: no item is added twice or re-embedded.
  */
@@ -9,6 +9,7 @@ import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { toJobRow } from './jobs';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem, RawJobRow } from './jobs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -24,6 +25,8 @@ CREATE TABLE IF NOT EXISTS job_items (
   PRIMARY KEY (job_id, seq)
 );
 CREATE INDEX IF NOT EXISTS job_items_pending ON job_items (job_id, state, seq);
+-- Jobs whose plan is being written; a row left here at start names a creation a crash cut short.
+CREATE TABLE IF NOT EXISTS jobs_planning (id TEXT PRIMARY KEY);
 `;
 
 type RawJob = RawJobRow<string, string>;
@@ -40,10 +43,12 @@ export class SqliteJobStore {
 
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
-    // The plan of a job whose creation a crash cut short.
-    db.exec(`DELETE FROM job_items WHERE job_id IN (SELECT DISTINCT job_id FROM job_items EXCEPT SELECT id FROM jobs)`);
+    // The plan of a job whose creation a crash cut short (found by its marker, not by scanning every plan row).
+    db.exec(`DELETE FROM job_items WHERE job_id IN (SELECT id FROM jobs_planning); DELETE FROM jobs_planning`);
     this.stmts = {
       insertJob: db.prepare(`INSERT INTO jobs (id, source, options, status, total, created_at) VALUES (?, ?, ?, 'queued', ?, ?)`),
+      startPlan: db.prepare(`INSERT INTO jobs_planning (id) VALUES (?)`),
+      endPlan: db.prepare(`DELETE FROM jobs_planning WHERE id = ?`),
       insertItem: db.prepare(`INSERT INTO job_items (job_id, seq, id, path, offset, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare(`SELECT * FROM jobs WHERE id = ?`),
       list: db.prepare(`SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?`),
@@ -60,18 +65,22 @@ export class SqliteJobStore {
   /**
    * Records a job and its plan: the plan in transactions of PLAN_CHUNK items with a turn of the event
    * loop between them (a million-item plan would otherwise stall the server for seconds), then the
-   * job's row, which makes it visible.
+   * job's row, which makes it visible, in one transaction with the removal of its planning marker.
    */
   async create(source: unknown, options: unknown, items: PlannedItem[]): Promise<JobRow> {
     const id = randomUUID();
+    this.stmts.startPlan.run(id);
     const insert = this.db.transaction((start: number) =>
       items.slice(start, start + PLAN_CHUNK).forEach((it, i) => this.stmts.insertItem.run(id, start + i + 1, it.id, it.path, it.offset, it.size, JSON.stringify(it.metadata))),
     );
     for (let start = 0; start < items.length; start += PLAN_CHUNK) {
       insert(start);
-      await new Promise((r) => setImmediate(r));
+      await yieldToEventLoop();
     }
-    this.stmts.insertJob.run(id, JSON.stringify(source), JSON.stringify(options), items.length, new Date().toISOString());
+    this.db.transaction(() => {
+      this.stmts.insertJob.run(id, JSON.stringify(source), JSON.stringify(options), items.length, new Date().toISOString());
+      this.stmts.endPlan.run(id);
+    })();
     return this.get(id)!;
   }
 

@@ -125,6 +125,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * Text every store can hold: PostgreSQL's text and jsonb refuse NUL characters and lone surrogates
+ * (SQLite keeps them), so metadata and filter values are held to this everywhere.
+ */
+export const storableText = (s: string): boolean => !s.includes('\u0000') && s.isWellFormed();
+
 /** Field names usable in filters: plain keys only, so every store can put them into its query safely. */
 const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -139,7 +145,7 @@ export function checkFilter(filter: MetadataFilter | undefined): MetadataFilter 
     if (!FILTER_FIELD.test(k)) throw badRequest('BAD_FILTER', `filter field '${k.slice(0, 80)}' must match ${FILTER_FIELD}`);
     const v = filter[k];
     // Stored metadata cannot hold these (validateMetadata), and PostgreSQL refuses them as parameters.
-    if (typeof v === 'string' && (v.includes('\u0000') || !v.isWellFormed())) throw badRequest('BAD_FILTER', `filter value of '${k}' must be well-formed unicode without NUL characters`);
+    if (typeof v === 'string' && !storableText(v)) throw badRequest('BAD_FILTER', `filter value of '${k}' must be well-formed unicode without NUL characters`);
   }
   return filter;
 }

@@ -4,6 +4,7 @@
  * training split's mean and std; full-batch Adam with L2 weight decay.
  */
 import * as tf from '@tensorflow/tfjs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export interface ProbeConfig {
   epochs: number;
@@ -42,7 +43,7 @@ export async function linearProbe(
         return tf.losses.softmaxCrossEntropy(yTrain, logits).add(w.square().sum().mul(cfg.weightDecay)) as tf.Scalar;
       }, true);
       loss?.dispose();
-      if (e % 20 === 19) await new Promise((r) => setImmediate(r)); // let the event loop breathe
+      if (e % 20 === 19) await yieldToEventLoop();
     }
     const pred = tf.tidy(() => xTest.matMul(w).add(b).argMax(1));
     const p = await pred.data();

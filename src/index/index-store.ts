@@ -14,6 +14,7 @@ import type { Catalog } from '../catalog/catalog';
 import { writeFileAtomic } from '../model/fs-io';
 import { HnswIndex, HnswOptions } from './hnsw-index';
 import type { Neighbour } from './vector-index';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export const INDEX_FILE = 'index.bin';
 export const SNAPSHOT_FILE = 'snapshot.json';
@@ -50,7 +51,6 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class IndexStore {
   /** Highest catalogue sequence whose change is in the index. */

@@ -38,8 +38,13 @@ export class AllowedRoots {
       if (this.roots !== undefined && !this.roots.some((root) => isInside(path.resolve(root), path.resolve(p)))) throw forbiddenPath(p);
       throw badRequest('SOURCE_NOT_FOUND', `'${p.slice(0, 300)}' does not exist`);
     }
-    if (this.real === undefined || this.real.some((root) => isInside(root, real))) return real;
+    if (this.allows(real)) return real;
     throw forbiddenPath(p);
+  }
+
+  /** Whether a real (already resolved) path lies inside a root. */
+  allows(real: string): boolean {
+    return this.real === undefined || this.real.some((root) => isInside(root, real));
   }
 
   /** Like resolve, but a missing file is fine when its folder is allowed (it fails later, as that item's error). */
@@ -48,7 +53,7 @@ export class AllowedRoots {
     if (fs.existsSync(abs)) {
       this.resolve(abs);
     } else {
-      if (abs.includes('\0')) throw badRequest('BAD_PATH', 'path must be a non-empty string');
+      if (abs.includes('\0')) throw badRequest('BAD_PATH', 'path must be a non-empty string'); // existsSync says false to these
       const dir = path.dirname(abs);
       let allowed = this.folders.get(dir);
       if (allowed === undefined) {

@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import type { PlannedItem } from '../catalog/jobs';
 import { validateId, validateMetadata } from '../catalog/service';
 import { badRequest, LikenessError } from '../errors';
-import { AllowedRoots } from './paths';
+import { AllowedRoots, forbiddenPath } from './paths';
 import { listTar } from './tar';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.heic', '.heif', '.tif', '.tiff']);
 
@@ -35,7 +36,6 @@ export async function listImages(root: string): Promise<string[]> {
 
 /** Rows checked between turns of the event loop while planning: searches wait at most this long. */
 const PLAN_YIELD_EVERY = 2000;
-const yieldToEventLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export type SourceType = 'folder' | 'manifest' | 'tar';
 export interface IngestSource {
@@ -194,7 +194,8 @@ export async function readPlanned(item: Pick<PlannedItem, 'path' | 'offset' | 's
   let file = item.path;
   let flags = fs.constants.O_RDONLY;
   if (roots) {
-    file = roots.resolve(await fs.promises.realpath(file)); // a missing file stays ENOENT
+    file = await fs.promises.realpath(file); // a missing file stays ENOENT (FILE_NOT_FOUND)
+    if (!roots.allows(file)) throw forbiddenPath(item.path);
     flags |= fs.constants.O_NOFOLLOW; // and may not turn into a symlink between the check and the open
   }
   const fh = await fs.promises.open(file, flags);

@@ -34,6 +34,7 @@ import { createOptimizer, defaultLearningRate, OptimizerConfig, OptimizerName } 
 import { methodClass } from './registry';
 import { learningRate } from './schedule';
 import { withSeededRandom } from './seeded-init';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export const TRAIN_LOG = 'train-log.jsonl';
 /** The outputs of every trained network, in order (buildTwoOutputModel). */
@@ -134,7 +135,7 @@ class StopRequested extends Error {}
 /** Lets a signal handler run (the training loop's awaits are only microtasks), then says whether to stop. */
 async function stopRequested(signal?: AbortSignal): Promise<boolean> {
   if (!signal) return false;
-  await new Promise((resolve) => setImmediate(resolve));
+  await yieldToEventLoop();
   return signal.aborted;
 }
 

@@ -109,8 +109,10 @@ describe('SqliteJobStore', () => {
     const job = await jobs.create({ type: 'folder', path: '/x' }, { duplicates: 'keep' }, planned(12_345));
     expect(job).toMatchObject({ status: 'queued', total: 12_345 });
     expect(jobs.pending(job.id, 12_340, 10).map((p) => p.id)).toEqual(['img-12340', 'img-12341', 'img-12342', 'img-12343', 'img-12344']);
-    // What a crash between two chunks leaves: plan rows of a job that was never recorded.
+    expect(catalog.database.prepare('SELECT COUNT(*) AS n FROM jobs_planning').get()).toEqual({ n: 0 });
+    // What a crash between two chunks leaves: the planning marker and plan rows of a job never recorded.
     const count = () => (catalog.database.prepare('SELECT COUNT(*) AS n FROM job_items').get() as { n: number }).n;
+    catalog.database.prepare(`INSERT INTO jobs_planning (id) VALUES ('cut-short')`).run();
     catalog.database.prepare(`INSERT INTO job_items (job_id, seq, id, path, metadata) VALUES ('cut-short', 1, 'a', '/a.png', '{}')`).run();
     expect(count()).toBe(12_346);
     catalog.close();
