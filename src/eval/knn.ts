@@ -14,6 +14,13 @@ export interface KnnConfig {
   vote: 'weighted' | 'majority';
 }
 
+/** One more than the largest label: a loop, since spreading a million labels into Math.max overflows the stack. */
+export function classCount(...labelSets: ArrayLike<number>[]): number {
+  let top = -1;
+  for (const labels of labelSets) for (let i = 0; i < labels.length; i++) if (labels[i] > top) top = labels[i];
+  return top + 1;
+}
+
 export const DEFAULT_KNN: KnnConfig = { k: 200, temperature: 0.1, vote: 'weighted' };
 
 export interface KnnReport {

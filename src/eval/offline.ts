@@ -19,7 +19,7 @@ import { buildResNet } from '../model/resnet';
 import type { BackendChoice } from '../runtime/backend';
 import { withSeededRandom } from '../train/seeded-init';
 import { annRecallSweep, AnnPoint } from './ann-recall';
-import { knnClassify } from './knn';
+import { classCount, knnClassify } from './knn';
 import { linearProbe } from './linear-probe';
 import { exactNeighbours } from './neighbours';
 import { relevantCounter, retrievalMetrics } from './retrieval';
@@ -154,7 +154,7 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
   const trainLabels = train.labels;
   const testLabels = test.labels;
   if (trainLabels.some((l) => l < 0) || testLabels.some((l) => l < 0)) throw new Error('every evaluation image needs a label');
-  const numClasses = Math.max(...trainLabels, ...testLabels) + 1;
+  const numClasses = classCount(trainLabels, testLabels);
   const log = opts.log ?? (() => undefined);
   const manifest = readManifest(opts.modelDir);
   const output = opts.output ?? manifest.embedding.output;
@@ -172,7 +172,7 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
   for (let i = 0; i < train.count; i++) hnsw.add(i, a.vectors.subarray(i * a.dim, (i + 1) * a.dim));
   const annQueries = Array.from({ length: Math.min(1000, test.count) }, (_, i) => b.vectors.slice(i * a.dim, (i + 1) * a.dim));
   const truth = await exactNeighbours(a.vectors, b.vectors.subarray(0, annQueries.length * a.dim), a.dim, 10);
-  const annRecall = annRecallSweep(hnsw, annQueries, truth.indices, truth.k, Math.min(10, truth.k), opts.efs);
+  const annRecall = annRecallSweep(hnsw, annQueries, { table: truth }, Math.min(10, truth.k), opts.efs);
 
   if (opts.baselines) {
     log('baseline: raw pixels');

@@ -10,38 +10,43 @@
  *   J_NCE = −E_{P_d}[log h(i, v)] − m·E_{P_n}[log(1 − h(i, v′))]
  *
  * and Z_i ≈ Z is a constant estimated once by Monte Carlo (eq. 5, Z ≈ n·E_j[exp(v_jᵀf_i/τ)]; see
- * `estimateZ`). Per image this is −log h(positive) − Σ_{j=1}^m log(1 − h(noise_j)), averaged over
+ * `estimateLogZ`). Per image this is −log h(positive) − Σ_{j=1}^m log(1 − h(noise_j)), averaged over
  * the batch, as in the authors' NCECriterion.
  *
  * Pure: the caller (src/train/membank.ts) owns the bank, samples the noise indices and updates
  * the bank after the optimizer step, in training only.
  *
  * Shapes: f [N, D] features of the batch (normalised here), positives [N, D] bank entries of the
- * same images, negatives [N, m, D] bank entries drawn at random. n: bank size; z: normaliser Z.
+ * same images, negatives [N, m, D] bank entries drawn at random. n: bank size; logZ: log of the normaliser Z.
  * Errors: RangeError for a bad temperature (value quoted), Z <= 0 or mismatched shapes.
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkRank, checkTemperature, l2Normalize } from './common';
 
-const EPS = 1e-7;
-
-/** exp(v_jᵀf_i/τ) for the positive [N, 1] and the noise samples [N, m] (before dividing by Z). */
-function bankScores(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, temperature: number): tf.Tensor2D {
+/** v_jᵀf_i/τ for the positive [N, 1] and the noise samples [N, m]: log of the unnormalised P(j|v). */
+function bankLogits(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, temperature: number): tf.Tensor2D {
   return tf.tidy(() => {
     const fn = l2Normalize(f); // [N, D]
     const pos = fn.mul(positives).sum(1, true); // [N, 1]
     const neg = tf.matMul(negatives, fn.expandDims(2) as tf.Tensor3D).squeeze([2]); // [N, m, D] @ [N, D, 1] → [N, m]
-    return tf.concat([pos, neg], 1).div(temperature).exp() as tf.Tensor2D; // [N, 1 + m]
+    return tf.concat([pos, neg], 1).div(temperature) as tf.Tensor2D; // [N, 1 + m]
   });
 }
 
-/** Monte-Carlo estimate of Z: n · mean of exp(v_jᵀf_i/τ) over all scores (eq. 5). */
-export function estimateZ(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, n: number, temperature = 0.07): tf.Scalar {
+/**
+ * Monte-Carlo estimate of log Z: log(n · mean of exp(v_jᵀf_i/τ)) over all scores (eq. 5). Kept in logs:
+ * exp(1/τ) overflows float32 below τ ≈ 0.0113.
+ */
+export function estimateLogZ(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, n: number, temperature = 0.07): tf.Scalar {
   checkTemperature(temperature);
-  return tf.tidy(() => bankScores(f, positives, negatives, temperature).mean().mul(n) as tf.Scalar);
+  return tf.tidy(() => {
+    const logits = bankLogits(f, positives, negatives, temperature);
+    return tf.logSumExp(logits).add(Math.log(n / logits.size)) as tf.Scalar;
+  });
 }
 
-export function memoryBankNce(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, n: number, z: number, temperature = 0.07): tf.Scalar {
+/** logZ: the log of the normaliser Z (see `estimateLogZ`). */
+export function memoryBankNce(f: tf.Tensor2D, positives: tf.Tensor2D, negatives: tf.Tensor3D, n: number, logZ: number, temperature = 0.07): tf.Scalar {
   checkTemperature(temperature);
   checkRank(f, 2, 'f', '[N, D]');
   checkRank(negatives, 3, 'negatives', '[N, m, D]');
@@ -49,16 +54,17 @@ export function memoryBankNce(f: tf.Tensor2D, positives: tf.Tensor2D, negatives:
   if (negatives.shape[0] !== f.shape[0] || negatives.shape[2] !== f.shape[1]) {
     throw new RangeError(`negatives must be [${f.shape[0]}, m, ${f.shape[1]}], got [${negatives.shape.join(', ')}]`);
   }
-  if (!(z > 0) || !Number.isFinite(z)) throw new RangeError(`Z must be a finite number > 0, got ${z}`);
+  if (!Number.isFinite(logZ)) throw new RangeError(`log Z must be a finite number, got ${logZ}`);
   if (!(n >= 1)) throw new RangeError(`bank size n must be >= 1, got ${n}`);
   return tf.tidy(() => {
     const [batch, m] = [f.shape[0], negatives.shape[1]];
-    const p = bankScores(f, positives, negatives, temperature).div(z); // [N, 1 + m]: P(j | v)
-    const noise = m / n; // m · P_n(j)
-    const pPos = p.slice([0, 0], [batch, 1]); // [N, 1]
-    const pNeg = p.slice([0, 1], [batch, m]); // [N, m]
-    const logH = pPos.div(pPos.add(noise + EPS)).log(); // [N, 1]: log h(i, v)
-    const log1mH = tf.scalar(noise).div(pNeg.add(noise + EPS)).log(); // [N, m]: log(1 − h(j, v′))
+    // With log P = s/τ − log Z and the noise mass m·P_n = m/n, h = P / (P + m/n) gives
+    // log h = −softplus(log(m/n) − log P) and log(1 − h) = −softplus(log P − log(m/n)):
+    // finite for any τ, where exp(s/τ) itself would overflow.
+    const logP = bankLogits(f, positives, negatives, temperature).sub(logZ); // [N, 1 + m]
+    const logNoise = Math.log(m / n);
+    const logH = tf.softplus(logP.slice([0, 0], [batch, 1]).neg().add(logNoise)).neg(); // [N, 1]: log h(i, v)
+    const log1mH = tf.softplus(logP.slice([0, 1], [batch, m]).sub(logNoise)).neg(); // [N, m]: log(1 − h(j, v′))
     return logH.sum().add(log1mH.sum()).neg().div(batch) as tf.Scalar;
   });
 }

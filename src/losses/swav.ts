@@ -23,8 +23,9 @@ import { checkRank, checkTemperature, stopGradient } from './common';
 
 /**
  * Sinkhorn-Knopp equipartition. scores: [B, K] → codes Q [B, K], each row a distribution over
- * prototypes, columns summing to ≈ B/K of the mass. Computed in log-space-safe form (the row max is
- * subtracted before exp, which the normalisation cancels).
+ * prototypes, columns summing to ≈ B/K of the mass. The same iterations as the reference
+ * `distributed_sinkhorn`, carried out on log Q: exp(score/ε) underflows to 0 for a prototype far from
+ * every sample when ε is small, and the plain form then divides 0 by 0.
  */
 export function sinkhorn(scores: tf.Tensor2D, epsilon = 0.05, iterations = 3): tf.Tensor2D {
   checkTemperature(epsilon, 'epsilon');
@@ -32,14 +33,12 @@ export function sinkhorn(scores: tf.Tensor2D, epsilon = 0.05, iterations = 3): t
   checkRank(scores, 2, 'scores', '[B, K]');
   return tf.tidy(() => {
     const [b, k] = scores.shape;
-    const s = scores.div(epsilon);
-    let q = s.sub(s.max()).exp().transpose() as tf.Tensor2D; // [K, B]
-    q = q.div(q.sum());
+    let logQ = scores.div(epsilon).transpose() as tf.Tensor2D; // [K, B]
     for (let it = 0; it < iterations; it++) {
-      q = q.div(q.sum(1, true)).div(k); // rows (prototypes) sum to 1/K
-      q = q.div(q.sum(0, true)).div(b); // columns (samples) sum to 1/B
+      logQ = logQ.sub(tf.logSumExp(logQ, 1, true)).sub(Math.log(k)); // rows (prototypes) sum to 1/K
+      logQ = logQ.sub(tf.logSumExp(logQ, 0, true)).sub(Math.log(b)); // columns (samples) sum to 1/B
     }
-    return q.mul(b).transpose() as tf.Tensor2D; // [B, K], rows sum to 1
+    return logQ.add(Math.log(b)).exp().transpose() as tf.Tensor2D; // [B, K], rows sum to 1
   });
 }
 

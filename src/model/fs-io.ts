@@ -15,14 +15,21 @@ export const WEIGHTS_BIN = 'weights.bin';
 /** Writes `data` to `file` atomically: temp file, fsync, rename, fsync of the directory. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      // writeFileSync loops until every byte is written; a single writeSync may write fewer (disk full)
+      // and a short file would then be renamed over a good one.
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
   }
-  fs.renameSync(tmp, file);
   fsyncDir(path.dirname(file));
 }
 

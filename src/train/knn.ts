@@ -4,7 +4,7 @@
  * code as `likeness eval` (src/eval), so the figure logged during training is the one evaluation reports.
  */
 import * as tf from '@tensorflow/tfjs';
-import { knnClassify } from '../eval/knn';
+import { classCount, knnClassify } from '../eval/knn';
 import { exactNeighbours } from '../eval/neighbours';
 import { l2Normalize } from '../losses/common';
 
@@ -43,7 +43,7 @@ export async function knnAccuracy(
   const keepBank = Int32Array.from(bankLabels.keys()).filter((i) => bankLabels[i] >= 0);
   const keepQuery = Int32Array.from(queryLabels.keys()).filter((i) => queryLabels[i] >= 0);
   if (keepBank.length === 0 || keepQuery.length === 0) throw new RangeError('k-NN needs labelled bank and query images');
-  const numClasses = Math.max(...bankLabels, ...queryLabels) + 1;
+  const numClasses = classCount(bankLabels, queryLabels);
   const k = opts.k ?? 200;
   const table = await exactNeighbours(await labelledRows(bankFeatures, keepBank), await labelledRows(queryFeatures, keepQuery), dim, k, { maxEntries: opts.maxEntries ?? 4_000_000 });
   const report = knnClassify(

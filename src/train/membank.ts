@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { deriveSeed, Rng } from '../augment/rng';
 import { l2Normalize } from '../losses/common';
-import { estimateZ, memoryBankNce } from '../losses/nce';
+import { estimateLogZ, memoryBankNce } from '../losses/nce';
 import { ProjectionHead } from '../model/heads';
 import { MemoryBank } from './memory-bank';
 import { ContrastiveMethod, MethodConfig, MethodContext, MethodState, num, RawConfig, TrainBatch } from './method';
@@ -35,8 +35,8 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
   }
 
   readonly bank: MemoryBank;
-  /** Normaliser Z, estimated on the first step (Wu et al.: "estimate once ... keep constant"). */
-  z?: number;
+  /** log of the normaliser Z, estimated on the first step (Wu et al.: "estimate once ... keep constant"). */
+  logZ?: number;
   private positives?: tf.Tensor2D;
   private negatives?: tf.Tensor3D;
   private features?: tf.Tensor2D;
@@ -67,12 +67,12 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
   override computeLoss(batch: TrainBatch): tf.Scalar {
     const f = this.projectViews(batch); // V × [N, D]
     const n = this.ctx.datasetSize;
-    if (this.z === undefined) {
-      const estimate = estimateZ(f[0], this.positives!, this.negatives!, n, this.cfg.temperature);
-      this.z = estimate.dataSync()[0];
+    if (this.logZ === undefined) {
+      const estimate = estimateLogZ(f[0], this.positives!, this.negatives!, n, this.cfg.temperature);
+      this.logZ = estimate.dataSync()[0];
       estimate.dispose();
     }
-    const losses = f.map((fv) => memoryBankNce(fv, this.positives!, this.negatives!, n, this.z!, this.cfg.temperature));
+    const losses = f.map((fv) => memoryBankNce(fv, this.positives!, this.negatives!, n, this.logZ!, this.cfg.temperature));
     this.features = tf.keep(l2Normalize(tf.addN(f).div(f.length)) as tf.Tensor2D); // mean over views, for the bank
     return tf.addN(losses).div(losses.length) as tf.Scalar;
   }
@@ -89,14 +89,16 @@ export class MemoryBankMethod extends ContrastiveMethod<MemoryBankConfig> {
   override getState(): MethodState {
     this.bankTensor?.dispose();
     this.bankTensor = this.bank.toTensor();
-    return { tensors: { 'membank/bank': this.bankTensor }, json: { z: this.z ?? null } };
+    return { tensors: { 'membank/bank': this.bankTensor }, json: { logZ: this.logZ ?? null } };
   }
 
   override setState(state: MethodState): void {
     const t = state.tensors['membank/bank'];
     if (!t) throw new Error('checkpoint lacks the memory bank');
     this.bank.load(t);
-    this.z = typeof state.json.z === 'number' ? state.json.z : undefined;
+    const { logZ, z } = state.json;
+    // Checkpoints written before log Z was kept store Z itself.
+    this.logZ = typeof logZ === 'number' ? logZ : typeof z === 'number' ? Math.log(z) : undefined;
   }
 
   private release(): void {

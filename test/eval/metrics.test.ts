@@ -1,7 +1,9 @@
 import { initBackend } from '../../src/runtime/backend';
+import { annRecallSweep } from '../../src/eval/ann-recall';
 import { knnClassify } from '../../src/eval/knn';
 import { exactNeighbours, NeighbourTable } from '../../src/eval/neighbours';
 import { relevantCounter, retrievalMetrics } from '../../src/eval/retrieval';
+import { HnswIndex } from '../../src/index/hnsw-index';
 import { normalize } from '../../src/index/vector-index';
 
 const rows = (...vs: number[][]) => Float32Array.from(vs.flatMap((v) => Array.from(normalize(v))));
@@ -99,5 +101,41 @@ describe('retrievalMetrics', () => {
     expect(r.queries).toBe(2);
     expect(r.mapAtK).toBe(1);
     expect(() => retrievalMetrics(t, bankLabels, bankLabels, 3, () => 1)).toThrow(/exceeds/);
+  });
+});
+
+describe('annRecallSweep', () => {
+  // Twenty random unit vectors plus one image stored twice (labels 100 and 101, equal vectors). Exact
+  // search keeps one copy by row order; HNSW returns whichever its graph reaches. Either is a correct
+  // nearest neighbour, so recall must be 1 whichever order the bank lists the copies in.
+  const dim = 8;
+  const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const next = rng(3);
+  const others = Array.from({ length: 20 }, () => normalize(Array.from({ length: dim }, next)));
+  const twin = normalize(Array.from({ length: dim }, next));
+  const hnsw = HnswIndex.create(dim);
+  others.forEach((v, i) => hnsw.add(i, v));
+  hnsw.add(100, twin);
+  hnsw.add(101, twin);
+
+  it.each([[100, 101], [101, 100]])('counts an equally near copy as a hit (bank order %i, %i)', async (first, second) => {
+    const labelOfRow = [...others.map((_, i) => i), first, second];
+    const bank = new Float32Array(labelOfRow.length * dim);
+    [...others, twin, twin].forEach((v, i) => bank.set(v, i * dim));
+    const table = await exactNeighbours(bank, twin, dim, 1);
+    expect(labelOfRow[table.indices[0]]).toBe(first);
+    const [point] = annRecallSweep(hnsw, [twin], { table, labelOfRow }, 1, [50]);
+    expect(point.recall).toBe(1);
+  });
+
+  it('still counts a worse answer as a miss', async () => {
+    const bank = new Float32Array(others.length * dim);
+    others.forEach((v, i) => bank.set(v, i * dim));
+    const table = await exactNeighbours(bank, twin, dim, 2);
+    // An index holding only the second-best vector: its answer scores below the exact first.
+    const worse = HnswIndex.create(dim);
+    worse.add(table.indices[1], others[table.indices[1]]);
+    const [point] = annRecallSweep(worse, [twin], { table }, 1, [50]);
+    expect(point.recall).toBe(0);
   });
 });

@@ -23,6 +23,21 @@ describe('SwAV (Caron et al. 2020)', () => {
     cols.forEach((c) => expect(c).toBeCloseTo(12 / 4, 1));
   });
 
+  it('sinkhorn: finite and exact at a small ε with a prototype far from every sample', () => {
+    // Prototype 2 scores ≤ −0.9 against all samples; with ε = 0.02, exp(s/ε) of its row is ~1e-41
+    // after the global shift, which float32 rounds to 0. The reference computed in float64:
+    const scores = [[1, -0.9], [0.9, -0.95], [0.8, -0.92]];
+    const [eps, b, k] = [0.02, 3, 2];
+    let q = [0, 1].map((j) => scores.map((r) => Math.exp(r[j] / eps))); // [K, B]
+    for (let it = 0; it < 3; it++) {
+      q = q.map((row) => row.map((v) => v / row.reduce((x, y) => x + y) / k));
+      const cols = q[0].map((_, i) => q[0][i] + q[1][i]);
+      q = q.map((row) => row.map((v, i) => v / cols[i] / b));
+    }
+    const got = sinkhorn(t2(scores), eps, 3).arraySync();
+    scores.forEach((_, i) => [0, 1].forEach((j) => expect(got[i][j]).toBeCloseTo(q[j][i] * b, 5)));
+  });
+
   it('swapped prediction with equal views is the entropy of the codes (hand value)', () => {
     // Codes = softmax rows [a, 1 − a] with τ = 1 and ε = 1, so ℓ = −Σ q log p = H(a).
     const s = t2([[1, 0], [0, 1]]);

@@ -10,6 +10,7 @@ import { ArrayDataset } from '../../src/data/dataset';
 import { openIdx } from '../../src/data/idx-dataset';
 import { loadModelDir } from '../../src/model/model-dir';
 import { CHECKPOINT_DIR, TRAINER_JSON } from '../../src/train/checkpoint';
+import { MemoryBankMethod } from '../../src/train/membank';
 import { METHOD_NAMES, methodClass } from '../../src/train/registry';
 import { buildResNet, resnetConfig } from '../../src/model/resnet';
 import { train, TRAIN_LOG } from '../../src/train/trainer';
@@ -112,5 +113,21 @@ describe('moco without the symmetric loss', () => {
     // The 40 oldest rows moved down by 8: 8 keys went in.
     for (let i = 0; i < 40; i++) after[i + 8].forEach((x, j) => expect(x).toBeCloseTo(before[i][j], 6));
     tf.dispose([loss, ...views]);
+  });
+});
+
+describe('membank state', () => {
+  it('keeps log Z across a checkpoint and reads Z from checkpoints written before log Z was kept', () => {
+    const enc = resnetConfig(TINY_ENCODER, 8, 1);
+    const cfg = MemoryBankMethod.configure({ ...TINY_HEAD, negatives: 16 });
+    const make = () => new MemoryBankMethod(buildResNet(enc), cfg, { buildEncoder: () => buildResNet(enc), datasetSize: 32, seed: 1 });
+    const a = make();
+    a.logZ = 3.5;
+    const saved = a.getState();
+    const b = make();
+    b.setState(saved);
+    expect(b.logZ).toBe(3.5);
+    b.setState({ tensors: saved.tensors, json: { z: 2 } });
+    expect(b.logZ).toBeCloseTo(Math.log(2), 12);
   });
 });
