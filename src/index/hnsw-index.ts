@@ -56,8 +56,11 @@ export class HnswIndex implements VectorIndex {
     return new HnswIndex(dim, h, o);
   }
 
-  /** Reads a file written by `save`. Every stored label counts as live until `retainOnly` says otherwise. */
-  static async load(file: string, dim: number, opts: Partial<HnswOptions> = {}): Promise<HnswIndex> {
+  /**
+   * Reads a file written by `save`. `deleted`: the labels that were deleted when it was saved (see
+   * `deletedLabels`); hnswlib keeps them in its id list, so they must be named to stay deleted.
+   */
+  static async load(file: string, dim: number, opts: Partial<HnswOptions> = {}, deleted: Iterable<number> = []): Promise<HnswIndex> {
     const o = { ...DEFAULT_HNSW, ...opts };
     // hnswlib trusts the caller's dimension and would read a mismatched file as garbage: check first.
     const fileDim = storedDimension(file);
@@ -65,8 +68,14 @@ export class HnswIndex implements VectorIndex {
     const h = new HierarchicalNSW('cosine', dim);
     await h.readIndex(file, true);
     const index = new HnswIndex(dim, h, o);
-    for (const label of h.getIdsList()) index.live.add(label);
+    const gone = new Set(deleted);
+    for (const label of h.getIdsList()) if (!gone.has(label)) index.live.add(label);
     return index;
+  }
+
+  /** Labels the saved file still holds but marked deleted: `load` needs them back. */
+  deletedLabels(): number[] {
+    return this.hnsw.getIdsList().filter((label) => !this.live.has(label));
   }
 
   size(): number {

@@ -29,6 +29,8 @@ interface SnapshotInfo {
   seq: number;
   size: number;
   sha256: string;
+  /** Labels in index.bin that are marked deleted (hnswlib's file does not say which). */
+  deleted?: number[];
   writtenAt: string;
 }
 
@@ -100,6 +102,7 @@ export class IndexStore {
     } catch {
       return { reason: 'snapshot.json unreadable' };
     }
+    if (info.deleted !== undefined && !(Array.isArray(info.deleted) && info.deleted.every(Number.isSafeInteger))) return { reason: 'snapshot.json lists deleted labels that are not integers' };
     if (info.modelId !== modelId) return { reason: `snapshot built by model ${info.modelId}, serving ${modelId}` };
     if (info.dim !== dim) return { reason: `snapshot has ${info.dim} dimensions, model has ${dim}` };
     const stats = catalog.stats(modelId);
@@ -107,7 +110,7 @@ export class IndexStore {
     if ((await sha256File(indexFile)) !== info.sha256) return { reason: 'index file does not match its checksum (corrupt or truncated)' };
     let index: HnswIndex;
     try {
-      index = await HnswIndex.load(indexFile, dim, opts.hnsw);
+      index = await HnswIndex.load(indexFile, dim, opts.hnsw, info.deleted ?? []);
     } catch (err) {
       return { reason: `index file unreadable: ${(err as Error).message}` };
     }
@@ -177,10 +180,11 @@ export class IndexStore {
       const { dir, modelId, dim, catalog, log } = this.opts;
       const seq = this.appliedSeq;
       const size = this.index.size();
+      const deleted = this.index.deletedLabels();
       const indexFile = path.join(dir, INDEX_FILE);
       try {
         await this.index.save(indexFile);
-        const info: SnapshotInfo = { modelId, dim, seq, size, sha256: await sha256File(indexFile), writtenAt: new Date().toISOString() };
+        const info: SnapshotInfo = { modelId, dim, seq, size, sha256: await sha256File(indexFile), deleted, writtenAt: new Date().toISOString() };
         writeFileAtomic(path.join(dir, SNAPSHOT_FILE), JSON.stringify(info, null, 2));
         catalog.pruneRemovedUpTo(seq);
         this.changesSinceSnapshot = 0;

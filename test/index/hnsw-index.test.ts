@@ -87,4 +87,22 @@ describe('HnswIndex', () => {
     data.slice(0, 20).forEach((v, i) => reloaded.add(i + 1, v));
     expect(reloaded.size()).toBe(20);
   });
+
+  it('keeps deleted labels deleted across a save and load when told which they are', async () => {
+    const hnsw = HnswIndex.create(dim);
+    data.slice(0, 50).forEach((v, i) => hnsw.add(i + 1, v));
+    [3, 7, 7, 20].forEach((l) => hnsw.remove(l));
+    expect(hnsw.deletedLabels().sort((a, b) => a - b)).toEqual([3, 7, 20]);
+    const file = path.join(tempDir(), 'index.bin');
+    await hnsw.save(file);
+    // hnswlib's file keeps deleted labels in its id list: without the list they would count as live.
+    expect((await HnswIndex.load(file, dim)).size()).toBe(50);
+    const loaded = await HnswIndex.load(file, dim, {}, hnsw.deletedLabels());
+    expect(loaded.size()).toBe(47);
+    expect(loaded.has(7)).toBe(false);
+    expect(loaded.search(data[6], 50).map((r) => r.label)).not.toContain(7);
+    loaded.add(7, data[6]); // a deleted label can come back
+    expect(loaded.search(data[6], 1)[0].label).toBe(7);
+    expect(loaded.size()).toBe(48);
+  });
 });

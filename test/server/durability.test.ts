@@ -53,6 +53,23 @@ describe('durability', () => {
     }
   });
 
+  it('a snapshot holding deletions is loaded, not rebuilt, and the deleted items stay gone', async () => {
+    const dir = tempDir();
+    let srv = await startServer(testConfig(dir, { snapshotEvery: 0 }));
+    await addAll(srv);
+    for (const f of fixtures.slice(0, 3)) await request(srv.server).delete(`/v1/items/${encodeURIComponent(f.id)}`).expect(204);
+    const before = await topIds(srv);
+    await srv.stop(); // the shutdown snapshot covers the deletions
+    srv = await startServer(testConfig(dir, { snapshotEvery: 0 }));
+    try {
+      expect(srv.likeness.embedded!.index.outcome).toBe('loaded');
+      expect(srv.likeness.embedded!.index.size()).toBe(fixtures.length - 3);
+      expect(await topIds(srv)).toEqual(before);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it.each([
     ['a truncated index file', (file: string) => fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2))],
     ['a corrupted index file', (file: string) => {
