@@ -44,6 +44,8 @@ export class Embedder {
   private pending: Pending[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = 0;
+  /** Request images handed to the engine and not yet answered (the engine queues batches it cannot start). */
+  private answering = 0;
   /** Uploads being decoded: they hold their bytes and a libvips thread, so they count against maxQueue too. */
   private decoding = 0;
 
@@ -74,9 +76,17 @@ export class Embedder {
     return this.decoding + this.pending.length + this.inFlight;
   }
 
+  /**
+   * Request images anywhere between admission and answer. Bulk work (embedMany) is bounded by its
+   * callers and not counted, so an ingest job does not turn uploads away.
+   */
+  private get admitted(): number {
+    return this.decoding + this.pending.length + this.answering;
+  }
+
   /** Decodes untrusted bytes (see decodeToPixels for the errors) and embeds them. */
   async embedImage(bytes: Uint8Array): Promise<Float32Array> {
-    if (this.decoding + this.pending.length >= this.opts.batching.maxQueue) throw unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly');
+    if (this.admitted >= this.opts.batching.maxQueue) throw unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly');
     this.decoding++;
     let pixels: Buffer;
     try {
@@ -94,7 +104,7 @@ export class Embedder {
   /** Embeds one decoded image through the micro-batcher. */
   embedPixels(pixels: Uint8Array): Promise<Float32Array> {
     if (pixels.length !== this.pixelsPerImage) return Promise.reject(new RangeError(`expected ${this.pixelsPerImage} bytes, got ${pixels.length}`));
-    if (this.pending.length >= this.opts.batching.maxQueue) return Promise.reject(unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly'));
+    if (this.pending.length + this.answering >= this.opts.batching.maxQueue) return Promise.reject(unavailable('EMBED_QUEUE_FULL', 'the server is busy embedding; retry shortly'));
     return new Promise((resolve, reject) => {
       this.pending.push({ pixels, resolve, reject });
       if (this.pending.length >= this.opts.batching.maxBatch) this.flush();
@@ -115,10 +125,13 @@ export class Embedder {
     this.timer = undefined;
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.opts.batching.maxBatch);
-      this.runBatch(batch.map((p) => p.pixels)).then(
-        (vectors) => batch.forEach((p, i) => p.resolve(vectors[i])),
-        (err: Error) => batch.forEach((p) => p.reject(err)),
-      );
+      this.answering += batch.length;
+      this.runBatch(batch.map((p) => p.pixels))
+        .then(
+          (vectors) => batch.forEach((p, i) => p.resolve(vectors[i])),
+          (err: Error) => batch.forEach((p) => p.reject(err)),
+        )
+        .finally(() => (this.answering -= batch.length));
     }
   }
 

@@ -99,4 +99,18 @@ describe('Embedder', () => {
       await busy.close();
     }
   });
+
+  it('counts batches handed to the engine but not yet answered against the queue limit', async () => {
+    // Full batches of 2 leave the micro-batcher at once; without counting them, a burst of any size
+    // would be admitted and pile up in the engine's queue.
+    const busy = await Embedder.open({ ...options(1), batching: { maxBatch: 2, maxWaitMs: 1, maxQueue: 4 } });
+    try {
+      const pixels = await busy.decode(fixtures[0].bytes);
+      const results = await Promise.allSettled(Array.from({ length: 12 }, () => busy.embedPixels(pixels)));
+      expect(results.map((r) => r.status)).toEqual([...Array(4).fill('fulfilled'), ...Array(8).fill('rejected')]);
+      await expect(busy.embedPixels(pixels)).resolves.toHaveLength(busy.dim); // answered work frees the queue
+    } finally {
+      await busy.close();
+    }
+  });
 });
