@@ -18,6 +18,13 @@ export const pair = (v: string): [number, number] => {
 };
 export const list = (v: string): number[] => v.split(',').map(num);
 
+/** A yes/no value from a flag or an environment variable (`--resume [bool]`, `LIKENESS_TRAIN_RESUME=false`). */
+export const bool = (v: string): boolean => {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new InvalidArgumentError(`expected true or false, got '${v}'`);
+};
+
 /** An integer in [min, max], e.g. a port. */
 export const intIn = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: string): number => {
   const n = int(v);

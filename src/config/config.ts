@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
-import { intIn, numIn } from './arg-parsers';
+import { bool, intIn, numIn } from './arg-parsers';
 
 /** Root of the installed package (holds models/ and demo/). */
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
@@ -66,12 +66,6 @@ export interface Config {
 
 /** A day: Node fires a timer set past 2^31 - 1 ms (24.8 days) after 1 ms, so a huge timeout would act at once. */
 const MAX_TIMER_SECONDS = 86_400;
-
-function bool(value: string): boolean {
-  if (/^(1|true|yes|on)$/i.test(value)) return true;
-  if (/^(0|false|no|off)$/i.test(value)) return false;
-  throw new InvalidArgumentError(`expected true or false, got '${value}'`);
-}
 
 function storeUrl(value: string): string {
   if (value === 'embedded' || /^postgres(ql)?:\/\//.test(value)) return value;

@@ -183,6 +183,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     background: '#000000',
   };
   if (input.mean.length !== channels || input.std.length !== channels) throw new RangeError(`mean/std need ${channels} value(s), got ${input.mean.length}/${input.std.length}`);
+  // Checked here rather than when the model is saved at the end: a zero std makes every input infinite.
+  if (!input.std.every((x) => x > 0 && Number.isFinite(x)) || !input.mean.every(Number.isFinite)) throw new RangeError(`std must be > 0 and mean finite, got mean ${input.mean.join(',')} std ${input.std.join(',')}`);
   // The recorded shape, not the preset name alone: its stem, stages or widths may have been overridden.
   const encSpec = resnetConfig(opts.encoder ?? source?.manifest.encoder ?? { arch: 'resnet-mini' }, size, channels);
   const initFrom = source && { dir: source.dir, modelId: modelIdOf(source.dir, source.manifest) };

@@ -1,5 +1,7 @@
 /** Server and catalogue options: every value is checked once, at start, with the option named. */
 import { Command } from 'commander';
+import { trainOptions } from '../../src/cli/commands/train';
+import { buildProgram } from '../../src/cli/main';
 import { catalogOptions, serverOptions, toConfig } from '../../src/config/config';
 
 function parse(args: string[], env: Record<string, string> = {}): { config?: ReturnType<typeof toConfig>; error?: string } {
@@ -37,5 +39,39 @@ describe('server options', () => {
     const { config, error } = parse(args, env);
     expect(config).toBeUndefined();
     expect(error).toMatch(message);
+  });
+});
+
+describe('every command', () => {
+  const all = (cmd: Command): Command[] => [cmd, ...cmd.commands.flatMap(all)];
+
+  it('gives every option an environment variable', () => {
+    const missing: string[] = [];
+    for (const cmd of all(buildProgram())) {
+      for (const o of cmd.options) {
+        // `--no-x` is the short form of `--x false`, which has the variable.
+        const positive = o.negate && cmd.options.find((p) => p.attributeName() === o.attributeName() && !p.negate);
+        if (!o.envVar && !positive && o.long !== '--help' && o.long !== '--version') missing.push(`${cmd.name()} ${o.flags}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('reads yes/no variables by value, not by presence', () => {
+    const train = (args: string[], env: Record<string, string>) => {
+      const saved = { ...process.env };
+      Object.assign(process.env, env);
+      try {
+        const cmd = new Command().exitOverride();
+        for (const o of trainOptions()) cmd.addOption(o);
+        return cmd.parse([...args, '--data', 'idx:fashion-mnist', '--out', 'x'], { from: 'user' }).opts();
+      } finally {
+        process.env = saved;
+      }
+    };
+    expect(train([], { LIKENESS_TRAIN_RESUME: 'false', LIKENESS_TRAIN_KNN: 'false' })).toMatchObject({ resume: false, knn: false });
+    expect(train([], { LIKENESS_TRAIN_RESUME: 'yes' })).toMatchObject({ resume: true, knn: true });
+    expect(train(['--resume', '--no-knn'], {})).toMatchObject({ resume: true, knn: false });
+    expect(() => train([], { LIKENESS_TRAIN_RESUME: 'maybe' })).toThrow(/expected true or false, got 'maybe'/);
   });
 });

@@ -88,10 +88,11 @@ describe('method configuration', () => {
     expect(() => methodClass('byol')).toThrow(/unknown method 'byol'/);
   });
 
-  it('refuses supcon without labels and a batch larger than the data', async () => {
+  it('refuses supcon without labels, a batch larger than the data and a zero std', async () => {
     const unlabelled = new ArrayDataset('u', data.pixels, 8, 1);
     await expect(train({ method: 'supcon', data: unlabelled, outDir: tempDir('x'), epochs: 1, batchSize: 8, knn: false, progress: 'none' })).rejects.toThrow(/needs labels/);
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 64, knn: false, progress: 'none' })).rejects.toThrow(/fewer than one batch/);
+    await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 8, std: [0], knn: false, progress: 'none' })).rejects.toThrow(/std must be > 0/);
   });
 });
 

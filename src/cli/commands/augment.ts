@@ -8,15 +8,9 @@ import * as tf from '@tensorflow/tfjs';
 import { writeViewGrid } from '../../augment/grid';
 import { multiView, pixelsToUnit, ViewAugmentConfig } from '../../augment/views';
 import { decodeFileToPixels } from '../../data/decode';
-import { initBackend } from '../../runtime/backend';
+import { BACKEND_CHOICES, BackendChoice, initBackend } from '../../runtime/backend';
 import { int, num, pair } from '../../config/arg-parsers';
-
-
-/** `--flag <v>` with env LIKENESS_<PREFIX>_<FLAG> (e.g. LIKENESS_TRAIN_CROP_SCALE). */
-export function envOption(prefix: string, flags: string, description: string): Option {
-  const long = /--([a-z0-9-]+)/.exec(flags)![1];
-  return new Option(flags, description).env(`LIKENESS_${prefix}_${long.replace(/-/g, '_').toUpperCase()}`);
-}
+import { envOption } from '../env-option';
 
 /** The augmentation knobs as options (defaults: SimCLR's, see src/augment/views.ts). */
 export function augmentOptions(prefix: string): Option[] {
@@ -95,10 +89,11 @@ export function augmentCommand(): Command {
     .addOption(envOption('AUGMENT', '--rows <n>', 'rows per image').argParser(int).default(1))
     .addOption(envOption('AUGMENT', '--size <px>', 'side of the views in pixels').argParser(int).default(96))
     .addOption(envOption('AUGMENT', '--channels <n>', 'colour channels, 1 or 3').choices(['1', '3']).default('3'))
-    .addOption(envOption('AUGMENT', '--seed <n>', 'random seed (same seed, same views)').argParser(int).default(0));
+    .addOption(envOption('AUGMENT', '--seed <n>', 'random seed (same seed, same views)').argParser(int).default(0))
+    .addOption(envOption('AUGMENT', '--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'));
   for (const o of augmentOptions('AUGMENT')) cmd.addOption(o);
   cmd.action(async (images: string[], opts: Record<string, unknown>) => {
-    await initBackend((process.env.LIKENESS_BACKEND as 'auto') ?? 'auto');
+    await initBackend(opts.backend as BackendChoice);
     const [rows, cols] = await writeAugmentGrid(images, {
       out: opts.out as string,
       views: opts.views as number,

@@ -9,7 +9,7 @@ import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
-import { int, num } from '../../config/arg-parsers';
+import { bool, int, num } from '../../config/arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -26,8 +26,10 @@ export function evalCommand(): Command {
   cmd.addOption(
     env('--holdout <n>', 'queries are the last n images of --train, the bank the ones before them; --test is not read (to choose between models without looking at the test split)', 'LIKENESS_EVAL_HOLDOUT').argParser(int),
   );
-  cmd.addOption(env('--no-baselines', 'skip the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_NO_BASELINES'));
-  cmd.addOption(env('--no-probe', 'skip the linear probe', 'LIKENESS_EVAL_NO_PROBE'));
+  cmd.addOption(env('--baselines [bool]', 'measure the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_BASELINES').argParser(bool).default(true));
+  cmd.addOption(new Option('--no-baselines', 'skip the baselines'));
+  cmd.addOption(env('--probe [bool]', 'fit the linear probe', 'LIKENESS_EVAL_PROBE').argParser(bool).default(true));
+  cmd.addOption(new Option('--no-probe', 'skip the linear probe'));
   cmd.addOption(env('--ef <list>', 'HNSW ef values for the recall sweep', 'LIKENESS_EVAL_EF').default('10,20,40,80,160,320'));
   cmd.addOption(env('--out <file>', 'also write the JSON report here', 'LIKENESS_EVAL_OUT'));
   cmd.addOption(env('--report <dir>', 'write an HTML report with pictures to this folder', 'LIKENESS_EVAL_REPORT'));

@@ -41,7 +41,7 @@ export function indexCommand(): Command {
     .description('ingest a folder (id = relative path), a manifest (CSV/JSONL: path, id, metadata columns) or a tar archive; rerun to resume')
     .argument('<path>');
   for (const o of catalogOptions()) cmd.addOption(o);
-  cmd.addOption(new Option('--type <type>', 'source type (default: from the path)').choices(['folder', 'manifest', 'tar']));
+  cmd.addOption(new Option('--type <type>', 'source type (default: from the path)').env('LIKENESS_INDEX_TYPE').choices(['folder', 'manifest', 'tar']));
   cmd.addOption(new Option('--server <url>', 'submit to a running server instead of opening the catalogue files').env('LIKENESS_SERVER'));
   cmd.action(async (source: string, opts: Record<string, unknown>) => {
     const config = toConfig(opts);

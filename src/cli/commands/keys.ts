@@ -1,5 +1,6 @@
 /** likeness keys create | list | revoke: manage the API keys file that `serve --api-keys-file` reads. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { envOption } from '../env-option';
 import { appendKey, generateKey, hashKey, readKeysFile, removeKey, Scope, SCOPES } from '../../server/auth';
 
 const fileOption = () =>
@@ -22,10 +23,10 @@ export function keysCommand(): Command {
   cmd
     .command('create')
     .description('make a key, store its sha256 and print the key once (it cannot be shown again)')
-    .requiredOption('--name <name>', 'who or what uses the key (letters, digits, . _ @ -)')
-    .requiredOption('--scopes <list>', 'read, write or read,write', scopes)
-    .option('--rate-limit <n>', 'requests per second for this key (default: the server\'s --rate-limit; 0 = unlimited)', positive)
-    .option('--burst <n>', 'requests at once after an idle spell', (v) => Math.max(1, Math.round(positive(v))))
+    .addOption(envOption('KEYS', '--name <name>', 'who or what uses the key (letters, digits, . _ @ -)').makeOptionMandatory())
+    .addOption(envOption('KEYS', '--scopes <list>', 'read, write or read,write').argParser(scopes).makeOptionMandatory())
+    .addOption(envOption('KEYS', '--rate-limit <n>', "requests per second for this key (default: the server's --rate-limit; 0 = unlimited)").argParser(positive))
+    .addOption(envOption('KEYS', '--burst <n>', 'requests at once after an idle spell').argParser((v) => Math.max(1, Math.round(positive(v)))))
     .addOption(fileOption())
     .action((opts: { name: string; scopes: Scope[]; rateLimit?: number; burst?: number; apiKeysFile: string }) => {
       const key = generateKey();
@@ -50,7 +51,7 @@ export function keysCommand(): Command {
   cmd
     .command('revoke')
     .description('remove a key by name (takes effect when the server restarts)')
-    .requiredOption('--name <name>', 'the key to remove')
+    .addOption(envOption('KEYS', '--name <name>', 'the key to remove').makeOptionMandatory())
     .addOption(fileOption())
     .action((opts: { name: string; apiKeysFile: string }) => {
       if (!removeKey(opts.apiKeysFile, opts.name)) throw new Error(`no key named '${opts.name}' in ${opts.apiKeysFile}`);

@@ -19,8 +19,9 @@ import { METHOD_NAMES } from '../../train/registry';
 import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { hasCheckpoint } from '../../train/checkpoint';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
-import { int, list, num } from '../../config/arg-parsers';
-import { augmentOptions, envOption, parseAugmentOptions } from './augment';
+import { bool, int, list, num } from '../../config/arg-parsers';
+import { augmentOptions, parseAugmentOptions } from './augment';
+import { envOption } from '../env-option';
 
 const opt = (flags: string, description: string): Option => envOption('TRAIN', flags, description);
 
@@ -30,7 +31,7 @@ export function trainOptions(): Option[] {
     opt('--data <spec>', 'training images: idx:fashion-mnist[:train|test], a folder (one sub-folder per class) or a .csv/.jsonl manifest').makeOptionMandatory(),
     opt('--out <dir>', 'output model directory (checkpoints in <dir>/checkpoint)').makeOptionMandatory(),
     opt('--name <name>', 'model name in the manifest (default: the --out folder name)'),
-    opt('--resume', 'continue from <out>/checkpoint if there is one').default(false),
+    opt('--resume [bool]', 'continue from <out>/checkpoint if there is one').argParser(bool).default(false),
     opt('--init-from <model dir>', "start from this model's weights (fine-tune); its encoder, --mean and --std are the defaults"),
     opt('--checkpoint-minutes <m>', 'also checkpoint inside an epoch after this many minutes (0: only at epoch ends)').argParser(num).default(10),
     opt('--checkpoint-every <steps>', 'also checkpoint inside an epoch every n steps (0: off)').argParser(int).default(0),
@@ -82,7 +83,8 @@ export function trainOptions(): Option[] {
     opt('--knn-k <k>', 'neighbours').argParser(int).default(200),
     opt('--knn-t <t>', 'vote temperature').argParser(num).default(0.1),
     opt('--knn-every <n>', 'run the monitor every n epochs').argParser(int).default(1),
-    opt('--no-knn', 'skip the k-NN monitor'),
+    opt('--knn [bool]', 'run the k-NN monitor (labelled data only)').argParser(bool).default(true),
+    new Option('--no-knn', 'skip the k-NN monitor'),
     ...augmentOptions('TRAIN'),
   ];
 }
