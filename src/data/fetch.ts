@@ -2,8 +2,10 @@
  * Optional download of Fashion-MNIST for machines without Debian's `dataset-fashion-mnist`.
  *
  * Nothing calls this at run time: a user runs `likeness data fetch fashion-mnist` once. Each file is
- * written to `<name>.part`, checked, then renamed, so an interrupted or tampered download never
- * leaves a file that `idx:fashion-mnist` would read. The check is the sha256 of the decompressed
+ * checked in memory and only then written (temporary name, fsync, rename), so an interrupted or
+ * tampered download never leaves a file that `idx:fashion-mnist` would read. The mirror is plain
+ * HTTP; the checksums are what is trusted, and the sizes they carry cap what a hostile mirror can
+ * make the process read or inflate. The check is the sha256 of the decompressed
  * IDX bytes (not of the .gz): mirrors recompress the same data (Debian's .gz files differ byte for
  * byte from Zalando's), while the IDX content is the dataset itself.
  */
@@ -11,6 +13,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { writeFileAtomic } from '../model/fs-io';
 
 /** Zalando's own mirror, as listed in github.com/zalandoresearch/fashion-mnist. */
 export const FASHION_MNIST_MIRROR = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
@@ -29,8 +32,10 @@ export class ChecksumError extends Error {}
 export function verifyIdxGz(gz: Buffer, expected: { name: string; sha256: string; bytes: number }): void {
   let raw: Buffer;
   try {
-    raw = gunzipSync(gz);
+    // One byte over the expected size is enough to know it is wrong: a gzip bomb stops there.
+    raw = gunzipSync(gz, { maxOutputLength: expected.bytes + 1 });
   } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw new ChecksumError(`${expected.name}: checksum mismatch (decompresses to more than ${expected.bytes} bytes)`);
     throw new ChecksumError(`${expected.name}: not a gzip file (${(err as Error).message})`);
   }
   const sha = createHash('sha256').update(raw).digest('hex');
@@ -63,17 +68,31 @@ export async function fetchFashionMnist(dir: string, mirror = FASHION_MNIST_MIRR
     log(`downloading ${url}`);
     const res = await fetch(url);
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-    const body = Buffer.from(await res.arrayBuffer());
-    const part = `${target}.part`;
-    fs.writeFileSync(part, body);
-    try {
-      verifyIdxGz(body, file);
-    } catch (err) {
-      fs.rmSync(part, { force: true });
-      throw err;
-    }
-    fs.renameSync(part, target);
+    const body = await readCapped(res, maxGzBytes(file.bytes), file.name);
+    verifyIdxGz(body, file);
+    writeFileAtomic(target, body);
     report.push({ name: file.name, state: 'downloaded', bytes: body.length });
   }
   return report;
+}
+
+/** gzip never grows data by more than a few bytes per 16 KiB block plus its header: anything larger is not the file. */
+function maxGzBytes(rawBytes: number): number {
+  return rawBytes + Math.ceil(rawBytes / 1000) + 1024;
+}
+
+/** The response body, refused as soon as it passes `limit` bytes (a hostile or broken mirror cannot fill memory). */
+async function readCapped(res: Response, limit: number, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  if (!res.body) return Buffer.alloc(0);
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    if (total > limit) {
+      // Leaving the loop cancels the stream: the rest is never read.
+      throw new ChecksumError(`${name}: checksum mismatch (the download passed ${limit} bytes, more than the file can be)`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
 }

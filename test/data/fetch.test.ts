@@ -64,4 +64,20 @@ describe('fetchFashionMnist', () => {
       await m.close();
     }
   });
+
+  it.each([
+    // The images file is 47,040,016 bytes decompressed: a 60 MB download cannot be it, gzipped or not.
+    ['a download larger than the file can be', Buffer.alloc(60_000_000, 1), /train-images-idx3-ubyte.gz: checksum mismatch \(the download passed/],
+    // 64 MiB of zeros in about 64 KiB: inflating stops one byte past the expected size.
+    ['a gzip that inflates past the expected size', gzipSync(Buffer.alloc(64 * 1024 * 1024)), /train-images-idx3-ubyte.gz: checksum mismatch \(decompresses to more than 47040016 bytes/],
+  ])('stops at %s and writes nothing', async (_, body, message) => {
+    const m = await mirror({ 'train-images-idx3-ubyte.gz': body });
+    const dir = tempDir();
+    try {
+      await expect(fetchFashionMnist(dir, m.url)).rejects.toThrow(message);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      await m.close();
+    }
+  });
 });
