@@ -4,7 +4,7 @@
  * add: the embedding is what the catalogue is for, and the web page shows a placeholder instead.
  */
 import sharp from 'sharp';
-import type { DecodeLimits } from '../images/decode';
+import { DecodeLimits, mayDecode } from '../images/decode';
 import { makeThumbnail, mimeOf, StoredImage } from '../images/thumbnail';
 
 export type ImageKind = 'thumbnail' | 'original';
@@ -41,7 +41,7 @@ export class ItemImages {
     if (this.opts.thumbnailSize > 0) {
       out.thumbnail = await makeThumbnail(bytes, this.opts.thumbnailSize, this.opts.limits).catch(() => undefined);
     }
-    if (this.opts.keepOriginals) {
+    if (this.opts.keepOriginals && mayDecode(bytes, this.opts.limits)) {
       const format = await sharp(bytes, { limitInputPixels: false })
         .metadata()
         .then((m) => m.format, () => undefined);

@@ -49,6 +49,14 @@ export function sniffFormat(b: Uint8Array): (typeof RASTER_FORMATS)[number] | un
 /** SVG (or XML that may be one) after an optional BOM and whitespace. */
 const looksLikeSvg = (b: Uint8Array): boolean => /^(\ufeff|\xef\xbb\xbf)?\s*<(\?xml|!--|!doctype\s+svg|svg)/i.test(ascii(b, 0, 256));
 
+/**
+ * Whether libvips may be shown these bytes at all: an accepted raster format by its magic number, or
+ * SVG where allowed. Every path that hands untrusted bytes to sharp asks this first.
+ */
+export function mayDecode(bytes: Uint8Array, limits: DecodeLimits): boolean {
+  return sniffFormat(bytes) !== undefined || (limits.allowSvg && looksLikeSvg(bytes));
+}
+
 export interface ImageHeader {
   format: string;
   width: number;

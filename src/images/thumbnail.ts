@@ -1,10 +1,10 @@
 /**
  * Thumbnails for the web page: a bounded WebP (or the image itself, when already small) made once,
  * when an item is stored, so browsing the catalogue never decodes originals. Same untrusted-bytes
- * guards as decode.ts (pixel limit, timeout, first frame only).
+ * guards as decode.ts (accepted formats only, pixel limit, timeout, first frame only).
  */
 import sharp from 'sharp';
-import type { DecodeLimits } from './decode';
+import { DecodeLimits, mayDecode } from './decode';
 import { parsePlainPng } from './png-direct';
 
 export interface StoredImage {
@@ -43,6 +43,8 @@ export async function makeThumbnail(bytes: Uint8Array, size: number, limits: Dec
   const small = 64;
   const png = bytes.length <= AS_IS_MAX_BYTES ? parsePlainPng(bytes) : undefined;
   if (png && Math.max(png.width, png.height) <= size) return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), type: 'image/png' };
+  // Bulk ingest makes thumbnails while the same bytes are still being checked for the model.
+  if (!mayDecode(bytes, limits)) throw new Error('not an image in an accepted format');
   const meta = await sharp(bytes, { limitInputPixels: limits.maxPixels }).metadata();
   const longest = Math.max(meta.width ?? 0, meta.height ?? 0);
   const upright = (meta.orientation ?? 1) === 1;

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { deflateSync } from 'node:zlib';
 import { decodeToPixels, DEFAULT_DECODE_LIMITS, inspectImage } from '../../src/images/decode';
 import { readFashionMnist } from '../../src/data/idx';
+import { makeThumbnail } from '../../src/images/thumbnail';
 import type { InputSpec } from '../../src/model/manifest';
 import { fmnistFixtures, photo } from '../helpers';
 
@@ -125,6 +126,12 @@ describe('decodeToPixels', () => {
       const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>');
       await expectCode(decodeToPixels(svg, GREY28, DEFAULT_DECODE_LIMITS), 415, 'UNSUPPORTED_FORMAT');
       await expect(decodeToPixels(svg, RGB32, { ...DEFAULT_DECODE_LIMITS, allowSvg: true })).resolves.toHaveLength(32 * 32 * 3);
+    });
+    it('thumbnails refuse what decoding refuses (bulk ingest makes them while the bytes are still being checked)', async () => {
+      const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><rect width="300" height="300" fill="red"/></svg>');
+      await expect(makeThumbnail(svg, 128, DEFAULT_DECODE_LIMITS)).rejects.toThrow(/not an image in an accepted format/);
+      await expect(makeThumbnail(svg, 128, { ...DEFAULT_DECODE_LIMITS, allowSvg: true })).resolves.toMatchObject({ type: 'image/webp' });
+      await expect(makeThumbnail(cat, 128, DEFAULT_DECODE_LIMITS)).resolves.toMatchObject({ type: 'image/webp' });
     });
     it('inspectImage reports the header without decoding', async () => {
       await expect(inspectImage(cat, DEFAULT_DECODE_LIMITS)).resolves.toEqual({ format: 'jpeg', width: 320, height: 213 });
