@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkIndices, Dataset, DatasetError } from './dataset';
+import { sniffFormat } from '../images/decode';
 import { decodeFileToPixels, DecodeSpec, IMAGE_EXTENSIONS } from './decode';
 
 export const DEFAULT_CACHE_BYTES = 1 << 30;
@@ -33,6 +34,7 @@ export class FileListDataset implements Dataset {
     readonly ids?: string[],
   ) {
     if (files.length === 0) throw new DatasetError(`${name}: no images found`);
+    checkHeaders(name, files);
     this.count = files.length;
     this.size = spec.size;
     this.channels = spec.channels;
@@ -65,8 +67,32 @@ export class FileListDataset implements Dataset {
   }
 }
 
+/**
+ * Reads the first bytes of every file and refuses the dataset if any is missing or not an accepted
+ * image format, naming them: images are only decoded when first fetched, and a bad file found hours
+ * into training would end the run. (A file with a good header can still fail to decode later.)
+ */
+function checkHeaders(name: string, files: string[]): void {
+  const bad: string[] = [];
+  const head = Buffer.alloc(32);
+  for (const file of files) {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(file, 'r');
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      if (!sniffFormat(head.subarray(0, n))) bad.push(`${file} (not an image in an accepted format)`);
+    } catch (err) {
+      bad.push(`${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+  if (bad.length > 0) throw new DatasetError(`${name}: ${bad.length} of ${files.length} files cannot be used: ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', ...' : ''}`);
+}
+
+/** Image files by extension; hidden files are skipped (macOS leaves `._name.png` resource forks beside images). */
 function isImage(name: string): boolean {
-  return IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
+  return !name.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
 
 export function openImageFolder(root: string, spec: FileListOptions): FileListDataset {

@@ -20,6 +20,7 @@ function classFolder(): string {
     for (const f of files) fs.copyFileSync(path.join(PHOTOS, f), path.join(root, cls, f));
   }
   fs.writeFileSync(path.join(root, 'cats', 'notes.txt'), 'not an image');
+  fs.writeFileSync(path.join(root, 'cats', '._chelsea.jpg'), Buffer.from([0, 5, 22, 7, 0, 2, 0, 0])); // a macOS resource fork
   return root;
 }
 
@@ -63,7 +64,12 @@ describe('image folder source', () => {
     expect(() => openImageFolder(tmp(), { size: 8, channels: 1 })).toThrow(/has no images/);
     const root = tmp();
     fs.writeFileSync(path.join(root, 'broken.jpg'), 'definitely not a jpeg');
-    await expect(openImageFolder(root, { size: 8, channels: 1 }).fetch([0])).rejects.toThrow(/cannot decode image .*broken\.jpg/);
+    // Refused when opened, naming the file, rather than when first fetched (which may be hours into training).
+    expect(() => openImageFolder(root, { size: 8, channels: 1 })).toThrow(/1 of 1 files cannot be used: .*broken\.jpg \(not an image in an accepted format\)/);
+    // A good header over a damaged body still fails on fetch, with the file named.
+    const truncated = tmp();
+    fs.writeFileSync(path.join(truncated, 'cut.jpg'), fs.readFileSync(path.join(PHOTOS, 'coffee.jpg')).subarray(0, 300));
+    await expect(openImageFolder(truncated, { size: 8, channels: 1 }).fetch([0])).rejects.toThrow(/cannot decode image .*cut\.jpg/);
     await expect(openImageFolder(classFolder(), { size: 8, channels: 1 }).fetch([9])).rejects.toThrow(/index 9 is out of range \[0, 4\)/);
   });
 });
