@@ -15,7 +15,7 @@ export interface ManifestRow {
   label?: string;
 }
 
-/** Splits one CSV line (RFC 4180 quoting: "a,b" and "" for a quote). */
+/** Splits one CSV line (RFC 4180 quoting: "a,b" and "" for a quote; a quoted field cannot span lines). */
 export function parseCsvLine(line: string, where: string): string[] {
   const out: string[] = [];
   let cur = '';
