@@ -127,6 +127,14 @@ describe('decodeToPixels', () => {
       await expectCode(decodeToPixels(svg, GREY28, DEFAULT_DECODE_LIMITS), 415, 'UNSUPPORTED_FORMAT');
       await expect(decodeToPixels(svg, RGB32, { ...DEFAULT_DECODE_LIMITS, allowSvg: true })).resolves.toHaveLength(32 * 32 * 3);
     });
+    it('16-bit greyscale PNG → the same 8-bit levels, not clipped', async () => {
+      const n = 28 * 28;
+      const ramp = Uint16Array.from({ length: n }, (_, i) => Math.round((i / (n - 1)) * 65535));
+      const png16 = await sharp(ramp, { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+      expect((await sharp(png16).metadata()).depth).toBe('ushort');
+      const px = await decodeToPixels(png16, GREY28, DEFAULT_DECODE_LIMITS);
+      for (const i of [0, 200, 392, 600, 783]) expect(Math.abs(px[i] - Math.round((i / (n - 1)) * 255))).toBeLessThanOrEqual(1);
+    });
     it('thumbnails refuse what decoding refuses (bulk ingest makes them while the bytes are still being checked)', async () => {
       const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><rect width="300" height="300" fill="red"/></svg>');
       await expect(makeThumbnail(svg, 128, DEFAULT_DECODE_LIMITS)).rejects.toThrow(/not an image in an accepted format/);
