@@ -87,6 +87,22 @@ describe('likeness CLI', () => {
     await expect(run(process.execPath, [BIN, 'info', '--model', tempDir()], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no manifest.json/) });
   });
 
+  it('submits an ingest job to a running server with an API key (index --server --api-key)', async () => {
+    const dir = tempDir();
+    const keys = path.join(dir, 'keys.jsonl');
+    const key = (await run(process.execPath, [BIN, 'keys', 'create', '--name', 'loader', '--scopes', 'read,write', '--api-keys-file', keys])).stdout.trim();
+    const server = spawnServer({ LIKENESS_DATA_DIR: path.join(dir, 'data'), LIKENESS_WORKERS: '1', LIKENESS_API_KEYS_FILE: keys, LIKENESS_INGEST_ROOTS: FMNIST_DIR });
+    try {
+      await server.up();
+      const folder = path.join(FMNIST_DIR, 'trouser');
+      await expect(run(process.execPath, [BIN, 'index', folder, '--server', server.base], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/UNAUTHENTICATED/) });
+      const done = await run(process.execPath, [BIN, 'index', folder, '--server', server.base], { env: { ...env, LIKENESS_API_KEY: key } });
+      expect(JSON.parse(done.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'done', total: 10, added: 10, failed: 0 });
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('refuses to open a data dir a server holds, at once; a server killed with -9 leaves no stale lock', async () => {
     const dataDir = tempDir();
     const server = spawnServer({ LIKENESS_DATA_DIR: dataDir, LIKENESS_WORKERS: '1' });

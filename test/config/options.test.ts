@@ -1,6 +1,6 @@
 /** Server and catalogue options: every value is checked once, at start, with the option named. */
 import { Command } from 'commander';
-import { trainOptions } from '../../src/cli/commands/train';
+import { defaultValSpec, trainOptions } from '../../src/cli/commands/train';
 import { buildProgram } from '../../src/cli/main';
 import { catalogOptions, serverOptions, toConfig } from '../../src/config/config';
 
@@ -73,5 +73,15 @@ describe('every command', () => {
     expect(train([], { LIKENESS_TRAIN_RESUME: 'yes' })).toMatchObject({ resume: true, knn: true });
     expect(train(['--resume', '--no-knn'], {})).toMatchObject({ resume: true, knn: false });
     expect(() => train([], { LIKENESS_TRAIN_RESUME: 'maybe' })).toThrow(/expected true or false, got 'maybe'/);
+  });
+});
+
+describe('train --val-data default', () => {
+  it("is Fashion-MNIST's test split from the folder the training split comes from", () => {
+    expect(defaultValSpec('idx:fashion-mnist')).toBe('idx:fashion-mnist:test');
+    expect(defaultValSpec('idx:fashion-mnist:train')).toBe('idx:fashion-mnist:test');
+    expect(defaultValSpec('idx:fashion-mnist:train:/home/me/.cache/likeness/fashion-mnist')).toBe('idx:fashion-mnist:test:/home/me/.cache/likeness/fashion-mnist');
+    expect(defaultValSpec('photos/')).toBeUndefined();
+    expect(defaultValSpec('idx:a.gz,b.gz')).toBeUndefined();
   });
 });

@@ -20,6 +20,14 @@ function sourceType(p: string, given?: string): SourceType {
   return 'manifest';
 }
 
+/** A job from the server's answer, or an error naming its code (401 without a key, 429 when rate limited...). */
+async function jobRequest(url: string, init: RequestInit): Promise<JobView> {
+  const res = await fetch(url, init);
+  const body = (await res.json().catch(() => ({}))) as { job?: JobView; error?: { code: string; message: string } };
+  if (!res.ok || !body.job) throw new Error(`${url}: ${body.error?.code ?? `HTTP ${res.status}`}: ${body.error?.message ?? 'no job in the answer'}`);
+  return body.job;
+}
+
 async function follow(poll: () => Promise<JobView>): Promise<JobView> {
   const bar = new SingleBar(
     { format: 'indexing [{bar}] {value}/{total} | {speed} img/s | ETA {eta_formatted} | dup {duplicates} | failed {failed}', hideCursor: true, etaBuffer: 50 },
@@ -43,21 +51,20 @@ export function indexCommand(): Command {
   for (const o of catalogOptions()) cmd.addOption(o);
   cmd.addOption(new Option('--type <type>', 'source type (default: from the path)').env('LIKENESS_INDEX_TYPE').choices(['folder', 'manifest', 'tar']));
   cmd.addOption(new Option('--server <url>', 'submit to a running server instead of opening the catalogue files').env('LIKENESS_SERVER'));
+  cmd.addOption(new Option('--api-key <key>', 'with --server: a key with the write scope (see likeness keys)').env('LIKENESS_API_KEY'));
   cmd.action(async (source: string, opts: Record<string, unknown>) => {
     const config = toConfig(opts);
     const type = sourceType(source, opts.type as string | undefined);
     let job: JobView;
     if (opts.server) {
       const base = String(opts.server).replace(/\/$/, '');
-      const res = await fetch(`${base}/v1/ingest`, {
+      const auth: Record<string, string> = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
+      const submitted = await jobRequest(`${base}/v1/ingest`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...auth },
         body: JSON.stringify({ source: { type, path: path.resolve(source) }, duplicates: config.duplicates }),
       });
-      const body = (await res.json()) as { job?: JobView; error?: { code: string; message: string } };
-      if (!res.ok || !body.job) throw new Error(`${body.error?.code ?? res.status}: ${body.error?.message ?? 'ingest refused'}`);
-      const id = body.job.id;
-      job = await follow(async () => ((await (await fetch(`${base}/v1/jobs/${id}`)).json()) as { job: JobView }).job);
+      job = await follow(() => jobRequest(`${base}/v1/jobs/${submitted.id}`, { headers: auth }));
     } else {
       const likeness = await openLikeness(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { resumeJobs: false });
       try {

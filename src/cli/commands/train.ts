@@ -93,13 +93,20 @@ export function trainOptions(): Option[] {
 const first = (ds: Dataset, n: number): Dataset => (ds.count <= n ? ds : sliceDataset(ds, 0, n));
 
 /** Training data, k-NN bank and validation set from the options. */
+/** Fashion-MNIST's test split, from the same folder as the training split (a downloaded copy, say). */
+export function defaultValSpec(data: string): string | undefined {
+  const m = /^idx:fashion-mnist(?::(?:train|test))?(?::(.+))?$/.exec(data);
+  if (!m) return undefined;
+  return m[1] ? `idx:fashion-mnist:test:${m[1]}` : 'idx:fashion-mnist:test';
+}
+
 export async function openTrainData(o: Record<string, unknown>, seed: number): Promise<{ data: Dataset; knn: KnnMonitorOptions | false }> {
   const size = o.size as number;
   const channels = Number(o.channels) as 1 | 3;
   let data = await openDataset(o.data as string, { size, channels, limit: o.limit as number | undefined });
   if (o.knn === false) return { data, knn: false };
   let val: Dataset | undefined;
-  const spec = (o.valData as string | undefined) ?? (String(o.data).startsWith('idx:fashion-mnist') ? 'idx:fashion-mnist:test' : undefined);
+  const spec = (o.valData as string | undefined) ?? defaultValSpec(String(o.data));
   if (spec) val = await openDataset(spec, { size, channels });
   else if (data.labels) {
     const frac = o.valFraction as number;
