@@ -86,6 +86,7 @@ export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks
   log.info({ backend: backend.name, provider: backend.provider, skipped: backend.skipped }, 'tfjs backend ready');
   const embedder = await Embedder.open({
     modelDir: config.model,
+    tta: config.tta,
     workers: config.workers,
     backend: config.backend === 'auto' ? backend.name : config.backend,
     batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, maxQueue: config.maxQueue },

@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { TTA_MODES, TtaMode } from '../model/manifest';
 import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
 import { bool, intIn, numIn } from './arg-parsers';
 
@@ -25,6 +26,8 @@ export interface Config {
   /** Connections per replica to a PostgreSQL store. */
   pgPoolSize: number;
   model: string;
+  /** Test-time augmentation; undefined = as the model's manifest says. */
+  tta?: TtaMode;
   backend: BackendChoice;
   workers: number;
   maxBatch: number;
@@ -83,6 +86,9 @@ export function catalogOptions(): Option[] {
       .default('embedded'),
     opt('--pg-pool-size <n>', 'connections per server to a PostgreSQL store', 'LIKENESS_PG_POOL_SIZE').argParser(intIn(1, 1000)).default(10),
     opt('--model <dir>', 'model directory (model.json + weights.bin + manifest.json)', 'LIKENESS_MODEL').default(SHIPPED_MODEL, 'the shipped model'),
+    opt('--tta <mode>', "test-time augmentation: 'hflip' also embeds the mirror image and averages (twice the inference), 'none' one pass", 'LIKENESS_TTA')
+      .choices(TTA_MODES as unknown as string[])
+      .default(undefined, "as the model's manifest says"),
     opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
     opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(intIn(0, 256)).default(os.availableParallelism(), 'number of cores'),
     opt('--max-batch <n>', 'largest micro-batch per model call', 'LIKENESS_MAX_BATCH').argParser(intIn(1, 4096)).default(64),
@@ -169,6 +175,7 @@ export function toConfig(opts: Record<string, unknown>): Config {
     store: pick('store'),
     pgPoolSize: pick('pgPoolSize'),
     model: path.resolve(pick('model')),
+    tta: opts.tta as TtaMode | undefined,
     backend: pick('backend'),
     workers: pick('workers'),
     maxBatch: pick('maxBatch'),

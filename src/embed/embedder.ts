@@ -8,8 +8,8 @@
  */
 import { unavailable } from '../errors';
 import { decodeToPixels, DecodeLimits } from '../images/decode';
-import type { ModelManifest } from '../model/manifest';
-import { modelIdOf, readManifest } from '../model/model-dir';
+import type { ModelManifest, TtaMode } from '../model/manifest';
+import { modelIdOf, readManifest, withTta } from '../model/model-dir';
 import type { BackendChoice } from '../runtime/backend';
 import { InferenceEngine, LocalEngine } from './engine';
 import { WorkerPoolEngine } from './worker-pool';
@@ -28,6 +28,8 @@ export interface EmbedderOptions {
   /** 0 runs inference in this thread; N >= 1 starts N worker threads. */
   workers: number;
   backend: BackendChoice;
+  /** Overrides the manifest's embedding.tta (test-time augmentation); undefined keeps it. */
+  tta?: TtaMode;
   batching: BatchingOptions;
   decode: DecodeLimits;
   /** Called after each model call (metrics). */
@@ -57,8 +59,9 @@ export class Embedder {
   ) {}
 
   static async open(opts: EmbedderOptions): Promise<Embedder> {
-    const manifest = readManifest(opts.modelDir);
-    const engine = opts.workers > 0 ? await WorkerPoolEngine.open(opts.modelDir, opts.workers, opts.backend) : await LocalEngine.open(opts.modelDir);
+    const manifest = withTta(readManifest(opts.modelDir), opts.tta);
+    const engine =
+      opts.workers > 0 ? await WorkerPoolEngine.open(opts.modelDir, opts.workers, opts.backend, opts.tta) : await LocalEngine.open(opts.modelDir, opts.tta);
     return new Embedder(modelIdOf(opts.modelDir, manifest), manifest, engine, opts);
   }
 

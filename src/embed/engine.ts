@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { pixelsToTensor } from '../images/preprocess';
+import type { TtaMode } from '../model/manifest';
 import { LoadedModel, loadModelDir } from '../model/model-dir';
 
 export interface InferenceEngine {
@@ -13,26 +14,38 @@ export interface InferenceEngine {
   close(): Promise<void>;
 }
 
-/** Forward pass + L2 normalisation: the served embedding is always unit length. */
-export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'>, x: tf.Tensor4D): tf.Tensor2D {
+function unitRows(v: tf.Tensor2D): tf.Tensor2D {
+  return v.div(v.norm('euclidean', 1, true).maximum(1e-12)) as tf.Tensor2D; // [N, D] / [N, 1]
+}
+
+/**
+ * Forward pass + L2 normalisation: the served embedding is always unit length. With tta 'hflip' the
+ * batch and its mirror images go through the network as one call of 2N, and each image gets the
+ * normalised mean of its two unit vectors (flip averaging, as in test-time augmentation for
+ * classifiers; it makes the embedding of an image and of its mirror image the same).
+ */
+export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'> & { tta?: TtaMode }, x: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
-    const out = loaded.model.predict(x);
-    const emb = (Array.isArray(out) ? out[loaded.embeddingOutput] : out) as tf.Tensor2D; // [N, D]
-    const norm = emb.norm('euclidean', 1, true).maximum(1e-12); // [N, 1]
-    return emb.div(norm) as tf.Tensor2D;
+    const flip = loaded.tta === 'hflip';
+    const input = flip ? tf.concat([x, x.reverse(2)], 0) : x; // [N or 2N, H, W, C]
+    const out = loaded.model.predict(input);
+    const emb = unitRows((Array.isArray(out) ? out[loaded.embeddingOutput] : out) as tf.Tensor2D); // [N or 2N, D]
+    if (!flip) return emb;
+    const n = x.shape[0];
+    return unitRows(emb.slice(0, n).add(emb.slice(n, n)));
   });
 }
 
 export class LocalEngine implements InferenceEngine {
   private constructor(readonly loaded: LoadedModel) {}
 
-  static async open(modelDir: string): Promise<LocalEngine> {
-    return new LocalEngine(await loadModelDir(modelDir));
+  static async open(modelDir: string, tta?: TtaMode): Promise<LocalEngine> {
+    return new LocalEngine(await loadModelDir(modelDir, tta));
   }
 
   async run(pixels: Uint8Array, count: number): Promise<Float32Array> {
     const x = pixelsToTensor(pixels, count, this.loaded.manifest.input);
-    const y = embedTensor(this.loaded, x);
+    const y = embedTensor({ ...this.loaded, tta: this.loaded.manifest.embedding.tta }, x);
     x.dispose();
     try {
       return (await y.data()) as Float32Array;

@@ -1,11 +1,13 @@
 /** Worker thread body for WorkerPoolEngine: one backend and one copy of the model per thread. */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { TtaMode } from '../model/manifest';
 import { BackendChoice, initBackend } from '../runtime/backend';
 import { LocalEngine } from './engine';
 
 export interface WorkerInit {
   modelDir: string;
   backend: BackendChoice;
+  tta?: TtaMode;
 }
 export type WorkerRequest = { id: number; pixels: Uint8Array; count: number };
 export type WorkerResponse = { id: number; vectors?: Float32Array; error?: string } | { ready: true; backend: string } | { fatal: string };
@@ -16,7 +18,7 @@ async function main(): Promise<void> {
   let engine: LocalEngine;
   try {
     const info = await initBackend(init.backend);
-    engine = await LocalEngine.open(init.modelDir);
+    engine = await LocalEngine.open(init.modelDir, init.tta);
     port.postMessage({ ready: true, backend: info.name } satisfies WorkerResponse);
   } catch (err) {
     port.postMessage({ fatal: (err as Error).message } satisfies WorkerResponse);

@@ -4,6 +4,7 @@
  * worker, or waits in a FIFO queue. A worker that dies fails only the batch it held, and is replaced.
  */
 import type { Worker } from 'node:worker_threads';
+import type { TtaMode } from '../model/manifest';
 import type { BackendChoice } from '../runtime/backend';
 import { startWorker } from '../runtime/worker-script';
 import type { InferenceEngine } from './engine';
@@ -43,9 +44,9 @@ export class WorkerPoolEngine implements InferenceEngine {
     for (const worker of workers) this.adopt(worker);
   }
 
-  static async open(modelDir: string, workers: number, backend: BackendChoice): Promise<WorkerPoolEngine> {
+  static async open(modelDir: string, workers: number, backend: BackendChoice, tta?: TtaMode): Promise<WorkerPoolEngine> {
     if (!(workers >= 1)) throw new RangeError(`workers must be >= 1, got ${workers}`);
-    const start = () => startWorker(__dirname, 'inference-worker', { workerData: { modelDir, backend } satisfies WorkerInit });
+    const start = () => startWorker(__dirname, 'inference-worker', { workerData: { modelDir, backend, tta } satisfies WorkerInit });
     const started = Array.from({ length: workers }, start);
     try {
       await Promise.all(started.map((w) => waitReady(w)));

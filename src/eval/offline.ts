@@ -13,8 +13,8 @@ import { Embedder } from '../embed/embedder';
 import { DEFAULT_DECODE_LIMITS } from '../images/decode';
 import { HnswIndex } from '../index/hnsw-index';
 import { normalize } from '../index/vector-index';
-import type { ModelManifest } from '../model/manifest';
-import { outputTwin, readManifest, saveModelDir } from '../model/model-dir';
+import type { ModelManifest, TtaMode } from '../model/manifest';
+import { outputTwin, readManifest, saveModelDir, withTta } from '../model/model-dir';
 import { buildResNet } from '../model/resnet';
 import type { BackendChoice } from '../runtime/backend';
 import { withSeededRandom } from '../train/seeded-init';
@@ -37,6 +37,8 @@ export interface OfflineEvalOptions {
   backend: BackendChoice;
   /** Measure this output of the network (e.g. 'projection') instead of the one the model serves. */
   output?: string;
+  /** Test-time augmentation instead of the manifest's (undefined keeps it). */
+  tta?: TtaMode;
   log?: (msg: string) => void;
 }
 
@@ -55,6 +57,8 @@ export interface OfflineReport {
   model: string;
   /** The network output measured (the served one unless OfflineEvalOptions.output). */
   output: string;
+  /** Test-time augmentation of the measured embedding. */
+  tta: TtaMode;
   train: { name: string; count: number };
   test: { name: string; count: number };
   classes: string[];
@@ -71,8 +75,8 @@ export interface OfflineReport {
 const BATCH = 1024;
 
 /** Embeds every image of `ds` with the model in `modelDir`: [count * dim] unit rows. */
-export async function embedDataset(ds: Dataset, modelDir: string, workers: number, backend: BackendChoice): Promise<{ vectors: Float32Array; dim: number; modelId: string }> {
-  const embedder = await Embedder.open({ modelDir, workers, backend, batching: { maxBatch: 256, maxWaitMs: 1, maxQueue: 1 << 20 }, decode: DEFAULT_DECODE_LIMITS });
+export async function embedDataset(ds: Dataset, modelDir: string, workers: number, backend: BackendChoice, tta?: TtaMode): Promise<{ vectors: Float32Array; dim: number; modelId: string }> {
+  const embedder = await Embedder.open({ modelDir, workers, backend, tta, batching: { maxBatch: 256, maxWaitMs: 1, maxQueue: 1 << 20 }, decode: DEFAULT_DECODE_LIMITS });
   try {
     const dim = embedder.dim;
     const per = ds.size * ds.size * ds.channels;
@@ -118,7 +122,8 @@ export async function randomTwin(modelDir: string, seed = 1): Promise<string> {
 
 /** Train and test embeddings of the model in `modelDir`. */
 async function embedSplits(modelDir: string, opts: OfflineEvalOptions): Promise<Array<Awaited<ReturnType<typeof embedDataset>>>> {
-  return [await embedDataset(opts.train, modelDir, opts.workers, opts.backend), await embedDataset(opts.test, modelDir, opts.workers, opts.backend)];
+  const embed = (ds: Dataset) => embedDataset(ds, modelDir, opts.workers, opts.backend, opts.tta);
+  return [await embed(opts.train), await embed(opts.test)];
 }
 
 async function measure(train: Float32Array, test: Float32Array, dim: number, trainLabels: Int32Array, testLabels: Int32Array, numClasses: number, opts: OfflineEvalOptions): Promise<{ metrics: Metrics; neighbours: Int32Array }> {
@@ -186,6 +191,7 @@ export async function evaluateOffline(opts: OfflineEvalOptions): Promise<Offline
   return {
     model: a.modelId,
     output,
+    tta: withTta(manifest, opts.tta).embedding.tta ?? 'none',
     train: { name: train.name, count: train.count },
     test: { name: test.name, count: test.count },
     classes: train.classes ?? Array.from({ length: numClasses }, (_, i) => String(i)),

@@ -20,6 +20,10 @@ const resnetSchema = z.object({
 /** 'whitened' is added after training by `likeness whiten` (whiten.ts). */
 const outputName = z.enum(['encoder', 'projection', 'whitened']);
 
+export const TTA_MODES = ['none', 'hflip'] as const;
+const ttaMode = z.enum(TTA_MODES);
+export type TtaMode = z.infer<typeof ttaMode>;
+
 export const manifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   /** Human name of the model; the model id adds a hash of the weights (see model-dir.ts). */
@@ -47,6 +51,12 @@ export const manifestSchema = z.object({
      * lower than an unwhitened encoder does, so such a model needs its own (docs/TRAINING.md).
      */
     duplicateThreshold: z.number().gt(0).max(1).optional(),
+    /**
+     * Test-time augmentation: 'hflip' also embeds each image's mirror image and serves the
+     * normalised mean of the two unit vectors (twice the inference; a few tenths of a k-NN point
+     * on Fashion-MNIST, docs/TRAINING.md). Absent: one pass. `--tta` overrides it at start.
+     */
+    tta: ttaMode.optional(),
   }),
   training: z.record(z.string(), z.unknown()).optional(),
   /** How the `whitened` output was fitted (whiten.ts). */

@@ -13,12 +13,13 @@ import './batch-norm';
 // Registers the unit-length layer whitened models use (whiten.ts).
 import './l2-normalize';
 import { fileSystem, MODEL_JSON, WEIGHTS_BIN, writeFileAtomic } from './fs-io';
-import { MANIFEST_JSON, ModelManifest, parseManifest } from './manifest';
+import { MANIFEST_JSON, ModelManifest, parseManifest, TtaMode } from './manifest';
 
 export interface LoadedModel {
   /**
    * `name@<first 12 hex of sha256(weights)>`, plus `:<output>` when the served output is not the
-   * network's first: stored with every vector so models (or outputs of one network) are never mixed.
+   * network's first and `+hflip` with test-time augmentation: stored with every vector so models (or
+   * outputs of one network) are never mixed.
    */
   id: string;
   dir: string;
@@ -46,7 +47,16 @@ export function modelIdOf(dir: string, manifest = readManifest(dir)): string {
   // The same weights serving their projection instead of their encoder give other vectors (maybe of
   // the same size): a catalogue must not take them for the ones it holds.
   const output = manifest.embedding.output === manifest.outputs[0] ? '' : `:${manifest.embedding.output}`;
-  return `${manifest.name}@${digest.slice(0, 12)}${output}`;
+  // Mirror-averaged vectors differ from single-pass ones too.
+  const tta = manifest.embedding.tta === 'hflip' ? '+hflip' : '';
+  return `${manifest.name}@${digest.slice(0, 12)}${output}${tta}`;
+}
+
+/** The manifest as served with a `--tta` override (undefined keeps the manifest's own setting). */
+export function withTta(manifest: ModelManifest, tta: TtaMode | undefined): ModelManifest {
+  if (tta === undefined) return manifest;
+  const { tta: _old, ...embedding } = manifest.embedding;
+  return { ...manifest, embedding: tta === 'none' ? embedding : { ...embedding, tta } };
 }
 
 /**
@@ -76,8 +86,8 @@ function outputDims(model: tf.LayersModel): number[] {
   return model.outputs.map((o) => o.shape[o.shape.length - 1] as number);
 }
 
-export async function loadModelDir(dir: string): Promise<LoadedModel> {
-  const manifest = readManifest(dir);
+export async function loadModelDir(dir: string, tta?: TtaMode): Promise<LoadedModel> {
+  const manifest = withTta(readManifest(dir), tta);
   const model = await tf.loadLayersModel(fileSystem(dir));
   const where = path.join(dir, MANIFEST_JSON);
   const [, h, w, c] = model.inputs[0].shape;

@@ -26,6 +26,12 @@ describe('server options', () => {
     expect(parse(['--port', '9001'], { PORT: '9000' }).config?.port).toBe(9001);
   });
 
+  it("leave test-time augmentation to the model's manifest unless --tta or LIKENESS_TTA says", () => {
+    expect(parse([]).config?.tta).toBeUndefined();
+    expect(parse([], { LIKENESS_TTA: 'hflip' }).config?.tta).toBe('hflip');
+    expect(parse(['--tta', 'none'], { LIKENESS_TTA: 'hflip' }).config?.tta).toBe('none');
+  });
+
   it.each([
     [['--port', '70000'], {}, /--port.*from 0 to 65535/],
     [[], { PORT: '' }, /PORT.*not a number/], // an empty variable is not port 0 (a random port)
@@ -35,6 +41,7 @@ describe('server options', () => {
     [['--request-timeout', '3000000'], {}, /--request-timeout.*from 0 to 86400/],
     [[], { LIKENESS_SHUTDOWN_GRACE: '1e12' }, /from 0 to 86400/],
     [['--snapshot-every', '1.5'], {}, /--snapshot-every.*not an integer/],
+    [[], { LIKENESS_TTA: 'vflip' }, /--tta.*Allowed choices are none, hflip/],
   ] as [string[], Record<string, string>, RegExp][])('refuse %j %j', (args, env, message) => {
     const { config, error } = parse(args, env);
     expect(config).toBeUndefined();

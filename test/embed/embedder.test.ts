@@ -87,6 +87,44 @@ describe('Embedder', () => {
     }
   });
 
+  it("with tta 'hflip', serves the normalised mean of an image's and its mirror image's vectors, under its own model id", async () => {
+    const { size, channels } = local.manifest.input;
+    const mirror = (p: Uint8Array): Uint8Array => {
+      const out = new Uint8Array(p.length); // row-major [size, size, channels]: reverse each row's pixels
+      for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let c = 0; c < channels; c++) out[(y * size + x) * channels + c] = p[(y * size + size - 1 - x) * channels + c];
+      return out;
+    };
+    const [flipLocal, flipPool] = [await Embedder.open({ ...options(0), tta: 'hflip' }), await Embedder.open({ ...options(2), tta: 'hflip' })];
+    try {
+      expect(local.modelId).not.toContain('+hflip');
+      expect(flipLocal.modelId).toBe(`${local.modelId}+hflip`);
+      expect(flipPool.modelId).toBe(flipLocal.modelId);
+      const pixels = await Promise.all(fixtures.slice(0, 8).map((f) => local.decode(f.bytes)));
+      const mirrored = pixels.map(mirror);
+      const [plain, plainMirrored, tta, ttaMirrored, ttaPool] = await Promise.all([
+        local.embedMany(pixels),
+        local.embedMany(mirrored),
+        flipLocal.embedMany(pixels),
+        flipLocal.embedMany(mirrored),
+        flipPool.embedMany(pixels),
+      ]);
+      pixels.forEach((_, i) => {
+        const sum = plain[i].map((x, j) => x + plainMirrored[i][j]);
+        const norm = Math.hypot(...sum);
+        expect(Math.hypot(...tta[i])).toBeCloseTo(1, 5);
+        tta[i].forEach((x, j) => {
+          expect(x).toBeCloseTo(sum[j] / norm, 5);
+          expect(ttaMirrored[i][j]).toBeCloseTo(x, 5); // mirror images embed alike
+          expect(ttaPool[i][j]).toBeCloseTo(x, 5);
+        });
+      });
+      // Fashion-MNIST items are not mirror-symmetric: flip averaging changes the vectors.
+      expect(Math.max(...plain.map((v, i) => Math.max(...v.map((x, j) => Math.abs(x - tta[i][j])))))).toBeGreaterThan(0.01);
+    } finally {
+      await Promise.all([flipLocal.close(), flipPool.close()]);
+    }
+  });
+
   it('fails fast with 503 when the queue is full', async () => {
     const busy = await Embedder.open({ ...options(0), batching: { maxBatch: 4, maxWaitMs: 50, maxQueue: 3 } });
     try {

@@ -15,7 +15,7 @@ const env = (flags: string, description: string, name: string) => new Option(fla
 
 export function evalCommand(): Command {
   const cmd = new Command('eval').description('measure a model: k-NN accuracy, recall@k, mAP, linear probe, ANN recall, next to raw-pixel and random-weight baselines');
-  for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
+  for (const o of catalogOptions().filter((o) => ['--model', '--tta', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
   cmd.addOption(env('--train <spec>', 'bank: idx:fashion-mnist:train, a class-per-folder directory, or a manifest', 'LIKENESS_EVAL_TRAIN').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
   cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(int).default(200));
@@ -56,6 +56,7 @@ export function evalCommand(): Command {
       workers: config.workers,
       backend: config.backend === 'auto' ? backend.name : config.backend,
       output: opts.output as string | undefined,
+      tta: config.tta,
       log: (msg) => process.stderr.write(`eval: ${msg}\n`),
     });
     if (opts.report) {
