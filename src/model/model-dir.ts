@@ -74,7 +74,7 @@ export async function outputTwin(dir: string, output: string): Promise<string> {
   const twin = fs.mkdtempSync(path.join(os.tmpdir(), 'likeness-output-'));
   try {
     for (const file of [MODEL_JSON, WEIGHTS_BIN]) fs.symlinkSync(path.resolve(dir, file), path.join(twin, file));
-    writeFileAtomic(path.join(twin, MANIFEST_JSON), JSON.stringify({ ...manifest, embedding: { output, dim } }, null, 2) + '\n');
+    writeFileAtomic(path.join(twin, MANIFEST_JSON), JSON.stringify({ ...manifest, embedding: { output, dim, tta: manifest.embedding.tta } }, null, 2) + '\n');
     return twin;
   } catch (err) {
     fs.rmSync(twin, { recursive: true, force: true });
