@@ -4,9 +4,9 @@ import { DEFAULT_DECODE_LIMITS } from '../../src/images/decode';
 import { pixelsToTensor } from '../../src/images/preprocess';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModelDir, outputTwin } from '../../src/model/model-dir';
+import { loadModelDir, outputTwin, readManifest } from '../../src/model/model-dir';
 import { initBackend } from '../../src/runtime/backend';
-import { fmnistFixtures, TEST_MODEL } from '../helpers';
+import { fmnistFixtures, tempDir, TEST_MODEL } from '../helpers';
 
 const options = (workers: number, batches: number[] = []): EmbedderOptions => ({
   modelDir: TEST_MODEL,
@@ -122,6 +122,27 @@ describe('Embedder', () => {
       expect(Math.max(...plain.map((v, i) => Math.max(...v.map((x, j) => Math.abs(x - tta[i][j])))))).toBeGreaterThan(0.01);
     } finally {
       await Promise.all([flipLocal.close(), flipPool.close()]);
+    }
+  });
+
+  it("takes test-time augmentation from the manifest; --tta none turns it off; output twins keep it", async () => {
+    const dir = tempDir();
+    for (const f of fs.readdirSync(TEST_MODEL)) fs.copyFileSync(path.join(TEST_MODEL, f), path.join(dir, f));
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...manifest, embedding: { ...manifest.embedding, tta: 'hflip' } }));
+    const twin = await outputTwin(dir, manifest.embedding.output);
+    const [fromManifest, off] = [await Embedder.open({ ...options(0), modelDir: dir }), await Embedder.open({ ...options(0), modelDir: dir, tta: 'none' })];
+    try {
+      expect(fromManifest.modelId).toMatch(/\+hflip$/);
+      expect(off.modelId).not.toContain('+hflip');
+      expect(readManifest(twin).embedding.tta).toBe('hflip');
+      const pixels = await local.decode(fixtures[3].bytes);
+      const [a, b, c] = [await fromManifest.embedPixels(pixels), await off.embedPixels(pixels), await local.embedPixels(pixels)];
+      b.forEach((x, j) => expect(x).toBeCloseTo(c[j], 5)); // same weights, one pass
+      expect(Math.max(...a.map((x, j) => Math.abs(x - c[j])))).toBeGreaterThan(0.01);
+    } finally {
+      await Promise.all([fromManifest.close(), off.close()]);
+      fs.rmSync(twin, { recursive: true, force: true });
     }
   });
 
