@@ -87,7 +87,7 @@ export function catalogOptions(): Option[] {
     opt('--pg-pool-size <n>', 'connections per server to a PostgreSQL store', 'LIKENESS_PG_POOL_SIZE').argParser(intIn(1, 1000)).default(10),
     opt('--model <dir>', 'model directory (model.json + weights.bin + manifest.json)', 'LIKENESS_MODEL').default(SHIPPED_MODEL, 'the shipped model'),
     opt('--tta <mode>', "test-time augmentation: 'hflip' also embeds the mirror image and averages (twice the inference), 'none' one pass", 'LIKENESS_TTA')
-      .choices(TTA_MODES as unknown as string[])
+      .choices(TTA_MODES)
       .default(undefined, "as the model's manifest says"),
     opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
     opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(intIn(0, 256)).default(os.availableParallelism(), 'number of cores'),

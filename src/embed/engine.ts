@@ -24,9 +24,9 @@ function unitRows(v: tf.Tensor2D): tf.Tensor2D {
  * normalised mean of its two unit vectors (flip averaging, as in test-time augmentation for
  * classifiers; it makes the embedding of an image and of its mirror image the same).
  */
-export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'> & { tta?: TtaMode }, x: tf.Tensor4D): tf.Tensor2D {
+export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'>, x: tf.Tensor4D, tta?: TtaMode): tf.Tensor2D {
   return tf.tidy(() => {
-    const flip = loaded.tta === 'hflip';
+    const flip = tta === 'hflip';
     const input = flip ? tf.concat([x, x.reverse(2)], 0) : x; // [N or 2N, H, W, C]
     const out = loaded.model.predict(input);
     const emb = unitRows((Array.isArray(out) ? out[loaded.embeddingOutput] : out) as tf.Tensor2D); // [N or 2N, D]
@@ -45,7 +45,7 @@ export class LocalEngine implements InferenceEngine {
 
   async run(pixels: Uint8Array, count: number): Promise<Float32Array> {
     const x = pixelsToTensor(pixels, count, this.loaded.manifest.input);
-    const y = embedTensor({ ...this.loaded, tta: this.loaded.manifest.embedding.tta }, x);
+    const y = embedTensor(this.loaded, x, this.loaded.manifest.embedding.tta);
     x.dispose();
     try {
       return (await y.data()) as Float32Array;
