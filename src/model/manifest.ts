@@ -24,6 +24,8 @@ export const TTA_MODES = ['none', 'hflip'] as const;
 const ttaMode = z.enum(TTA_MODES);
 export type TtaMode = z.infer<typeof ttaMode>;
 
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
 export const manifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   /** Human name of the model; the model id adds a hash of the weights (see model-dir.ts). */
@@ -76,6 +78,13 @@ export const manifestSchema = z.object({
     })
     .optional(),
   quality: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * sha256 of the network files saved with this manifest (saveModelDir writes them first and the
+   * manifest last). Loading refuses files that differ: a save cut short between files, or files
+   * copied in from another model, would otherwise serve new weights under an old description.
+   * Absent in manifests written before it existed (no check then).
+   */
+  files: z.object({ 'model.json': sha256Hex, 'weights.bin': sha256Hex }).optional(),
   createdAt: z.string().optional(),
 });
 

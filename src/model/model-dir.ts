@@ -41,9 +41,36 @@ export function readManifest(dir: string): ModelManifest {
   return parseManifest(raw, file);
 }
 
+const sha256Of = (file: string): string => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+/** The sha256 of the network files in `dir`, as `manifest.files` records them. */
+function networkFileHashes(dir: string): NonNullable<ModelManifest['files']> {
+  return { [MODEL_JSON]: sha256Of(path.join(dir, MODEL_JSON)), [WEIGHTS_BIN]: sha256Of(path.join(dir, WEIGHTS_BIN)) };
+}
+
+/**
+ * Checks the network files against the hashes in the manifest (when it has them) and returns the
+ * weights' sha256.
+ */
+function verifyNetworkFiles(dir: string, manifest: ModelManifest): string {
+  const actual = networkFileHashes(dir);
+  const recorded = manifest.files;
+  const differ = recorded ? ([MODEL_JSON, WEIGHTS_BIN] as const).filter((f) => recorded[f] !== actual[f]) : [];
+  if (differ.length > 0) {
+    throw new Error(
+      `${differ.map((f) => path.join(dir, f)).join(' and ')} ${differ.length > 1 ? 'do' : 'does'} not match the sha256 in ${path.join(dir, MANIFEST_JSON)}: ` +
+        'a save was cut short or the files were replaced; save the model again, or restore its files',
+    );
+  }
+  return actual[WEIGHTS_BIN];
+}
+
 /** The model id of a directory without loading the network (hashes the weights file). */
 export function modelIdOf(dir: string, manifest = readManifest(dir)): string {
-  const digest = createHash('sha256').update(fs.readFileSync(path.join(dir, WEIGHTS_BIN))).digest('hex');
+  return idFor(manifest, sha256Of(path.join(dir, WEIGHTS_BIN)));
+}
+
+function idFor(manifest: ModelManifest, digest: string): string {
   // The same weights serving their projection instead of their encoder give other vectors (maybe of
   // the same size): a catalogue must not take them for the ones it holds.
   const output = manifest.embedding.output === manifest.outputs[0] ? '' : `:${manifest.embedding.output}`;
@@ -88,6 +115,7 @@ function outputDims(model: tf.LayersModel): number[] {
 
 export async function loadModelDir(dir: string, tta?: TtaMode): Promise<LoadedModel> {
   const manifest = withTta(readManifest(dir), tta);
+  const digest = verifyNetworkFiles(dir, manifest);
   const model = await tf.loadLayersModel(fileSystem(dir));
   const where = path.join(dir, MANIFEST_JSON);
   const [, h, w, c] = model.inputs[0].shape;
@@ -106,14 +134,20 @@ export async function loadModelDir(dir: string, tta?: TtaMode): Promise<LoadedMo
     model.dispose();
     throw new Error(`${where} says embedding.dim ${manifest.embedding.dim} but output '${manifest.embedding.output}' has ${dim}`);
   }
-  return { id: modelIdOf(dir, manifest), dir, manifest, model, embeddingOutput };
+  return { id: idFor(manifest, digest), dir, manifest, model, embeddingOutput };
 }
 
-/** Saves a network and its manifest as a model directory (weights first, manifest last). */
+/**
+ * Saves a network and its manifest as a model directory: weights, topology, then the manifest with
+ * their hashes. Each file is replaced atomically; the hashes make the three a set, so a crash between
+ * files leaves a directory that loading refuses rather than one that mixes two models.
+ */
 export async function saveModelDir(dir: string, model: tf.LayersModel, manifest: ModelManifest): Promise<string> {
   parseManifest(manifest, `for ${dir}`);
   fs.mkdirSync(dir, { recursive: true });
   await model.save(fileSystem(dir));
-  writeFileAtomic(path.join(dir, MANIFEST_JSON), JSON.stringify(manifest, null, 2) + '\n');
-  return modelIdOf(dir, manifest);
+  const files = networkFileHashes(dir);
+  const saved = { ...manifest, files };
+  writeFileAtomic(path.join(dir, MANIFEST_JSON), JSON.stringify(saved, null, 2) + '\n');
+  return idFor(saved, files[WEIGHTS_BIN]);
 }

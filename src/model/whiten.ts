@@ -158,7 +158,7 @@ async function calibrateDuplicates(model: tf.LayersModel, output: number, data: 
   const embedded = await Promise.all(
     variants.map(async (v) => {
       const x = pixelsToTensor(v, n, manifest.input);
-      const y = embedTensor({ model, embeddingOutput: output }, x); // as the server embeds
+      const y = embedTensor({ model, embeddingOutput: output }, x, manifest.embedding.tta); // as the server embeds
       const flat = (await y.data()) as Float32Array;
       tf.dispose([x, y]);
       return flat;
@@ -237,7 +237,8 @@ export async function whitenModel(modelDir: string, data: Dataset, outDir: strin
     const id = await saveModelDir(outDir, whitened, {
       ...rest,
       outputs: [...kept.map((o) => o.name), 'whitened'],
-      embedding: { output: 'whitened', dim: dims, duplicateThreshold: duplicates.threshold },
+      // A source served with flip averaging keeps it: the whitened vectors of an image and its mirror are averaged the same way.
+      embedding: { output: 'whitened', dim: dims, duplicateThreshold: duplicates.threshold, tta: manifest.embedding.tta },
       whitening: {
         source: opts.source,
         ...(opts.source === 'grid' && { grid: opts.grid }),

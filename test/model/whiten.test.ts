@@ -173,11 +173,17 @@ describe('whitenModel on real images', () => {
       await embedder.close();
     }
 
-    // Fitting again on a whitened model replaces its whitened output rather than stacking a second.
+    // Fitting again on a whitened model replaces its whitened output rather than stacking a second;
+    // a source served with flip averaging passes it on.
+    const manifestFile = path.join(out, 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, embedding: { ...manifest.embedding, tta: 'hflip' } }));
     const again = path.join(tempDir(), 'again');
-    await whitenModel(out, ds, again, { source: 'grid', grid: 2, dims: 16, power: 0.5 });
+    const second = await whitenModel(out, ds, again, { source: 'grid', grid: 2, dims: 16, power: 0.5 });
+    expect(second.id).toMatch(/^random-mini@[0-9a-f]{12}:whitened\+hflip$/);
     const re = await loadModelDir(again);
     expect(re.manifest.outputs).toEqual(['encoder', 'whitened']);
+    expect(re.manifest.embedding.tta).toBe('hflip');
     expect(re.manifest.whitening).toMatchObject({ source: 'grid', grid: 2, sourceDim: 2 * 2 * 128, dims: 16 });
     re.model.dispose();
   });
