@@ -19,19 +19,35 @@ export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif
 
 /**
  * Image files under `root`, sorted, as '/'-separated paths relative to it. Symlinks are not followed.
- * Each folder is read asynchronously, so a server listing a big tree keeps answering meanwhile.
+ * Each folder is read asynchronously and sorted on its own, so a server listing a big tree keeps
+ * answering meanwhile: sorting a folder's entries by name, with '/' after each sub-folder's name,
+ * and walking depth first gives the same order as sorting all the paths at once.
  */
 export async function listImages(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string): Promise<void> => {
-    for (const entry of await fs.promises.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const entries = (await fs.promises.readdir(path.join(root, rel), { withFileTypes: true }))
+      .filter((e) => e.isDirectory() || (e.isFile() && isImage(e.name)))
+      .map((e) => ({ name: e.name, dir: e.isDirectory(), key: e.isDirectory() ? `${e.name}/` : e.name }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const entry of entries) {
       const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(child);
-      else if (entry.isFile() && IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(child);
+      if (entry.dir) await walk(child);
+      else out.push(child);
     }
   };
   await walk('');
-  return out.sort();
+  return out;
+}
+
+/** `items.map(fn)`, with a turn of the event loop every PLAN_YIELD_EVERY items. */
+async function mapInPieces<T, U>(items: T[], fn: (item: T) => U): Promise<U[]> {
+  const out: U[] = [];
+  for (let i = 0; i < items.length; i++) {
+    if (i % PLAN_YIELD_EVERY === PLAN_YIELD_EVERY - 1) await yieldToEventLoop();
+    out.push(fn(items[i]));
+  }
+  return out;
 }
 
 /** Rows checked between turns of the event loop while planning: searches wait at most this long. */
@@ -135,7 +151,7 @@ async function plan(source: IngestSource, roots: string[] | undefined): Promise<
   switch (source.type) {
     case 'folder': {
       if (!stat.isDirectory()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a folder`);
-      return (await listImages(real)).map((rel) => ({
+      return mapInPieces(await listImages(real), (rel) => ({
         id: rel,
         path: path.join(real, rel),
         offset: null,
