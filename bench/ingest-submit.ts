@@ -4,8 +4,9 @@
  * loop stood still meanwhile (no search, no /healthz answered for that long). The baseline in the
  * same run is the longest stall of the idle server over the same length of time. Prints one JSON line.
  *
- *   npx tsx bench/ingest-submit.ts [--rows 200000] [--type manifest|folder]
+ *   npx tsx bench/ingest-submit.ts [--rows 200000] [--type manifest|folder|tar]
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import pino from 'pino';
@@ -35,7 +36,7 @@ async function longestStall(work: () => Promise<unknown>): Promise<{ seconds: nu
 
 async function main(): Promise<void> {
   const rows = Number(arg('rows', 'BENCH_ROWS', '200000'));
-  const type = arg('type', 'BENCH_TYPE', 'manifest') as 'manifest' | 'folder';
+  const type = arg('type', 'BENCH_TYPE', 'manifest') as 'manifest' | 'folder' | 'tar';
   const root = tempDir('likeness-submit-');
   let source = root;
   if (type === 'manifest') {
@@ -46,9 +47,16 @@ async function main(): Promise<void> {
     for (let d = 0; d < 1000; d++) fs.mkdirSync(path.join(root, 'images', String(d)), { recursive: true });
     fs.writeFileSync(source, lines.join('\n') + '\n');
   } else {
+    // Folders of 1,000 empty .png files (planning lists them, reading happens later); for 'tar', the
+    // same tree packed into one archive.
+    const tree = type === 'tar' ? tempDir('likeness-submit-tree-') : root;
     for (let d = 0; d < Math.ceil(rows / 1000); d++) {
-      fs.mkdirSync(path.join(root, String(d)));
-      for (let i = d * 1000; i < Math.min(rows, (d + 1) * 1000); i++) fs.writeFileSync(path.join(root, String(d), `p${i}.png`), '');
+      fs.mkdirSync(path.join(tree, String(d)));
+      for (let i = d * 1000; i < Math.min(rows, (d + 1) * 1000); i++) fs.writeFileSync(path.join(tree, String(d), `p${i}.png`), '');
+    }
+    if (type === 'tar') {
+      source = path.join(root, 'catalogue.tar');
+      execFileSync('tar', ['-cf', source, '-C', tree, '.']);
     }
   }
   const config = { ...DEFAULTS, dataDir: tempDir(), model: TEST_MODEL, ingestRoots: [root] };

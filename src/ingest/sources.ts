@@ -188,13 +188,14 @@ async function plan(source: IngestSource, roots: string[] | undefined): Promise<
       if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
       let entries;
       try {
-        entries = listTar(real);
+        entries = await listTar(real);
       } catch (err) {
         throw badRequest('BAD_ARCHIVE', (err as Error).message);
       }
-      return entries
-        .filter((e) => isImage(e.name))
-        .map((e) => ({ id: e.name, path: real, offset: e.offset, size: e.size, metadata: { path: e.name, folder: path.posix.dirname(e.name) } }));
+      return mapInPieces(
+        entries.filter((e) => isImage(e.name)),
+        (e) => ({ id: e.name, path: real, offset: e.offset, size: e.size, metadata: { path: e.name, folder: path.posix.dirname(e.name) } }),
+      );
     }
     default:
       throw badRequest('BAD_SOURCE', `source type must be folder, manifest or tar, got '${String((source as IngestSource).type)}'`);

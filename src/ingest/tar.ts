@@ -4,6 +4,7 @@
  * start, so only plain .tar is accepted). Handles ustar prefixes, pax `path` records and GNU long names.
  */
 import * as fs from 'node:fs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 export interface TarEntry {
   name: string;
@@ -48,15 +49,20 @@ function paxPath(data: Buffer): string | undefined {
   return undefined;
 }
 
-export function listTar(file: string): TarEntry[] {
+/** Headers read between turns of the event loop: a server listing a big archive keeps answering. */
+const YIELD_EVERY = 2000;
+
+export async function listTar(file: string): Promise<TarEntry[]> {
   const fd = fs.openSync(file, 'r');
   const entries: TarEntry[] = [];
+  let headers = 0;
   try {
     const size = fs.fstatSync(fd).size;
     const header = Buffer.alloc(BLOCK);
     let pos = 0;
     let longName: string | undefined;
     while (pos + BLOCK <= size) {
+      if (++headers % YIELD_EVERY === 0) await yieldToEventLoop();
       fs.readSync(fd, header, 0, BLOCK, pos);
       if (header.every((b) => b === 0)) break; // end-of-archive marker
       if (field(header, 257, 6) !== 'ustar' && field(header, 257, 5) !== 'ustar') throw new Error(`${file} is not a tar archive (no ustar header at byte ${pos})`);

@@ -128,7 +128,7 @@ describe('ingest jobs', () => {
 
     const tarFile = path.join(root, 'archive.tar');
     execFileSync('tar', ['-cf', tarFile, '-C', DEMO_CATALOG, 'bag', 'coat']);
-    const entries = listTar(tarFile).filter((e) => e.name.endsWith('.png'));
+    const entries = (await listTar(tarFile)).filter((e) => e.name.endsWith('.png'));
     expect(entries).toHaveLength(80);
     const res = await request(srv.server).post('/v1/ingest').send({ source: { type: 'tar', path: tarFile } });
     expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', total: 80, added: 80, failed: 0 });
