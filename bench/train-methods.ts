@@ -6,6 +6,7 @@
  * epoch). Training images/s: each image gives 2 views (memory bank: 1). Prints one JSON line.
  *
  *   npx tsx bench/train-methods.ts [--steps 6] [--batch 128] [--methods simclr,moco,membank,swav,supcon]
+ *                                  (a method may carry settings: moco:shuffleGroups=1)
  *                                  [--wasm-threads 1]   (threaded XNNPACK build when > 1, as likeness train --threads)
  */
 import { openDataset } from '../src/data/open';
@@ -23,10 +24,13 @@ async function main(): Promise<void> {
   const backend = await initBackend('wasm', { wasmThreads: threads });
   const data = await openDataset('idx:fashion-mnist:train', { size: 28, channels: 1, limit: steps * batch });
   const imagesPerSec: Record<string, number> = {};
-  for (const method of methods) {
+  for (const spec of methods) {
+    const [method, ...settings] = spec.split(':');
+    const methodConfig = Object.fromEntries(settings.map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
     const t = performance.now();
     await train({
       method,
+      methodConfig,
       data,
       outDir: tempDir(`likeness-bench-${method}-`),
       epochs: 1,
@@ -39,7 +43,7 @@ async function main(): Promise<void> {
       progress: 'none',
       seed: 1,
     });
-    imagesPerSec[method] = Math.round(((steps * batch) / ((performance.now() - t) / 1000)) * 10) / 10;
+    imagesPerSec[spec] = Math.round(((steps * batch) / ((performance.now() - t) / 1000)) * 10) / 10;
   }
   console.log(
     JSON.stringify({

@@ -5,12 +5,13 @@
  * (θ_k ← m θ_k + (1 − m) θ_q, eq. 2), InfoNCE against a FIFO queue of past keys (eq. 1), MLP head.
  * Symmetrised over the two views as in solo-learn's mocov2plus.
  *
- * Extra settings: temperature (default 0.2), momentum m (0.99), queueSize K (4096), symmetric (true).
+ * Extra settings: temperature (default 0.2), momentum m (0.99), queueSize K (4096), symmetric (true),
+ * shuffleGroups (4: keys in shuffled sub-batches, see shuffledKeys).
  * State (checkpointed): the key network's weights and the queue. Both change only in afterStep,
  * i.e. only in training.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../augment/rng';
+import { deriveSeed, Rng } from '../augment/rng';
 import { l2Normalize } from '../losses/common';
 import { infoNce } from '../losses/infonce';
 import { buildTwoOutputModel, MoCoProjectionHead, ProjectionHead } from '../model/heads';
@@ -24,6 +25,37 @@ export interface MoCoConfig extends MethodConfig {
   queueSize: number;
   /** Also predict view 1's key from view 2's query. */
   symmetric: boolean;
+  /** Shuffled sub-batches the keys are computed in, each with its own batch-norm statistics (1: off). */
+  shuffleGroups: number;
+}
+
+/**
+ * Splits a permutation of the batch into `groups` sub-batches of near-equal size (at least two
+ * images each, so batch norm has a variance to use).
+ */
+export function shuffleGroupsOf(permutation: Int32Array, groups: number): Int32Array[] {
+  const n = permutation.length;
+  const g = Math.max(1, Math.min(groups, Math.floor(n / 2)));
+  return Array.from({ length: g }, (_, i) => permutation.slice(Math.floor((i * n) / g), Math.floor(((i + 1) * n) / g)));
+}
+
+/**
+ * Unit keys of `x` from the key network's projection, in training mode, computed in shuffled
+ * sub-batches: each image's key is normalised with the batch-norm statistics of its sub-batch,
+ * not of the whole batch its query was normalised with. MoCo §3.3 ("Shuffling BN") shuffles keys
+ * across GPUs for this; on one device the sub-batches stand in for the GPUs. Without it, a query and
+ * its positive key share batch statistics, which leak which sample is the positive: the model then
+ * "cheats" the pretext task (the paper: lower loss, worse representation).
+ */
+export function shuffledKeys(keyNetwork: tf.LayersModel, x: tf.Tensor4D, groups: Int32Array[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const parts = groups.map((g) => (keyNetwork.apply(tf.gather(x, Array.from(g)), { training: true }) as tf.Tensor2D[])[1]);
+    // parts hold the images in the order the groups list them; put them back in batch order.
+    const order = groups.flatMap((g) => Array.from(g));
+    const inverse = new Int32Array(order.length);
+    order.forEach((image, row) => (inverse[image] = row));
+    return l2Normalize(tf.gather(tf.concat(parts), Array.from(inverse)));
+  });
 }
 
 export class MoCo extends ContrastiveMethod<MoCoConfig> {
@@ -31,9 +63,16 @@ export class MoCo extends ContrastiveMethod<MoCoConfig> {
 
   static override configure(raw: RawConfig): MoCoConfig {
     const base = requireViews(super.configure({ temperature: 0.2, ...raw }), 2, 'moco');
-    const cfg: MoCoConfig = { ...base, momentum: num(raw, 'momentum', 0.99), queueSize: num(raw, 'queueSize', 4096), symmetric: raw.symmetric !== false };
+    const cfg: MoCoConfig = {
+      ...base,
+      momentum: num(raw, 'momentum', 0.99),
+      queueSize: num(raw, 'queueSize', 4096),
+      symmetric: raw.symmetric !== false,
+      shuffleGroups: num(raw, 'shuffleGroups', 4),
+    };
     if (!(cfg.momentum >= 0 && cfg.momentum < 1)) throw new RangeError(`moco momentum must be in [0, 1), got ${cfg.momentum}`);
     if (!Number.isInteger(cfg.queueSize) || cfg.queueSize < 1) throw new RangeError(`queueSize must be a positive integer, got ${cfg.queueSize}`);
+    if (!Number.isInteger(cfg.shuffleGroups) || cfg.shuffleGroups < 1) throw new RangeError(`shuffleGroups must be a positive integer, got ${cfg.shuffleGroups}`);
     return cfg;
   }
 
@@ -58,13 +97,18 @@ export class MoCo extends ContrastiveMethod<MoCoConfig> {
   }
 
   /**
-   * Keys k_v = normalize(key_network(view_v)): no gradient (computed outside the tape). Without the
-   * symmetric loss only view 2 gives keys, as in MoCo v2: N keys enter the queue per step, not 2N.
+   * Keys k_v = normalize(key_network(view_v)) in shuffled sub-batches (shuffledKeys): no gradient
+   * (computed outside the tape). Without the symmetric loss only view 2 gives keys, as in MoCo v2: N
+   * keys enter the queue per step, not 2N. The shuffle is drawn from the seed and the step, so a
+   * resumed run draws the same one.
    */
   override beforeStep(batch: TrainBatch): void {
     this.disposeKeys();
     const views = this.cfg.symmetric ? batch.views : batch.views.slice(1, 2);
-    this.keys = views.map((v) => tf.tidy(() => l2Normalize((this.keyNetwork.apply(v, { training: true }) as tf.Tensor2D[])[1])));
+    this.keys = views.map((v, i) => {
+      const permutation = new Rng(deriveSeed(this.ctx.seed, 0x6d6f636f, batch.step, i)).permutation(v.shape[0]);
+      return shuffledKeys(this.keyNetwork, v, shuffleGroupsOf(permutation, this.cfg.shuffleGroups));
+    });
   }
 
   override computeLoss(batch: TrainBatch): tf.Scalar {

@@ -11,6 +11,7 @@ import { openIdx } from '../../src/data/idx-dataset';
 import { loadModelDir } from '../../src/model/model-dir';
 import { CHECKPOINT_DIR, TRAINER_JSON } from '../../src/train/checkpoint';
 import { MemoryBankMethod } from '../../src/train/membank';
+import { shuffledKeys, shuffleGroupsOf } from '../../src/train/moco';
 import { METHOD_NAMES, methodClass } from '../../src/train/registry';
 import { buildResNet, resnetConfig } from '../../src/model/resnet';
 import { train, TRAIN_LOG } from '../../src/train/trainer';
@@ -114,6 +115,43 @@ describe('moco without the symmetric loss', () => {
     // The 40 oldest rows moved down by 8: 8 keys went in.
     for (let i = 0; i < 40; i++) after[i + 8].forEach((x, j) => expect(x).toBeCloseTo(before[i][j], 6));
     tf.dispose([loss, ...views]);
+  });
+});
+
+describe('moco shuffling BN', () => {
+  const enc = resnetConfig(TINY_ENCODER, 8, 1);
+  const cfg = methodClass('moco').configure({ ...TINY_HEAD, queueSize: 48 });
+  const Moco = methodClass('moco');
+
+  it('splits a shuffled batch into near-equal sub-batches of at least two images', () => {
+    const perm = Int32Array.from([5, 2, 7, 0, 3, 6, 1, 4, 8]);
+    expect(shuffleGroupsOf(perm, 4).map((g) => Array.from(g))).toEqual([[5, 2], [7, 0], [3, 6], [1, 4, 8]]);
+    expect(shuffleGroupsOf(perm.slice(0, 5), 4).map((g) => g.length)).toEqual([2, 3]);
+    expect(shuffleGroupsOf(perm, 1).map((g) => Array.from(g))).toEqual([Array.from(perm)]);
+    expect(() => methodClass('moco').configure({ shuffleGroups: 0 })).toThrow(/shuffleGroups must be a positive integer/);
+  });
+
+  it("normalises each key with its own sub-batch's statistics, so a key depends on its sub-batch only, in batch order", () => {
+    const moco = new Moco(buildResNet(enc), cfg as never, { buildEncoder: () => buildResNet(enc), datasetSize: 32, seed: 1 }) as unknown as { keyNetwork: tf.LayersModel; dispose(): void };
+    const x = tf.randomNormal([8, 8, 8, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const groups = shuffleGroupsOf(Int32Array.from([6, 1, 3, 0, 7, 2, 5, 4]), 4); // {6,1} {3,0} {7,2} {5,4}
+    const keys = shuffledKeys(moco.keyNetwork, x, groups).arraySync();
+    // One sub-batch alone gives the same keys as its rows of the whole computation.
+    const alone = shuffledKeys(moco.keyNetwork, tf.gather(x, [3, 0]) as tf.Tensor4D, [Int32Array.from([0, 1])]).arraySync();
+    alone.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(keys[[3, 0][i]][j], 5)));
+    // Change image 7: the keys of 7 and of its partner 2 move (shared statistics), no other key does.
+    const changed = tf.tidy(() => x.add(tf.oneHot(7, 8).reshape([8, 1, 1, 1]).mul(3))) as tf.Tensor4D;
+    const after = shuffledKeys(moco.keyNetwork, changed, groups).arraySync();
+    const moved = after.map((row, i) => Math.max(...row.map((v, j) => Math.abs(v - keys[i][j]))) > 1e-4);
+    expect(moved).toEqual([false, false, true, false, false, false, false, true]);
+    // One group is the plain full-batch pass.
+    const whole = tf.tidy(() => {
+      const z = (moco.keyNetwork.apply(x, { training: true }) as tf.Tensor2D[])[1];
+      return z.div(z.norm('euclidean', 1, true)).arraySync() as number[][];
+    });
+    shuffledKeys(moco.keyNetwork, x, shuffleGroupsOf(Int32Array.from([2, 0, 1, 3, 4, 5, 6, 7]), 1)).arraySync().forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(whole[i][j], 5)));
+    tf.dispose([x, changed]);
+    moco.dispose();
   });
 });
 
