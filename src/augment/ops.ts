@@ -351,3 +351,70 @@ export function randomGaussianBlur(x: tf.Tensor4D, rng: Rng, opts: BlurOptions =
     return y.reshape([n, width, height, ch]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random erasing
+// ---------------------------------------------------------------------------------------------
+
+export interface EraseOptions {
+  /** Probability that an image gets a rectangle erased. Default 0.5. */
+  p?: number;
+  /** Fraction of the image area the rectangle covers, sampled uniformly. Default [0.02, 0.33]. */
+  scale?: [number, number];
+  /** Rectangle aspect ratio h/w, sampled log-uniformly. Default [0.3, 3.3]. */
+  ratio?: [number, number];
+}
+
+/**
+ * One erase box [top, left, height, width] in pixels, drawn as torchvision's RandomErasing.get_params:
+ * up to 10 tries at (area, ratio) for a box that fits strictly inside; null when none fits.
+ */
+export function sampleEraseBox(rng: Rng, height: number, width: number, scale: [number, number], ratio: [number, number]): [number, number, number, number] | null {
+  const [logLo, logHi] = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const area = height * width * rng.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(rng.uniform(logLo, logHi));
+    const h = Math.round(Math.sqrt(area * aspect));
+    const w = Math.round(Math.sqrt(area / aspect));
+    if (h < 1 || w < 1 || h >= height || w >= width) continue;
+    return [rng.int(0, height - h), rng.int(0, width - w), h, w];
+  }
+  return null;
+}
+
+/**
+ * Random erasing (Zhong et al. 2020, "Random Erasing Data Augmentation", AAAI, Algorithm 1): with
+ * probability p, a random rectangle of the image is filled with uniform random values in [0, 1], so the
+ * model cannot rely on any one part of an object (its Fashion-MNIST results improve every model they
+ * test). Applied last, on the finished view. p = 0 draws nothing from the rng, so a run without erasing
+ * keeps exactly the views it had before this op existed.
+ */
+export function randomErasing(x: tf.Tensor4D, rng: Rng, opts: EraseOptions = {}): tf.Tensor4D {
+  checkImages(x, 'randomErasing');
+  const { p = 0.5, scale = [0.02, 0.33], ratio = [0.3, 3.3] } = opts;
+  checkProb(p, 'erase probability');
+  checkRange(scale, 'erase scale');
+  if (scale[1] > 1) throw new RangeError(`erase scale must be within [0, 1], got [${scale[0]}, ${scale[1]}]`);
+  checkRange(ratio, 'erase ratio', Number.MIN_VALUE);
+  if (p === 0) return x.clone();
+  const [n, height, width, c] = x.shape;
+  const mask = new Float32Array(n * height * width);
+  const fill = new Float32Array(n * height * width * c);
+  for (let i = 0; i < n; i++) {
+    if (!rng.bernoulli(p)) continue;
+    const box = sampleEraseBox(rng, height, width, scale, ratio);
+    if (!box) continue;
+    const [top, left, h, w] = box;
+    for (let y = top; y < top + h; y++) {
+      for (let xx = left; xx < left + w; xx++) {
+        const pixel = (i * height + y) * width + xx;
+        mask[pixel] = 1;
+        for (let ch = 0; ch < c; ch++) fill[pixel * c + ch] = rng.next();
+      }
+    }
+  }
+  return tf.tidy(() => {
+    const m = tf.tensor4d(mask, [n, height, width, 1]);
+    return x.mul(tf.scalar(1).sub(m)).add(tf.tensor4d(fill, [n, height, width, c]).mul(m)) as tf.Tensor4D;
+  });
+}

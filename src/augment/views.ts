@@ -4,7 +4,7 @@
  * The defaults reproduce SimCLR's ImageNet augmentation (Chen et al. 2020, arXiv:2002.05709,
  * appendix A; lightly's SimCLRTransform): random resized crop (0.08-1, 3/4-4/3), horizontal flip
  * (0.5), colour jitter (0.8, 0.8, 0.8, 0.2) at p = 0.8, random grayscale (p = 0.2), Gaussian blur
- * (p = 0.5, sigma 0.1-2, kernel 10% of the side), no solarization. For small greyscale images such
+ * (p = 0.5, sigma 0.1-2, kernel 10% of the side), no solarization, no random erasing. For small greyscale images such
  * as Fashion-MNIST, the colour ops reduce to brightness and contrast and blur is usually switched off
  * (SimCLR's CIFAR setting), see SMALL_IMAGE_AUGMENT.
  *
@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { pixelsToTensor } from '../images/preprocess';
 import type { InputSpec } from '../model/manifest';
-import { colorJitter, randomGaussianBlur, randomGrayscale, randomResizedCrop, randomSolarize } from './ops';
+import { colorJitter, randomErasing, randomGaussianBlur, randomGrayscale, randomResizedCrop, randomSolarize } from './ops';
 import { deriveSeed, Rng } from './rng';
 
 export interface ViewAugmentConfig {
@@ -48,6 +48,10 @@ export interface ViewAugmentConfig {
   solarizeProb: number;
   /** Solarization threshold in [0, 1]. Default 0.5. */
   solarizeThreshold: number;
+  /** Random erasing probability (Zhong et al. 2020). Default 0 (off, as in SimCLR). */
+  eraseProb: number;
+  /** Random erasing area fraction range. Default [0.02, 0.33]. */
+  eraseScale: [number, number];
 }
 
 export const DEFAULT_AUGMENT: Readonly<ViewAugmentConfig> = Object.freeze({
@@ -66,6 +70,8 @@ export const DEFAULT_AUGMENT: Readonly<ViewAugmentConfig> = Object.freeze({
   blurKernelFraction: 0.1,
   solarizeProb: 0,
   solarizeThreshold: 0.5,
+  eraseProb: 0,
+  eraseScale: [0.02, 0.33] as [number, number],
 });
 
 /** Settings for 28-32 px inputs (SimCLR's CIFAR recipe: no blur, s = 0.5; larger minimum crop). */
@@ -81,7 +87,7 @@ export function augmentConfig(overrides: Partial<ViewAugmentConfig> = {}): ViewA
 }
 
 /**
- * One augmented view of every image: crop → flip → colour jitter → grayscale → blur → solarize.
+ * One augmented view of every image: crop → flip → colour jitter → grayscale → blur → solarize → erase.
  * x: [N, H, W, C] in [0, 1] → [N, size, size, C] in [0, 1]. Same rng state → same view.
  */
 export function augmentView(x: tf.Tensor4D, cfg: ViewAugmentConfig, rng: Rng): tf.Tensor4D {
@@ -100,6 +106,7 @@ export function augmentView(x: tf.Tensor4D, cfg: ViewAugmentConfig, rng: Rng): t
     (t) => randomGrayscale(t, rng, cfg.grayscaleProb),
     (t) => randomGaussianBlur(t, rng, { p: cfg.blurProb, sigma: cfg.blurSigma, kernelFraction: cfg.blurKernelFraction }),
     (t) => randomSolarize(t, rng, cfg.solarizeProb, cfg.solarizeThreshold),
+    (t) => randomErasing(t, rng, { p: cfg.eraseProb, scale: cfg.eraseScale }),
   ];
   let y = x;
   for (const step of steps) {

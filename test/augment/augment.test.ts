@@ -9,12 +9,14 @@ import {
   blurMatrix,
   colorJitter,
   hueRotationMatrix,
+  randomErasing,
   randomGaussianBlur,
   randomGrayscale,
   randomHorizontalFlip,
   randomResizedCrop,
   randomSolarize,
   sampleCropBox,
+  sampleEraseBox,
 } from '../../src/augment/ops';
 import { Rng } from '../../src/augment/rng';
 import { augmentConfig, multiView, pixelsToUnit, toModelInput } from '../../src/augment/views';
@@ -150,6 +152,75 @@ describe('ops', () => {
   it('solarize inverts pixels above the threshold', () => {
     const x = tf.tensor4d([0.2, 0.6], [1, 1, 2, 1]);
     expect(Array.from(randomSolarize(x, new Rng(0), 1, 0.5).dataSync())).toEqual([expect.closeTo(0.2, 6), expect.closeTo(0.4, 6)]);
+  });
+});
+
+describe('random erasing', () => {
+  it('erase boxes fit inside the image with area and ratio in range', () => {
+    const rng = new Rng(11);
+    let drawn = 0;
+    for (let i = 0; i < 500; i++) {
+      const box = sampleEraseBox(rng, 28, 28, [0.02, 0.33], [0.3, 3.3]);
+      if (!box) continue;
+      drawn++;
+      const [top, left, h, w] = box;
+      expect(top).toBeGreaterThanOrEqual(0);
+      expect(left).toBeGreaterThanOrEqual(0);
+      expect(top + h).toBeLessThanOrEqual(28);
+      expect(left + w).toBeLessThanOrEqual(28);
+      // Rounding each side to whole pixels moves area and ratio a little at 28 px.
+      expect((h * w) / 784).toBeGreaterThan(0.01);
+      expect((h * w) / 784).toBeLessThan(0.37);
+      expect(h / w).toBeGreaterThan(0.2);
+      expect(h / w).toBeLessThan(4.5);
+    }
+    expect(drawn).toBeGreaterThan(450);
+  });
+
+  it('fills one rectangle per image with noise in [0, 1] and leaves every other pixel alone', () => {
+    const x = fmnist(8);
+    const y = randomErasing(x, new Rng(3), { p: 1 });
+    const [a, b] = [x.dataSync(), y.dataSync()];
+    let erasedImages = 0;
+    for (let i = 0; i < 8; i++) {
+      const changed: Array<[number, number]> = [];
+      for (let p = 0; p < 784; p++) {
+        const k = i * 784 + p;
+        if (a[k] !== b[k]) changed.push([Math.floor(p / 28), p % 28]);
+        expect(b[k]).toBeGreaterThanOrEqual(0);
+        expect(b[k]).toBeLessThanOrEqual(1);
+      }
+      if (changed.length === 0) continue;
+      erasedImages++;
+      // The changed pixels lie in one rectangle of at most 37% of the image.
+      const rows = changed.map(([r]) => r);
+      const cols = changed.map(([, c]) => c);
+      const box = (Math.max(...rows) - Math.min(...rows) + 1) * (Math.max(...cols) - Math.min(...cols) + 1);
+      expect(box).toBeLessThanOrEqual(0.37 * 784);
+      expect(changed.length).toBe(box); // random floats never equal a pixel's k/255 in practice
+    }
+    expect(erasedImages).toBeGreaterThanOrEqual(7);
+    tf.dispose([x, y]);
+  });
+
+  it('p = 0 is the identity and draws nothing (views without erasing stay as they were); p > 0 changes views', () => {
+    const x = fmnist(4);
+    const rng = new Rng(5);
+    const y = randomErasing(x, rng, { p: 0 });
+    expect(same(x, y)).toBe(true);
+    expect(rng.next()).toBe(new Rng(5).next());
+    const [v1] = multiView(x, { views: 1, augment: { blurProb: 0 } }, 9);
+    const [v2] = multiView(x, { views: 1, augment: { blurProb: 0, eraseProb: 0.5 } }, 9);
+    expect(same(v1, v2)).toBe(false);
+    tf.dispose([x, y, v1, v2]);
+  });
+
+  it('rejects bad settings', () => {
+    const x = fmnist(1);
+    expect(() => randomErasing(x, new Rng(1), { p: 2 })).toThrow(/erase probability/);
+    expect(() => randomErasing(x, new Rng(1), { scale: [0.1, 1.5] })).toThrow(/erase scale/);
+    expect(() => randomErasing(x, new Rng(1), { ratio: [0, 1] })).toThrow(/erase ratio/);
+    x.dispose();
   });
 });
 

@@ -29,6 +29,8 @@ export function augmentOptions(prefix: string): Option[] {
     o('--blur-prob <p>', 'Gaussian blur probability (default 0.5)', num),
     o('--blur-sigma <lo,hi>', 'Gaussian blur sigma range in pixels (default 0.1,2)', pair),
     o('--solarize-prob <p>', 'solarization probability (default 0)', num),
+    o('--erase-prob <p>', 'random erasing probability: a rectangle filled with noise (default 0)', num),
+    o('--erase-scale <lo,hi>', 'random erasing area fraction (default 0.02,0.33)', pair),
   ];
 }
 
@@ -47,6 +49,8 @@ export function parseAugmentOptions(o: Record<string, unknown>): Partial<ViewAug
     blurProb: o.blurProb as number | undefined,
     blurSigma: o.blurSigma as [number, number] | undefined,
     solarizeProb: o.solarizeProb as number | undefined,
+    eraseProb: o.eraseProb as number | undefined,
+    eraseScale: o.eraseScale as [number, number] | undefined,
   };
   return Object.fromEntries(Object.entries(cfg).filter(([, v]) => v !== undefined)) as Partial<ViewAugmentConfig>;
 }
