@@ -4,9 +4,9 @@
  * The defaults reproduce SimCLR's ImageNet augmentation (Chen et al. 2020, arXiv:2002.05709,
  * appendix A; lightly's SimCLRTransform): random resized crop (0.08-1, 3/4-4/3), horizontal flip
  * (0.5), colour jitter (0.8, 0.8, 0.8, 0.2) at p = 0.8, random grayscale (p = 0.2), Gaussian blur
- * (p = 0.5, sigma 0.1-2, kernel 10% of the side), no solarization, no random erasing. For small greyscale images such
- * as Fashion-MNIST, the colour ops reduce to brightness and contrast and blur is usually switched off
- * (SimCLR's CIFAR setting), see SMALL_IMAGE_AUGMENT.
+ * (p = 0.5, sigma 0.1-2, kernel 10% of the side), no solarization, no random erasing. For small
+ * greyscale images such as Fashion-MNIST, the colour ops reduce to brightness and contrast and blur is
+ * usually switched off (SimCLR's CIFAR setting), see SMALL_IMAGE_AUGMENT.
  *
  * Usage:
  *   const views = multiView(x01, { views: 2 }, seed);   // x01: [N, H, W, C] in [0, 1]
