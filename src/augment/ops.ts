@@ -62,6 +62,16 @@ export interface CropOptions {
 }
 
 /**
+ * One try of torchvision's box sampling: an area fraction drawn uniformly from `scale`, an aspect ratio
+ * log-uniformly from [e^logLo, e^logHi]; returns the whole-pixel sides [√(area·ratio), √(area/ratio)].
+ */
+function drawBoxSides(rng: Rng, area: number, scale: [number, number], logLo: number, logHi: number): [number, number] {
+  const target = area * rng.uniform(scale[0], scale[1]);
+  const aspect = Math.exp(rng.uniform(logLo, logHi));
+  return [Math.round(Math.sqrt(target * aspect)), Math.round(Math.sqrt(target / aspect))];
+}
+
+/**
  * One crop box [y1, x1, y2, x2] in cropAndResize's normalised coordinates, drawn as torchvision's
  * RandomResizedCrop.get_params: up to 10 tries at (area, ratio), then a central crop with the ratio
  * clamped to the allowed range.
@@ -75,10 +85,7 @@ export function sampleCropBox(rng: Rng, height: number, width: number, scale: [n
   let left = 0;
   let found = false;
   for (let attempt = 0; attempt < 10 && !found; attempt++) {
-    const target = area * rng.uniform(scale[0], scale[1]);
-    const aspect = Math.exp(rng.uniform(logLo, logHi));
-    const cw = Math.round(Math.sqrt(target * aspect));
-    const ch = Math.round(Math.sqrt(target / aspect));
+    const [cw, ch] = drawBoxSides(rng, area, scale, logLo, logHi);
     if (cw > 0 && cw <= width && ch > 0 && ch <= height) {
       [h, w] = [ch, cw];
       top = rng.int(0, height - ch);
@@ -372,10 +379,7 @@ export interface EraseOptions {
 export function sampleEraseBox(rng: Rng, height: number, width: number, scale: [number, number], ratio: [number, number]): [number, number, number, number] | null {
   const [logLo, logHi] = [Math.log(ratio[0]), Math.log(ratio[1])];
   for (let attempt = 0; attempt < 10; attempt++) {
-    const area = height * width * rng.uniform(scale[0], scale[1]);
-    const aspect = Math.exp(rng.uniform(logLo, logHi));
-    const h = Math.round(Math.sqrt(area * aspect));
-    const w = Math.round(Math.sqrt(area / aspect));
+    const [h, w] = drawBoxSides(rng, height * width, scale, logLo, logHi); // ratio is h/w here
     if (h < 1 || w < 1 || h >= height || w >= width) continue;
     return [rng.int(0, height - h), rng.int(0, width - w), h, w];
   }
