@@ -34,24 +34,45 @@ export function phaseTaps(kSize: number, s: number, top: number): PhaseTaps[] {
   return phases;
 }
 
-/** Gathers filter taps W[kh[t], kw[u]] into a [kh.length, kw.length, ...rest] filter. */
-export function gatherTaps(rows: tf.Tensor, kw: number, tapsH: number[], tapsW: number[]): tf.Tensor {
-  const idx: number[] = [];
-  for (const a of tapsH) for (const b of tapsW) idx.push(a * kw + b);
-  // [len(tapsH)·len(tapsW), ...rest]
-  return tf.gather(rows, tf.tensor1d(idx, 'int32'));
+/** Filter taps as rows: `data` holds [kh·kw, ...rest] (one row of prod(rest) values per tap), read once per kernel call. */
+export interface TapRows {
+  data: Float32Array;
+  rest: number[];
+}
+
+/** Reads a [kh·kw, ...rest] tensor's values once, so that each phase copies its taps in plain JS. */
+export function tapRows(rows: tf.Tensor): TapRows {
+  return { data: rows.dataSync() as Float32Array, rest: rows.shape.slice(1) };
+}
+
+/**
+ * Gathers filter taps W[kh[t], kw[u]] into a [kh.length, kw.length, ...rest] filter. Each tap is one
+ * contiguous row, so this is a row copy; wasm's GatherV2 walks element by element and took about 10%
+ * of a ResNet-18 training step (e.g. 36 ms per [9, 256, 256] filter, bench/train-step --profile).
+ */
+export function gatherTaps(rows: TapRows, kw: number, tapsH: number[], tapsW: number[]): tf.Tensor {
+  const size = rows.rest.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(tapsH.length * tapsW.length * size);
+  let at = 0;
+  for (const a of tapsH) {
+    for (const b of tapsW) {
+      const from = (a * kw + b) * size;
+      out.set(rows.data.subarray(from, from + size), at);
+      at += size;
+    }
+  }
+  return tf.tensor(out, [tapsH.length, tapsW.length, ...rows.rest]);
 }
 
 /**
  * One phase: stride-1 conv of dY with that phase's sub-filter, padded so the output covers the
  * phase grid [gridH, gridW]. `rows` is W transposed to [kh·kw, O, C].
  */
-function phaseConv(dy: tf.Tensor4D, rows: tf.Tensor, kw: number, ph: PhaseTaps, pw: PhaseTaps, gridH: number, gridW: number): tf.Tensor4D {
+function phaseConv(dy: tf.Tensor4D, rows: TapRows, kw: number, ph: PhaseTaps, pw: PhaseTaps, gridH: number, gridW: number): tf.Tensor4D {
   return tf.tidy(() => {
     const [, outH, outW, outC] = dy.shape;
-    const inC = rows.shape[2] as number;
     // [tH, tW, O, C]
-    const filter = tf.reshape(gatherTaps(rows, kw, ph.k, pw.k), [ph.k.length, pw.k.length, outC, inC]) as tf.Tensor4D;
+    const filter = gatherTaps(rows, kw, ph.k, pw.k) as tf.Tensor4D;
     // Output a reads dY[a + first + t]: pad `−first` before, and enough after to reach gridH rows.
     const padH: AxisPad = [-ph.first, gridH - outH + ph.first + ph.k.length - 1];
     const padW: AxisPad = [-pw.first, gridW - outW + pw.first + pw.k.length - 1];
@@ -104,7 +125,7 @@ export function conv2dBackpropInputImpl(
     const gridH = Math.ceil(inHeight / sh);
     const gridW = Math.ceil(inWidth / sw);
     // [kh·kw, O, C]: taps of Wᵀ
-    const rows = tf.reshape(tf.transpose(filter, [0, 1, 3, 2]), [kh * kw, outChannels, inChannels]);
+    const rows = tapRows(tf.reshape(tf.transpose(filter, [0, 1, 3, 2]), [kh * kw, outChannels, inChannels]));
     const phases: (tf.Tensor4D | null)[] = [];
     for (const ph of phasesH) {
       for (const pw of phasesW) {

@@ -9,13 +9,13 @@
  *    slice, product and reduction per filter tap (memory-bound, like the forward depthwise conv).
  */
 import * as tf from '@tensorflow/tfjs';
-import { gatherTaps, interleavePhases, phaseTaps, PhaseTaps } from './conv2d-backprop-input';
+import { gatherTaps, interleavePhases, phaseTaps, PhaseTaps, TapRows, tapRows } from './conv2d-backprop-input';
 import { AxisPad, asTensor, assertNoDilation, cropNegativePads, explicitPad, tapView } from './tensor-utils';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
 /** One output phase of the depthwise transposed conv; `rows` is W as [kh·kw, C·M]. Returns [N, A, B, C]. */
-function depthwisePhase(dy: tf.Tensor4D, rows: tf.Tensor, kw: number, mult: number, ph: PhaseTaps, pw: PhaseTaps, gridH: number, gridW: number): tf.Tensor4D {
+function depthwisePhase(dy: tf.Tensor4D, rows: TapRows, kw: number, mult: number, ph: PhaseTaps, pw: PhaseTaps, gridH: number, gridW: number): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, outH, outW, channels] = dy.shape;
     // [tH, tW, C·M, 1]
@@ -49,7 +49,7 @@ export function depthwiseBackpropInputImpl(
     const gridH = Math.ceil(inHeight / sh);
     const gridW = Math.ceil(inWidth / sw);
     // [kh·kw, C·M]
-    const rows = tf.reshape(filter, [kh * kw, inChannels * mult]);
+    const rows = tapRows(tf.reshape(filter, [kh * kw, inChannels * mult]));
     const phases: (tf.Tensor4D | null)[] = [];
     for (const ph of phasesH) {
       for (const pw of phasesW) {
