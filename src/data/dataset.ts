@@ -74,6 +74,17 @@ export function sliceDataset(ds: Dataset, start: number, end: number): Dataset {
   return subsetDataset(ds, Array.from({ length: end - start }, (_, i) => start + i), `${ds.name}[${start || ''}:${end === ds.count && start > 0 ? '' : end}]`);
 }
 
+/**
+ * The last `n` images become the held-out part (`test`) and the ones before them `train`: eval's
+ * `--holdout` queries, train's `--holdout` monitor set. Both commands cut at the same place, so a
+ * model trained with `train --holdout n` is measured by `eval --holdout n` on images it never saw.
+ */
+export function holdOut(ds: Dataset, n: number, option = '--holdout'): { train: Dataset; test: Dataset } {
+  if (!(Number.isInteger(n) && n > 0 && n < ds.count)) throw new DatasetError(`${option} must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
+  const cut = ds.count - n;
+  return { train: sliceDataset(ds, 0, cut), test: sliceDataset(ds, cut, ds.count) };
+}
+
 /** The images of `ds` at `indices`, renumbered 0..indices.length-1. */
 export function subsetDataset(ds: Dataset, indices: ArrayLike<number>, name = `${ds.name}[subset ${indices.length}]`): Dataset {
   checkIndices(ds, indices);

@@ -1,6 +1,7 @@
 /** Server and catalogue options: every value is checked once, at start, with the option named. */
 import { Command } from 'commander';
-import { defaultValSpec, trainOptions } from '../../src/cli/commands/train';
+import * as path from 'path';
+import { defaultValSpec, openTrainData, trainOptions } from '../../src/cli/commands/train';
 import { buildProgram } from '../../src/cli/main';
 import { catalogOptions, serverOptions, toConfig } from '../../src/config/config';
 
@@ -90,5 +91,32 @@ describe('train --val-data default', () => {
     expect(defaultValSpec('idx:fashion-mnist:train:/home/me/.cache/likeness/fashion-mnist')).toBe('idx:fashion-mnist:test:/home/me/.cache/likeness/fashion-mnist');
     expect(defaultValSpec('photos/')).toBeUndefined();
     expect(defaultValSpec('idx:a.gz,b.gz')).toBeUndefined();
+  });
+});
+
+describe('train --holdout', () => {
+  const FOLDER = path.join(__dirname, '..', 'fixtures', 'fashion-mnist');
+  const opts = (extra: Record<string, unknown>) => ({ data: FOLDER, size: 28, channels: '1', valFraction: 0.1, knnBankLimit: 10000, knnValLimit: 10000, knnK: 20, knnT: 0.1, knnEvery: 1, ...extra });
+
+  it('trains on all but the last n images and monitors on those n, the split eval --holdout measures', async () => {
+    const { data: all } = await openTrainData(opts({ knn: false }), 0);
+    const { data, knn } = await openTrainData(opts({ holdout: 30 }), 0);
+    expect(data.count).toBe(all.count - 30);
+    expect(knn).not.toBe(false);
+    const val = (knn as Exclude<typeof knn, false>).val;
+    expect(val.count).toBe(30);
+    // The same images, in the same order: the first count-30 for training, the last 30 held out.
+    expect(data.ids).toEqual(all.ids!.slice(0, all.count - 30));
+    expect(val.ids).toEqual(all.ids!.slice(all.count - 30));
+    expect(Array.from(val.labels!)).toEqual(Array.from(all.labels!.slice(all.count - 30)));
+    // Held out with the monitor off too: those images are never trained on.
+    expect((await openTrainData(opts({ holdout: 30, knn: false }), 0)).data.count).toBe(all.count - 30);
+  });
+
+  it('refuses a size that leaves nothing to train on, and a second source of validation images', async () => {
+    const { data: all } = await openTrainData(opts({ knn: false }), 0);
+    await expect(openTrainData(opts({ holdout: all.count }), 0)).rejects.toThrow(`--holdout must be between 1 and ${all.count - 1}`);
+    await expect(openTrainData(opts({ holdout: 0 }), 0)).rejects.toThrow(/--holdout must be between 1/);
+    await expect(openTrainData(opts({ holdout: 10, valData: 'idx:fashion-mnist:test' }), 0)).rejects.toThrow(/--holdout and --val-data both name the validation images/);
   });
 });

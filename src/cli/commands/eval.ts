@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { catalogOptions, toConfig } from '../../config/config';
-import { Dataset, DatasetError, sliceDataset } from '../../data/dataset';
+import { Dataset, DatasetError, holdOut, sliceDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
@@ -73,11 +73,4 @@ export function evalCommand(): Command {
     process.stdout.write(text + '\n');
   });
   return cmd;
-}
-
-/** The last `n` images become the queries and the ones before them the bank (`--holdout`). */
-export function holdOut(ds: Dataset, n: number): { train: Dataset; test: Dataset } {
-  if (!(n > 0 && n < ds.count)) throw new DatasetError(`--holdout must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
-  const cut = ds.count - n;
-  return { train: sliceDataset(ds, 0, cut), test: sliceDataset(ds, cut, ds.count) };
 }

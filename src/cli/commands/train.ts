@@ -9,7 +9,7 @@
  */
 import os from 'os';
 import { Command, Option } from 'commander';
-import { Dataset, sliceDataset, subsetDataset } from '../../data/dataset';
+import { Dataset, holdOut, sliceDataset, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { Rng } from '../../augment/rng';
 import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
@@ -38,6 +38,7 @@ export function trainOptions(): Option[] {
     opt('--epochs <n>', 'epochs').argParser(int).default(100),
     opt('--batch-size <n>', 'images per step (each gives --views views)').argParser(int).default(256),
     opt('--limit <n>', 'use only the first n training images').argParser(int),
+    opt('--holdout <n>', 'do not train on the last n images of --data (after --limit); they are the k-NN monitor\'s validation set, and `likeness eval --holdout n` measures the model on them').argParser(int),
     opt('--seed <n>', 'seed for weights, data order, views and negatives').argParser(int).default(0),
     opt('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'),
     opt('--threads <n>', `wasm backend: threads for convolutions and matrix products (1 = single-threaded build, at most ${MAX_WASM_THREADS})`)
@@ -105,11 +106,15 @@ export async function openTrainData(o: Record<string, unknown>, seed: number): P
   const size = o.size as number;
   const channels = Number(o.channels) as 1 | 3;
   let data = await openDataset(o.data as string, { size, channels, limit: o.limit as number | undefined });
-  if (o.knn === false) return { data, knn: false };
   let val: Dataset | undefined;
-  const spec = (o.valData as string | undefined) ?? defaultValSpec(String(o.data));
+  if (o.holdout !== undefined) {
+    if (o.valData !== undefined) throw new RangeError('--holdout and --val-data both name the validation images: give one');
+    ({ train: data, test: val } = holdOut(data, o.holdout as number));
+  }
+  if (o.knn === false) return { data, knn: false };
+  const spec = val ? undefined : ((o.valData as string | undefined) ?? defaultValSpec(String(o.data)));
   if (spec) val = await openDataset(spec, { size, channels });
-  else if (data.labels) {
+  else if (!val && data.labels) {
     const frac = o.valFraction as number;
     if (!(frac > 0 && frac < 1)) throw new RangeError(`--val-fraction must be in (0, 1), got ${frac}`);
     const order = new Rng(seed ^ 0x76616c).permutation(data.count);
