@@ -29,6 +29,7 @@ export type { EncoderSpec } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
+import { isWasmOutOfMemory, wasmHeapBytes } from '../runtime/backend';
 import { ContrastiveMethod, MethodContext, RawConfig, TrainBatch } from './method';
 import { createOptimizer, defaultLearningRate, OptimizerConfig, OptimizerName } from './optimizers';
 import { methodClass } from './registry';
@@ -324,6 +325,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           method.afterStep(batch);
           loss = (await value.data())[0];
           value.dispose();
+        } catch (err) {
+          if (!isWasmOutOfMemory(err)) throw err;
+          const gib = ((wasmHeapBytes() ?? 0) / 1024 ** 3).toFixed(1);
+          throw new Error(
+            `a training step of ${indices.length} images × ${methodCfg.views} views did not fit in the wasm backend's memory (heap ${gib} GiB, at most 4): ` +
+              `lower --batch-size, or train on tfjs-node, which has no such limit (wasm said: ${(err as Error).message.slice(0, 80)})`,
+          );
         } finally {
           views.forEach((v) => v.dispose());
         }
