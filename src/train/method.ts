@@ -4,7 +4,8 @@
  * for checkpoints, and the hooks the shared loop (trainer.ts) calls each step:
  *
  *   beforeStep(batch)   outside the gradient tape (e.g. MoCo computes its keys here)
- *   computeLoss(batch)  inside the tape; returns the scalar loss            ← every method
+ *   computeLoss(batch)  inside the tape; returns the scalar loss; by default
+ *                       lossFromProjections(projections of the views, batch)  ← every method, one of the two
  *   afterStep(batch)    after the optimizer update (EMA, queue, memory bank); training only
  *
  * Configuration defaults and checks live in one static hook, `configure`, which each subclass
@@ -160,7 +161,22 @@ export abstract class ContrastiveMethod<C extends MethodConfig = MethodConfig> {
 
   beforeStep(_batch: TrainBatch): void {}
 
-  abstract computeLoss(batch: TrainBatch): tf.Scalar;
+  /**
+   * The step's loss, on the gradient tape. By default the loss of the views' projections
+   * (`lossFromProjections`); methods with state of their own (MoCo's keys, the memory bank, SwAV's
+   * codes) override this instead.
+   */
+  computeLoss(batch: TrainBatch): tf.Scalar {
+    if (!this.lossFromProjections) throw new Error(`${this.name} defines neither computeLoss nor lossFromProjections`);
+    return this.lossFromProjections(this.projectViews(batch), batch);
+  }
+
+  /**
+   * The loss from the views' projections alone (V tensors [N, P], view order), for methods whose
+   * loss reads nothing else of the network (SimCLR, SupCon): they can also train with gradient
+   * caching (grad-cache.ts, `--grad-cache-chunk`). Methods with state of their own leave it undefined.
+   */
+  lossFromProjections?(zs: tf.Tensor2D[], batch: TrainBatch): tf.Scalar;
 
   afterStep(_batch: TrainBatch): void {}
 

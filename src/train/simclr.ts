@@ -19,8 +19,8 @@ export class SimCLR extends ContrastiveMethod<MethodConfig> {
     return viewIds(batch.indices.length, batch.views.length);
   }
 
-  override computeLoss(batch: TrainBatch): tf.Scalar {
-    const z = tf.concat(this.projectViews(batch)) as tf.Tensor2D; // [V·N, P], view-major
+  override lossFromProjections(zs: tf.Tensor2D[], batch: TrainBatch): tf.Scalar {
+    const z = tf.concat(zs) as tf.Tensor2D; // [V·N, P], view-major
     return ntXent(z, this.positiveIds(batch), this.cfg.temperature);
   }
 }

@@ -15,12 +15,12 @@ export class SupCon extends ContrastiveMethod<MethodConfig> {
     return super.configure({ temperature: 0.1, ...raw });
   }
 
-  override computeLoss(batch: TrainBatch): tf.Scalar {
+  override lossFromProjections(zs: tf.Tensor2D[], batch: TrainBatch): tf.Scalar {
     if (!batch.labels) throw new Error('supcon needs a labelled dataset (class sub-folders, a manifest label column or IDX labels)');
     const n = batch.indices.length;
     // Unknown labels become unique negative ids, so such images are positives only of their own views.
     const ids = Int32Array.from(batch.labels, (l, i) => (l >= 0 ? l : -1 - batch.indices[i]));
-    const z = tf.concat(this.projectViews(batch)) as tf.Tensor2D; // [V·N, P]
+    const z = tf.concat(zs) as tf.Tensor2D; // [V·N, P]
     return supCon(z, tf.tensor1d(ids.subarray(0, n), 'int32'), this.cfg.temperature);
   }
 }

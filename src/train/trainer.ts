@@ -27,6 +27,7 @@ import { buildResNet, EncoderSpec, resnetConfig, resnetFeatureDim } from '../mod
 
 export type { EncoderSpec } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+import { gradCacheStep } from './grad-cache';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
 import { isWasmOutOfMemory, wasmHeapBytes } from '../runtime/backend';
@@ -84,6 +85,12 @@ export interface TrainOptions {
    */
   initFrom?: string;
   knn?: KnnMonitorOptions | false;
+  /**
+   * Compute each step in chunks of this many images per view with gradient caching (grad-cache.ts):
+   * memory follows the chunk, not the batch, for about one more forward pass; batch norm normalises
+   * per chunk. SimCLR and SupCon only. Undefined: one pass over the whole batch.
+   */
+  gradCacheChunk?: number;
   /** 'bar' (cli-progress on stderr), 'log' (one line per epoch on stderr) or 'none'. */
   progress?: 'bar' | 'log' | 'none';
   /** Write a step record to the JSONL log every n steps. Default 10. */
@@ -168,6 +175,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new RangeError(`epochs must be a positive integer, got ${opts.epochs}`);
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 2) throw new RangeError(`batch size must be an integer >= 2, got ${opts.batchSize}`);
   if (data.count < opts.batchSize) throw new RangeError(`${data.name} has ${data.count} images, fewer than one batch of ${opts.batchSize}`);
+  if (opts.gradCacheChunk !== undefined) {
+    // Batch norm needs two images to have statistics.
+    if (!Number.isInteger(opts.gradCacheChunk) || opts.gradCacheChunk < 2) throw new RangeError(`grad-cache chunk must be an integer >= 2, got ${opts.gradCacheChunk}`);
+    if (!cls.prototype.lossFromProjections) throw new RangeError(`${opts.method} cannot train with gradient caching (its loss needs more than the projections); it works with simclr and supcon`);
+  }
 
   if (tf.getBackend() === 'cpu') registerFastCpuConvFilterGrad(); // the stock one makes conv training ~100x slower
   const seed = opts.seed ?? 0;
@@ -201,7 +213,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const optimizer = createOptimizer(optName, optCfg);
   // The schedule as resolved (a default warm-up follows --epochs): a resume must not change it silently.
   const resolvedSchedule = { warmupEpochs, finalLr: schedule.finalLr, weightDecay: optimizer.cfg.weightDecay, momentum: optimizer.cfg.momentum };
-  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId, schedule: resolvedSchedule };
+  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId, gradCacheChunk: opts.gradCacheChunk, schedule: resolvedSchedule };
 
   const buildEncoder = (): tf.LayersModel => buildResNet(encSpec);
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
@@ -320,7 +332,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         let loss: number;
         try {
           method.beforeStep(batch);
-          const { value, grads } = tf.variableGrads(() => method.computeLoss(batch), vars);
+          const { value, grads } =
+            opts.gradCacheChunk === undefined ? tf.variableGrads(() => method.computeLoss(batch), vars) : gradCacheStep(method, batch, vars, opts.gradCacheChunk);
           optimizer.apply(vars, grads, lr);
           method.afterStep(batch);
           loss = (await value.data())[0];

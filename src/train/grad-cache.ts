@@ -1,0 +1,84 @@
+/**
+ * Gradient caching: a contrastive batch larger than memory allows, computed in chunks with the same
+ * gradient (Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under Memory Limited
+ * Setup", https://arxiv.org/abs/2101.06983, section 3.2).
+ *
+ * The loss depends on the network only through the projections z, so by the chain rule
+ *   dL/dθ = Σ_chunks (∂z_chunk/∂θ)ᵀ · dL/dz_chunk.
+ * 1. Forward every chunk of every view without the gradient tape: z, no activations kept.
+ * 2. dL/dz of the whole batch: only the loss is differentiated, on [V·N, P] numbers.
+ * 3. Per chunk, forward again on the tape and take the gradient of Σ z_chunk · dL/dz_chunk (a
+ *    constant); sum over chunks.
+ * Only one chunk's activations are alive at a time, for about one more forward pass per step.
+ * Batch norm normalises each chunk with its own statistics (ghost batch norm), in both forward
+ * passes alike, so the gradient is exact for that network. Its moving averages are put back after
+ * step 1, so they move once per chunk, in step 3.
+ *
+ * Needs a method whose loss reads nothing of the network but the projections (`lossFromProjections`:
+ * SimCLR, SupCon); MoCo's keys, the memory bank and SwAV's prototypes are state of their own.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ContrastiveMethod, TrainBatch } from './method';
+
+/** Row ranges [start, end) of `n` rows in chunks of at most `chunk`. */
+export function chunkRanges(n: number, chunk: number): [number, number][] {
+  if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`grad-cache chunk must be an integer >= 1, got ${chunk}`);
+  const ranges: [number, number][] = [];
+  for (let s = 0; s < n; s += chunk) ranges.push([s, Math.min(n, s + chunk)]);
+  return ranges;
+}
+
+/** Projections of one view, chunk by chunk, in training mode (batch norm per chunk): [N, P]. */
+function projectInChunks(method: ContrastiveMethod, view: tf.Tensor4D, ranges: [number, number][]): tf.Tensor2D {
+  return tf.tidy(() => tf.concat(ranges.map(([s, e]) => method.forward(tf.slice(view, s, e - s)).z)) as tf.Tensor2D);
+}
+
+/**
+ * Loss and gradients of one step, computed in chunks of `chunk` images per view. Returns what
+ * tf.variableGrads would for the same network with batch norm per chunk; the caller disposes both.
+ */
+export function gradCacheStep(method: ContrastiveMethod, batch: TrainBatch, vars: tf.Variable[], chunk: number): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  const lossOf = method.lossFromProjections?.bind(method);
+  if (!lossOf) throw new Error(`${method.name} cannot train with gradient caching: its loss needs more than the projections`);
+  const ranges = chunkRanges(batch.indices.length, chunk);
+
+  // 1. z of every view, off the tape; the moving averages are restored afterwards.
+  const moving = method.network.nonTrainableWeights;
+  const saved = moving.map((w) => tf.clone(w.read()));
+  const zs = batch.views.map((v) => projectInChunks(method, v, ranges));
+  moving.forEach((w, i) => w.write(saved[i]));
+  tf.dispose(saved);
+
+  // 2. The loss and its gradient with respect to each view's z.
+  const { value, grads: dz } = tf.tidy(() => {
+    const f = (...z: tf.Tensor[]) => lossOf(z as tf.Tensor2D[], batch);
+    const { value, grads } = tf.valueAndGrads(f)(zs);
+    return { value: value as tf.Scalar, grads };
+  });
+  tf.dispose(zs);
+
+  // 3. Per chunk: the gradient of Σ z · dL/dz, summed.
+  const sums: tf.NamedTensorMap = {};
+  try {
+    batch.views.forEach((view, v) => {
+      for (const [s, e] of ranges) {
+        const { value: surrogate, grads } = tf.variableGrads(() => {
+          const z = method.forward(tf.slice(view, s, e - s)).z;
+          return tf.sum(tf.mul(z, tf.slice(dz[v], s, e - s)));
+        }, vars);
+        surrogate.dispose();
+        for (const [name, g] of Object.entries(grads)) {
+          const prev = sums[name];
+          sums[name] = prev ? tf.add(prev, g) : g;
+          if (prev) tf.dispose([prev, g]);
+        }
+      }
+    });
+  } catch (err) {
+    tf.dispose([value, ...Object.values(sums)]);
+    throw err;
+  } finally {
+    tf.dispose(dz);
+  }
+  return { value, grads: sums };
+}
