@@ -343,7 +343,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           const gib = ((wasmHeapBytes() ?? 0) / 1024 ** 3).toFixed(1);
           throw new Error(
             `a training step of ${indices.length} images × ${methodCfg.views} views did not fit in the wasm backend's memory (heap ${gib} GiB, at most 4): ` +
-              `lower --batch-size, or train on tfjs-node, which has no such limit (wasm said: ${(err as Error).message.slice(0, 80)})`,
+              `lower --batch-size${method.lossFromProjections ? ' or compute it in chunks (--grad-cache-chunk, e.g. a quarter of the batch)' : ''}, or train on tfjs-node, which has no such limit (wasm said: ${(err as Error).message.slice(0, 80)})`,
           );
         } finally {
           views.forEach((v) => v.dispose());
