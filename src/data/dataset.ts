@@ -79,8 +79,8 @@ export function sliceDataset(ds: Dataset, start: number, end: number): Dataset {
  * `--holdout` queries, train's `--holdout` monitor set. Both commands cut at the same place, so a
  * model trained with `train --holdout n` is measured by `eval --holdout n` on images it never saw.
  */
-export function holdOut(ds: Dataset, n: number, option = '--holdout'): { train: Dataset; test: Dataset } {
-  if (!(Number.isInteger(n) && n > 0 && n < ds.count)) throw new DatasetError(`${option} must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
+export function holdOut(ds: Dataset, n: number): { train: Dataset; test: Dataset } {
+  if (!(Number.isInteger(n) && n > 0 && n < ds.count)) throw new DatasetError(`--holdout must be between 1 and ${ds.count - 1} for ${ds.name} (${ds.count} images), got ${n}`);
   const cut = ds.count - n;
   return { train: sliceDataset(ds, 0, cut), test: sliceDataset(ds, cut, ds.count) };
 }

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { catalogOptions, toConfig } from '../../config/config';
-import { Dataset, DatasetError, holdOut, sliceDataset } from '../../data/dataset';
+import { holdOut } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
 import { writeReport } from '../../eval/report';
