@@ -4,6 +4,7 @@
  * `id` (optional, default: the path), `label` (optional class name; empty means unknown).
  * Other columns are ignored here (they are catalogue metadata).
  */
+import { CsvError, parse as parseCsv } from 'csv-parse/sync';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DatasetError } from './dataset';
@@ -15,35 +16,10 @@ export interface ManifestRow {
   label?: string;
 }
 
-/** Splits one CSV line (RFC 4180 quoting: "a,b" and "" for a quote; a quoted field cannot span lines). */
-export function parseCsvLine(line: string, where: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"' && cur === '') quoted = true;
-    else if (ch === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  if (quoted) throw new DatasetError(`${where}: unterminated quoted field`);
-  out.push(cur);
-  return out.map((s) => s.trim());
-}
-
 export function parseManifestText(text: string, file: string): ManifestRow[] {
-  const lines = text.split(/\r?\n/);
   const rows: ManifestRow[] = [];
   if (file.toLowerCase().endsWith('.jsonl') || file.toLowerCase().endsWith('.ndjson')) {
-    lines.forEach((line, i) => {
+    text.split(/\r?\n/).forEach((line, i) => {
       if (line.trim() === '') return;
       let obj: unknown;
       try {
@@ -58,20 +34,29 @@ export function parseManifestText(text: string, file: string): ManifestRow[] {
     });
     return rows;
   }
-  const first = lines.findIndex((l) => l.trim() !== '');
-  if (first < 0) throw new DatasetError(`${file}: empty manifest`);
-  const header = parseCsvLine(lines[first], `${file}:${first + 1}`).map((h) => h.toLowerCase());
-  const col = (name: string): number => header.indexOf(name);
-  if (col('path') < 0) throw new DatasetError(`${file}: the header row needs a 'path' column, got [${header.join(', ')}]`);
-  for (let i = first + 1; i < lines.length; i++) {
-    if (lines[i].trim() === '') continue;
-    const cells = parseCsvLine(lines[i], `${file}:${i + 1}`);
-    if (cells.length !== header.length) throw new DatasetError(`${file}:${i + 1}: ${cells.length} fields, the header has ${header.length}`);
-    const p = cells[col('path')];
-    if (!p) throw new DatasetError(`${file}:${i + 1}: empty path`);
-    const id = col('id') >= 0 && cells[col('id')] !== '' ? cells[col('id')] : undefined;
-    const label = col('label') >= 0 && cells[col('label')] !== '' ? cells[col('label')] : undefined;
-    rows.push({ path: p, id, label });
+  // csv-parse, as the ingest manifests use: RFC 4180 quoting, quoted fields over several lines, a BOM.
+  let header: string[] | undefined;
+  let records: { record: Record<string, string>; info: { lines: number } }[];
+  try {
+    records = parseCsv(text, {
+      columns: (names: string[]) => (header = names.map((h) => h.toLowerCase())),
+      info: true,
+      bom: true,
+      trim: true,
+      skip_empty_lines: true,
+    });
+  } catch (err) {
+    if (!(err instanceof CsvError)) throw err;
+    const e = err as CsvError & { lines?: number; record?: unknown[] };
+    const detail = e.code === 'CSV_RECORD_INCONSISTENT_COLUMNS' && header && e.record ? `${e.record.length} fields, the header has ${header.length}` : e.message;
+    throw new DatasetError(`${file}:${e.lines}: ${detail}`);
+  }
+  if (!header) throw new DatasetError(`${file}: empty manifest`);
+  if (!header.includes('path')) throw new DatasetError(`${file}: the header row needs a 'path' column, got [${header.join(', ')}]`);
+  for (const { record, info } of records) {
+    const p = record.path;
+    if (!p) throw new DatasetError(`${file}:${info.lines}: empty path`);
+    rows.push({ path: p, id: record.id || undefined, label: record.label || undefined });
   }
   return rows;
 }

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { ArrayDataset, DatasetError, materialize, subsetDataset } from '../../src/data/dataset';
 import { openImageFolder } from '../../src/data/folder-dataset';
 import { openIdx } from '../../src/data/idx-dataset';
-import { openManifest, parseCsvLine, parseManifestText } from '../../src/data/manifest-dataset';
+import { openManifest, parseManifestText } from '../../src/data/manifest-dataset';
 import { openDataset } from '../../src/data/open';
 
 const PHOTOS = path.join(__dirname, '..', 'fixtures', 'photos');
@@ -85,7 +85,14 @@ describe('manifest source', () => {
     expect(ds.classes).toEqual(['cat', 'rocket']);
     expect(Array.from(ds.labels!)).toEqual([0, 1, -1]);
     expect((await ds.fetch([1])).length).toBe(16 * 16 * 3);
-    expect(parseCsvLine('a,"b,c","d ""e"""', 'x')).toEqual(['a', 'b,c', 'd "e"']);
+  });
+
+  it('parses CSV as the ingest manifests do: a BOM, any header case, quoted fields over several lines', () => {
+    const text = '\ufeffPath,ID,Label,Title\r\n"a,b.jpg",x1,cat,"two\nlines"\r\n\r\nc.jpg,,,"say ""hi"""\r\n';
+    expect(parseManifestText(text, 'm.csv')).toEqual([
+      { path: 'a,b.jpg', id: 'x1', label: 'cat' },
+      { path: 'c.jpg', id: undefined, label: undefined },
+    ]);
   });
 
   it('reads JSONL', async () => {
@@ -100,6 +107,9 @@ describe('manifest source', () => {
   it('reports malformed manifests with file and line', () => {
     expect(() => parseManifestText('id,label\n1,a\n', 'm.csv')).toThrow(/needs a 'path' column/);
     expect(() => parseManifestText('path,label\na.jpg\n', 'm.csv')).toThrow(/m.csv:2: 1 fields, the header has 2/);
+    expect(() => parseManifestText('path,label\n,a\n', 'm.csv')).toThrow(/m.csv:2: empty path/);
+    expect(() => parseManifestText('path,label\n"a.jpg,b\n', 'm.csv')).toThrow(/m.csv:\d+: Quote Not Closed/);
+    expect(() => parseManifestText('', 'm.csv')).toThrow(/m.csv: empty manifest/);
     expect(() => parseManifestText('{"path": "a.jpg"}\n{oops\n', 'm.jsonl')).toThrow(/m.jsonl:2: not valid JSON/);
     expect(() => parseManifestText('{"id": 3}\n', 'm.jsonl')).toThrow(/m.jsonl:1: each line needs a non-empty string "path"/);
     const root = tmp();
