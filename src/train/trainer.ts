@@ -235,7 +235,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     input,
     encoder: { arch: encSpec.arch, stem: encSpec.stem, block: encSpec.block, stages: encSpec.stages, widths: encSpec.widths, widthMultiplier: encSpec.widthMultiplier },
     outputs: [...OUTPUT_NAMES],
-    embedding: { output: embeddingOutput, dim: embeddingOutput === 'encoder' ? resnetFeatureDim(encSpec) : methodCfg.projectionDim },
+    embedding: {
+      output: embeddingOutput,
+      dim: embeddingOutput === 'encoder' ? resnetFeatureDim(encSpec) : methodCfg.projectionDim,
+      // A fine-tuned model is served the way its source was (the monitor still measures one pass).
+      ...(source?.manifest.embedding.tta !== undefined && { tta: source.manifest.embedding.tta }),
+    },
     training: {
       method: opts.method,
       hyperParameters: method.describe(),

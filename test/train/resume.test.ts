@@ -57,14 +57,16 @@ describe('resume', () => {
     expect(r.maxWeightDiff).toBeLessThan(1e-4);
   });
 
-  it('--init-from starts a run from a saved model: the whole network for the same head, the encoder for another', async () => {
-    const r = await runScenario<{ sourceId: string; simclrSame: boolean[]; mocoConvSame: boolean[]; simclrInit: string; simclrEncoder: object; mocoInitLog: Array<{ from: string; loaded: string }>; mismatch: string }>('initFrom');
+  it('--init-from starts a run from a saved model: the whole network for the same head, the encoder for another, served the same way', async () => {
+    const r = await runScenario<{ sourceId: string; simclrSame: boolean[]; mocoConvSame: boolean[]; simclrInit: string; simclrEncoder: object; tta: (string | undefined)[]; mocoInitLog: Array<{ from: string; loaded: string }>; mismatch: string }>('initFrom');
     expect(r.simclrEncoder).toMatchObject({ arch: 'resnet-mini', stem: 'small', stages: [1, 2, 1], widths: [4, 8, 16] });
     expect(r.simclrSame.length).toBeGreaterThan(10);
     expect(r.simclrSame.every(Boolean)).toBe(true);
     expect(r.mocoConvSame.length).toBeGreaterThanOrEqual(9); // stem + 4 blocks of 2 convs (+ shortcuts)
     expect(r.mocoConvSame.every(Boolean)).toBe(true);
     expect(r.simclrInit).toBe(r.sourceId);
+    // Served as the source is: flip averaging carries over (the source was trained without it).
+    expect(r.tta).toEqual([undefined, 'hflip', 'hflip']);
     expect(r.mocoInitLog).toEqual([expect.objectContaining({ from: r.sourceId, loaded: 'encoder' })]);
     expect(r.mismatch).toMatch(/do not fit this encoder/);
   });

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Dataset, subsetDataset } from '../../src/data/dataset';
 import { openIdx } from '../../src/data/idx-dataset';
-import { loadModelDir } from '../../src/model/model-dir';
+import { loadModelDir, modelIdOf, readManifest } from '../../src/model/model-dir';
 import { knnAccuracy } from '../../src/train/knn';
 import { embedDataset, train, TrainOptions } from '../../src/train/trainer';
 
@@ -170,6 +170,10 @@ async function initFrom(): Promise<unknown> {
   const common = { data, epochs: 1, batchSize: 16, methodConfig: TINY_HEAD, augment: SMALL_AUGMENT, knn: false as const, progress: 'none' as const };
   // Stages unlike the preset's [1, 1, 1]: the runs below must take the source's shape, not its preset's.
   const source = await train({ ...common, method: 'simclr', outDir: tempDir('init-source'), encoder: { ...TINY_ENCODER, stages: [1, 2, 1] }, seed: 3 });
+  // The source is served with flip averaging: the runs started from it are too.
+  const sourceManifest = path.join(source.outDir, 'manifest.json');
+  const m = JSON.parse(fs.readFileSync(sourceManifest, 'utf8'));
+  fs.writeFileSync(sourceManifest, JSON.stringify({ ...m, embedding: { ...m.embedding, tta: 'hflip' } }));
   const frozen = { lr: 0, finalLr: 0, warmupEpochs: 0, seed: 4, initFrom: source.outDir };
   // no encoder given: it comes from the source's manifest
   const simclr = await train({ ...common, ...frozen, method: 'simclr', outDir: tempDir('init-simclr') });
@@ -182,11 +186,12 @@ async function initFrom(): Promise<unknown> {
   }
   const log = fs.readFileSync(path.join(moco.outDir, 'train-log.jsonl'), 'utf8');
   return {
-    sourceId: source.modelId,
+    sourceId: modelIdOf(source.outDir, readManifest(source.outDir)), // with its tta
     simclrSame: await sameTrainable(source.outDir, simclr.outDir, () => true),
     mocoConvSame: await sameTrainable(source.outDir, moco.outDir, (shape) => shape.length === 4),
     simclrInit: simclr.manifest.training?.initialisedFrom,
     simclrEncoder: simclr.manifest.encoder,
+    tta: [source.manifest.embedding.tta, simclr.manifest.embedding.tta, moco.manifest.embedding.tta],
     mocoInitLog: log.split('\n').filter((l) => l.includes('"init"')).map((l) => JSON.parse(l) as Record<string, unknown>),
     mismatch,
   };
