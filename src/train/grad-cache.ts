@@ -20,12 +20,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ContrastiveMethod, TrainBatch } from './method';
 
-/** Row ranges [start, end) of `n` rows in chunks of at most `chunk`. */
+/**
+ * Row ranges [start, end) splitting `n` rows into the fewest chunks of at most `chunk`, of near-equal
+ * sizes: a ragged last chunk of one or two images would give batch norm almost no statistics.
+ */
 export function chunkRanges(n: number, chunk: number): [number, number][] {
   if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`grad-cache chunk must be an integer >= 1, got ${chunk}`);
-  const ranges: [number, number][] = [];
-  for (let s = 0; s < n; s += chunk) ranges.push([s, Math.min(n, s + chunk)]);
-  return ranges;
+  const count = Math.ceil(n / chunk);
+  return Array.from({ length: count }, (_, i) => [Math.floor((i * n) / count), Math.floor(((i + 1) * n) / count)] as [number, number]);
 }
 
 /** Projections of one view, chunk by chunk, in training mode (batch norm per chunk): [N, P]. */
@@ -42,20 +44,27 @@ export function gradCacheStep(method: ContrastiveMethod, batch: TrainBatch, vars
   if (!lossOf) throw new Error(`${method.name} cannot train with gradient caching: its loss needs more than the projections`);
   const ranges = chunkRanges(batch.indices.length, chunk);
 
-  // 1. z of every view, off the tape; the moving averages are restored afterwards.
+  // 1. z of every view, off the tape; the moving averages are restored afterwards, also on failure.
   const moving = method.network.nonTrainableWeights;
   const saved = moving.map((w) => tf.clone(w.read()));
-  const zs = batch.views.map((v) => projectInChunks(method, v, ranges));
-  moving.forEach((w, i) => w.write(saved[i]));
-  tf.dispose(saved);
-
-  // 2. The loss and its gradient with respect to each view's z.
-  const { value, grads: dz } = tf.tidy(() => {
-    const f = (...z: tf.Tensor[]) => lossOf(z as tf.Tensor2D[], batch);
-    const { value, grads } = tf.valueAndGrads(f)(zs);
-    return { value: value as tf.Scalar, grads };
-  });
-  tf.dispose(zs);
+  const zs: tf.Tensor2D[] = [];
+  let value: tf.Scalar;
+  let dz: tf.Tensor[];
+  try {
+    for (const view of batch.views) zs.push(projectInChunks(method, view, ranges));
+    moving.forEach((w, i) => w.write(saved[i]));
+    // 2. The loss and its gradient with respect to each view's z.
+    ({ value, grads: dz } = tf.tidy(() => {
+      const f = (...z: tf.Tensor[]) => lossOf(z as tf.Tensor2D[], batch);
+      const { value, grads } = tf.valueAndGrads(f)(zs);
+      return { value: value as tf.Scalar, grads };
+    }));
+  } catch (err) {
+    moving.forEach((w, i) => w.write(saved[i]));
+    throw err;
+  } finally {
+    tf.dispose([...saved, ...zs]);
+  }
 
   // 3. Per chunk: the gradient of Σ z · dL/dz, summed.
   const sums: tf.NamedTensorMap = {};

@@ -178,7 +178,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (opts.gradCacheChunk !== undefined) {
     // Batch norm needs two images to have statistics.
     if (!Number.isInteger(opts.gradCacheChunk) || opts.gradCacheChunk < 2) throw new RangeError(`grad-cache chunk must be an integer >= 2, got ${opts.gradCacheChunk}`);
-    if (!cls.prototype.lossFromProjections) throw new RangeError(`${opts.method} cannot train with gradient caching (its loss needs more than the projections); it works with simclr and supcon`);
+    // A method that overrides computeLoss adds something the projections alone do not give.
+    if (!cls.prototype.lossFromProjections || cls.prototype.computeLoss !== ContrastiveMethod.prototype.computeLoss) {
+      throw new RangeError(`${opts.method} cannot train with gradient caching (its loss needs more than the projections); it works with simclr and supcon`);
+    }
   }
 
   if (tf.getBackend() === 'cpu') registerFastCpuConvFilterGrad(); // the stock one makes conv training ~100x slower
@@ -213,7 +216,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const optimizer = createOptimizer(optName, optCfg);
   // The schedule as resolved (a default warm-up follows --epochs): a resume must not change it silently.
   const resolvedSchedule = { warmupEpochs, finalLr: schedule.finalLr, weightDecay: optimizer.cfg.weightDecay, momentum: optimizer.cfg.momentum };
-  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId, gradCacheChunk: opts.gradCacheChunk, schedule: resolvedSchedule };
+  const run = { method: opts.method, methodConfig: methodCfg, encoder: encSpec, input, batchSize: opts.batchSize, optimizer: optName, baseLr, seed, augment, data: data.name, count: data.count, initFrom: initFrom?.modelId, schedule: resolvedSchedule };
 
   const buildEncoder = (): tf.LayersModel => buildResNet(encSpec);
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
@@ -246,6 +249,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       hyperParameters: method.describe(),
       optimizer: { ...optimizer.cfg, baseLr, finalLr: schedule.finalLr, warmupEpochs, schedule: 'linear warm-up + cosine, per step' },
       batchSize: opts.batchSize,
+      // Not a setting a resume must keep: a run that ran out of memory may go on in chunks.
+      ...(opts.gradCacheChunk !== undefined && { gradCacheChunk: opts.gradCacheChunk }),
       epochs: state.epoch,
       epochsPlanned: opts.epochs,
       steps: state.step,
@@ -274,11 +279,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       } finally {
         Object.values(loaded.tensors).forEach((t) => t.dispose());
       }
-      log({ type: 'resume', epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0 });
+      log({ type: 'resume', epoch: state.epoch, step: state.step, stepsIntoEpoch: state.partial?.steps ?? 0, gradCacheChunk: opts.gradCacheChunk });
     } else if (opts.resume) {
       log({ type: 'start', note: 'no checkpoint found, starting a new run' });
     } else {
-      log({ type: 'start', run: { ...run, epochs: opts.epochs } });
+      log({ type: 'start', run: { ...run, epochs: opts.epochs, gradCacheChunk: opts.gradCacheChunk } });
     }
     if (initFrom && state.step === 0) {
       const loaded = await loadModelDir(initFrom.dir);
@@ -346,9 +351,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         } catch (err) {
           if (!isWasmOutOfMemory(err)) throw err;
           const gib = ((wasmHeapBytes() ?? 0) / 1024 ** 3).toFixed(1);
+          const said = (err instanceof Error ? err.message : String(err)).slice(0, 80);
+          const chunks = method.lossFromProjections && opts.gradCacheChunk === undefined ? '; or compute it in chunks with --grad-cache-chunk (e.g. a quarter of the batch), which --resume accepts' : '';
           throw new Error(
             `a training step of ${indices.length} images × ${methodCfg.views} views did not fit in the wasm backend's memory (heap ${gib} GiB, at most 4): ` +
-              `lower --batch-size${method.lossFromProjections ? ' or compute it in chunks (--grad-cache-chunk, e.g. a quarter of the batch)' : ''}, or train on tfjs-node, which has no such limit (wasm said: ${(err as Error).message.slice(0, 80)})`,
+              `lower --batch-size (a new run)${chunks}; or train on tfjs-node, which has no such limit (wasm said: ${said})`,
+            { cause: err },
           );
         } finally {
           views.forEach((v) => v.dispose());

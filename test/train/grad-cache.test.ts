@@ -102,13 +102,19 @@ describe('gradient caching', () => {
     tf.dispose(batch.views);
   });
 
-  it('splits rows into chunks and refuses a chunk below one image', () => {
+  it('splits rows into the fewest chunks of at most n, of near-equal sizes, and refuses a chunk below one image', () => {
     expect(chunkRanges(10, 4)).toEqual([
-      [0, 4],
-      [4, 8],
-      [8, 10],
+      [0, 3],
+      [3, 6],
+      [6, 10],
     ]);
+    // 65 in chunks of 32: not 32 + 32 + 1, whose last image would be normalised alone.
+    expect(chunkRanges(65, 32).map(([s, e]) => e - s)).toEqual([21, 22, 22]);
     expect(chunkRanges(3, 8)).toEqual([[0, 3]]);
+    expect(chunkRanges(64, 32)).toEqual([
+      [0, 32],
+      [32, 64],
+    ]);
     expect(() => chunkRanges(3, 0)).toThrow(/grad-cache chunk must be an integer >= 1, got 0/);
   });
 
@@ -118,11 +124,16 @@ describe('gradient caching', () => {
     await expect(train({ ...base, method: 'supcon', methodConfig: TINY_HEAD, gradCacheChunk: 1 })).rejects.toThrow(/grad-cache chunk must be an integer >= 2, got 1/);
   });
 
-  it('trains a SupCon epoch through the shared loop and records the chunk in the run', async () => {
+  it('trains a SupCon epoch through the shared loop, records the chunk, and lets a resumed run change it', async () => {
     const out = tempDir('gc-train');
-    const result = await train({ data, outDir: out, method: 'supcon', methodConfig: TINY_HEAD, epochs: 1, batchSize: 16, gradCacheChunk: 4, encoder: TINY_ENCODER, augment: SMALL_AUGMENT, knn: false, progress: 'none' });
-    expect(result.history).toHaveLength(1);
-    expect(Number.isFinite(result.history[0].loss)).toBe(true);
-    await expect(train({ data, outDir: out, method: 'supcon', methodConfig: TINY_HEAD, epochs: 2, batchSize: 16, encoder: TINY_ENCODER, augment: SMALL_AUGMENT, knn: false, progress: 'none', resume: true })).rejects.toThrow(/gradCacheChunk/);
+    const common = { data, outDir: out, method: 'supcon', methodConfig: TINY_HEAD, batchSize: 16, encoder: TINY_ENCODER, augment: SMALL_AUGMENT, knn: false as const, progress: 'none' as const };
+    const first = await train({ ...common, epochs: 1, gradCacheChunk: 4 });
+    expect(first.history).toHaveLength(1);
+    expect(Number.isFinite(first.history[0].loss)).toBe(true);
+    expect(first.manifest.training).toMatchObject({ gradCacheChunk: 4 });
+    // A run that ran out of memory may go on in chunks, and one in chunks without them.
+    const resumed = await train({ ...common, epochs: 2, resume: true });
+    expect(resumed.history).toHaveLength(2);
+    expect(resumed.manifest.training?.gradCacheChunk).toBeUndefined();
   });
 });
