@@ -14,7 +14,7 @@ import { gradCacheStep } from '../src/train/grad-cache';
 import { TrainBatch } from '../src/train/method';
 import { methodClass } from '../src/train/registry';
 import { arg } from './args';
-import { machine, roundTo } from './measure';
+import { machine, median, roundTo } from './measure';
 
 async function main(): Promise<void> {
   const batch = Number(arg('batch', 'BENCH_BATCH', '64'));
@@ -53,7 +53,6 @@ async function main(): Promise<void> {
     seconds.cached.push(run(cached));
   }
   const peak = { plain: await peakOf(plain), cached: await peakOf(cached) };
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const mib = (b: number): number => roundTo(b / 1024 ** 2, 1);
   console.log(
     JSON.stringify({

@@ -15,6 +15,13 @@ export async function meanMs(iters: number, f: () => tf.Tensor | tf.Tensor[]): P
   return (performance.now() - start) / iters;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** `v` with `digits` decimals, as a number for the JSON line. */
 export const roundTo = (v: number, digits: number): number => Number(v.toFixed(digits));
 

@@ -29,7 +29,7 @@ import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
-import { machine, roundTo } from './measure';
+import { machine, median, roundTo } from './measure';
 
 interface Options {
   batch: number;
@@ -120,12 +120,6 @@ function countWeights(shape: EncoderShape): number {
 /** Three significant digits: the stock baseline runs at a fraction of an image per second. */
 function round3(x: number): number {
   return Number(x.toPrecision(3));
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function seconds(start: number): number {

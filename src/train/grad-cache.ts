@@ -18,7 +18,7 @@
  * SimCLR, SupCon); MoCo's keys, the memory bank and SwAV's prototypes are state of their own.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ContrastiveMethod, TrainBatch } from './method';
+import { ContrastiveMethod, type TrainBatch } from './method';
 
 /**
  * Row ranges [start, end) splitting `n` rows into the fewest chunks of at most `chunk`, of near-equal
@@ -36,12 +36,21 @@ function projectInChunks(method: ContrastiveMethod, view: tf.Tensor4D, ranges: [
 }
 
 /**
+ * Whether a method (or its class's prototype) can train with gradient caching: its loss reads nothing
+ * of the network but the projections, i.e. it has `lossFromProjections` and keeps the base class's
+ * computeLoss (an override adds something the projections alone do not give).
+ */
+export function supportsGradCache(method: ContrastiveMethod): boolean {
+  return method.lossFromProjections !== undefined && method.computeLoss === ContrastiveMethod.prototype.computeLoss;
+}
+
+/**
  * Loss and gradients of one step, computed in chunks of `chunk` images per view. Returns what
  * tf.variableGrads would for the same network with batch norm per chunk; the caller disposes both.
  */
 export function gradCacheStep(method: ContrastiveMethod, batch: TrainBatch, vars: tf.Variable[], chunk: number): { value: tf.Scalar; grads: tf.NamedTensorMap } {
-  const lossOf = method.lossFromProjections?.bind(method);
-  if (!lossOf) throw new Error(`${method.name} cannot train with gradient caching: its loss needs more than the projections`);
+  if (!supportsGradCache(method)) throw new Error(`${method.name} cannot train with gradient caching: its loss needs more than the projections`);
+  const lossOf = method.lossFromProjections!.bind(method);
   const ranges = chunkRanges(batch.indices.length, chunk);
 
   // 1. z of every view, off the tape; the moving averages are restored afterwards, also on failure.
@@ -52,17 +61,14 @@ export function gradCacheStep(method: ContrastiveMethod, batch: TrainBatch, vars
   let dz: tf.Tensor[];
   try {
     for (const view of batch.views) zs.push(projectInChunks(method, view, ranges));
-    moving.forEach((w, i) => w.write(saved[i]));
-    // 2. The loss and its gradient with respect to each view's z.
+    // 2. The loss and its gradient with respect to each view's z (the network is not run here).
     ({ value, grads: dz } = tf.tidy(() => {
       const f = (...z: tf.Tensor[]) => lossOf(z as tf.Tensor2D[], batch);
       const { value, grads } = tf.valueAndGrads(f)(zs);
       return { value: value as tf.Scalar, grads };
     }));
-  } catch (err) {
-    moving.forEach((w, i) => w.write(saved[i]));
-    throw err;
   } finally {
+    moving.forEach((w, i) => w.write(saved[i]));
     tf.dispose([...saved, ...zs]);
   }
 

@@ -27,7 +27,7 @@ import { buildResNet, EncoderSpec, resnetConfig, resnetFeatureDim } from '../mod
 
 export type { EncoderSpec } from '../model/resnet';
 import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
-import { gradCacheStep } from './grad-cache';
+import { gradCacheStep, supportsGradCache } from './grad-cache';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
 import { isWasmOutOfMemory, wasmHeapBytes } from '../runtime/backend';
@@ -178,8 +178,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (opts.gradCacheChunk !== undefined) {
     // Batch norm needs two images to have statistics.
     if (!Number.isInteger(opts.gradCacheChunk) || opts.gradCacheChunk < 2) throw new RangeError(`grad-cache chunk must be an integer >= 2, got ${opts.gradCacheChunk}`);
-    // A method that overrides computeLoss adds something the projections alone do not give.
-    if (!cls.prototype.lossFromProjections || cls.prototype.computeLoss !== ContrastiveMethod.prototype.computeLoss) {
+    if (!supportsGradCache(cls.prototype)) {
       throw new RangeError(`${opts.method} cannot train with gradient caching (its loss needs more than the projections); it works with simclr and supcon`);
     }
   }
@@ -352,7 +351,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           if (!isWasmOutOfMemory(err)) throw err;
           const gib = ((wasmHeapBytes() ?? 0) / 1024 ** 3).toFixed(1);
           const said = (err instanceof Error ? err.message : String(err)).slice(0, 80);
-          const chunks = method.lossFromProjections && opts.gradCacheChunk === undefined ? '; or compute it in chunks with --grad-cache-chunk (e.g. a quarter of the batch), which --resume accepts' : '';
+          const chunks = supportsGradCache(method) && opts.gradCacheChunk === undefined ? '; or compute it in chunks with --grad-cache-chunk (e.g. a quarter of the batch), which --resume accepts' : '';
           throw new Error(
             `a training step of ${indices.length} images × ${methodCfg.views} views did not fit in the wasm backend's memory (heap ${gib} GiB, at most 4): ` +
               `lower --batch-size (a new run)${chunks}; or train on tfjs-node, which has no such limit (wasm said: ${said})`,

@@ -113,15 +113,17 @@ export async function openTrainData(o: Record<string, unknown>, seed: number): P
     ({ train: data, test: val } = holdOut(data, o.holdout as number));
   }
   if (o.knn === false) return { data, knn: false };
-  const spec = val ? undefined : ((o.valData as string | undefined) ?? defaultValSpec(String(o.data)));
-  if (spec) val = await openDataset(spec, { size, channels });
-  else if (!val && data.labels) {
-    const frac = o.valFraction as number;
-    if (!(frac > 0 && frac < 1)) throw new RangeError(`--val-fraction must be in (0, 1), got ${frac}`);
-    const order = new Rng(seed ^ 0x76616c).permutation(data.count);
-    const nVal = Math.max(1, Math.round(frac * data.count));
-    val = subsetDataset(data, order.subarray(0, nVal), `${data.name}[val ${nVal}]`);
-    data = subsetDataset(data, order.subarray(nVal), `${data.name}[train ${data.count - nVal}]`);
+  if (!val) {
+    const spec = (o.valData as string | undefined) ?? defaultValSpec(String(o.data));
+    if (spec) val = await openDataset(spec, { size, channels });
+    else if (data.labels) {
+      const frac = o.valFraction as number;
+      if (!(frac > 0 && frac < 1)) throw new RangeError(`--val-fraction must be in (0, 1), got ${frac}`);
+      const order = new Rng(seed ^ 0x76616c).permutation(data.count);
+      const nVal = Math.max(1, Math.round(frac * data.count));
+      val = subsetDataset(data, order.subarray(0, nVal), `${data.name}[val ${nVal}]`);
+      data = subsetDataset(data, order.subarray(nVal), `${data.name}[train ${data.count - nVal}]`);
+    }
   }
   if (!val || !data.labels || !val.labels) {
     process.stderr.write('k-NN monitor off: it needs labelled training and validation images (--val-data, class folders or a label column)\n');
