@@ -14,8 +14,19 @@ export interface InferenceEngine {
   close(): Promise<void>;
 }
 
-function unitRows(v: tf.Tensor2D): tf.Tensor2D {
+export function unitRows(v: tf.Tensor2D): tf.Tensor2D {
   return v.div(v.norm('euclidean', 1, true).maximum(1e-12)) as tf.Tensor2D; // [N, D] / [N, 1]
+}
+
+/** The batch and its mirror images, as one input of 2N: what flip averaging runs through the network. */
+export function withMirrors(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.concat([x, x.reverse(2)], 0); // [2N, H, W, C]
+}
+
+/** Unit rows [2N, D] of a batch and its mirrors → the normalised mean of each image's two rows [N, D]. */
+export function flipAverage(emb: tf.Tensor2D): tf.Tensor2D {
+  const n = emb.shape[0] / 2;
+  return unitRows(emb.slice(0, n).add(emb.slice(n, n)));
 }
 
 /**
@@ -27,12 +38,9 @@ function unitRows(v: tf.Tensor2D): tf.Tensor2D {
 export function embedTensor(loaded: Pick<LoadedModel, 'model' | 'embeddingOutput'>, x: tf.Tensor4D, tta?: TtaMode): tf.Tensor2D {
   return tf.tidy(() => {
     const flip = tta === 'hflip';
-    const input = flip ? tf.concat([x, x.reverse(2)], 0) : x; // [N or 2N, H, W, C]
-    const out = loaded.model.predict(input);
+    const out = loaded.model.predict(flip ? withMirrors(x) : x);
     const emb = unitRows((Array.isArray(out) ? out[loaded.embeddingOutput] : out) as tf.Tensor2D); // [N or 2N, D]
-    if (!flip) return emb;
-    const n = x.shape[0];
-    return unitRows(emb.slice(0, n).add(emb.slice(n, n)));
+    return flip ? flipAverage(emb) : emb;
   });
 }
 

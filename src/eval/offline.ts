@@ -126,7 +126,16 @@ async function embedSplits(modelDir: string, opts: OfflineEvalOptions): Promise<
   return [await embed(opts.train), await embed(opts.test)];
 }
 
-async function measure(train: Float32Array, test: Float32Array, dim: number, trainLabels: Int32Array, testLabels: Int32Array, numClasses: number, opts: OfflineEvalOptions): Promise<{ metrics: Metrics; neighbours: Int32Array }> {
+/** Every metric of one embedding: the train rows are the bank, the test rows the queries. */
+export async function measure(
+  train: Float32Array,
+  test: Float32Array,
+  dim: number,
+  trainLabels: Int32Array,
+  testLabels: Int32Array,
+  numClasses: number,
+  opts: Pick<OfflineEvalOptions, 'k' | 'temperature' | 'probe'>,
+): Promise<{ metrics: Metrics; neighbours: Int32Array }> {
   const t0 = performance.now();
   const table = await exactNeighbours(train, test, dim, Math.max(opts.k, 20, 10));
   const knn = knnClassify(table, trainLabels, testLabels, numClasses, { k: opts.k, temperature: opts.temperature, vote: 'weighted' });
@@ -153,13 +162,18 @@ async function measure(train: Float32Array, test: Float32Array, dim: number, tra
   };
 }
 
-export async function evaluateOffline(opts: OfflineEvalOptions): Promise<OfflineReport> {
-  const { train, test } = opts;
+/** The labels of both splits, every image labelled, and how many classes they span. */
+export function splitLabels(train: Dataset, test: Dataset): { trainLabels: Int32Array; testLabels: Int32Array; numClasses: number } {
   if (!train.labels || !test.labels) throw new Error('evaluation needs labelled train and test data');
   const trainLabels = train.labels;
   const testLabels = test.labels;
   if (trainLabels.some((l) => l < 0) || testLabels.some((l) => l < 0)) throw new Error('every evaluation image needs a label');
-  const numClasses = classCount(trainLabels, testLabels);
+  return { trainLabels, testLabels, numClasses: classCount(trainLabels, testLabels) };
+}
+
+export async function evaluateOffline(opts: OfflineEvalOptions): Promise<OfflineReport> {
+  const { train, test } = opts;
+  const { trainLabels, testLabels, numClasses } = splitLabels(train, test);
   const log = opts.log ?? (() => undefined);
   const manifest = readManifest(opts.modelDir);
   const output = opts.output ?? manifest.embedding.output;

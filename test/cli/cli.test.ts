@@ -79,6 +79,17 @@ describe('likeness CLI', () => {
     await expect(run(process.execPath, [...args.slice(0, 7), 'ten'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/option '--holdout <n>' argument 'ten' is invalid. not a number: 'ten'/) });
   });
 
+  it('measures every output with and without flip averaging in one run (--variants)', async () => {
+    const model = path.join(__dirname, '..', '..', 'models', 'fmnist-supcon-mini');
+    const args = [BIN, 'eval', '--model', model, '--limit-train', '700', '--holdout', '100', '--variants', '--no-probe'];
+    const done = await run(process.execPath, args, { env });
+    const report = JSON.parse(done.stdout);
+    expect(report.variants.map((v: { output: string; tta: string }) => `${v.output}/${v.tta}`)).toEqual(['encoder/none', 'encoder/hflip', 'projection/none', 'projection/hflip']);
+    expect(report.best.top1).toBe(Math.max(...report.variants.map((v: { knn: { top1: number } }) => v.knn.top1)));
+    expect(done.stderr).toMatch(/projection \+ hflip: k-NN top-1 \d+\.\d\d% \(k=200\)/);
+    await expect(run(process.execPath, [...args, '--output', 'projection'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/option '--variants \[bool\]' cannot be used with option '--output <name>'/) });
+  });
+
   it('lists options with their environment variables, and rejects bad values clearly', async () => {
     const help = await run(process.execPath, [BIN, 'serve', '--help']);
     expect(help.stdout).toMatch(/--port <n>.*\n?.*env: PORT/);

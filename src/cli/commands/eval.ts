@@ -6,9 +6,11 @@ import { catalogOptions, toConfig } from '../../config/config';
 import { holdOut } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { evaluateOffline } from '../../eval/offline';
+import { evaluateVariants } from '../../eval/variants';
 import { writeReport } from '../../eval/report';
 import { readManifest } from '../../model/model-dir';
 import { initBackend } from '../../runtime/backend';
+import { MAX_WASM_THREADS } from '../../runtime/wasm-threads';
 import { bool, int, num } from '../../config/arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
@@ -26,6 +28,11 @@ export function evalCommand(): Command {
   cmd.addOption(
     env('--holdout <n>', 'queries are the last n images of --train, the bank the ones before them; --test is not read (to choose between models without looking at the test split)', 'LIKENESS_EVAL_HOLDOUT').argParser(int),
   );
+  cmd.addOption(
+    env('--variants [bool]', 'measure every output of the network, each with and without flip averaging, from one pass of each image and its mirror (to choose what to serve; no baselines, index sweep or report)', 'LIKENESS_EVAL_VARIANTS')
+      .argParser(bool)
+      .conflicts(['output', 'tta', 'report']),
+  );
   cmd.addOption(env('--baselines [bool]', 'measure the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_BASELINES').argParser(bool).default(true));
   cmd.addOption(new Option('--no-baselines', 'skip the baselines'));
   cmd.addOption(env('--probe [bool]', 'fit the linear probe', 'LIKENESS_EVAL_PROBE').argParser(bool).default(true));
@@ -35,7 +42,9 @@ export function evalCommand(): Command {
   cmd.addOption(env('--report <dir>', 'write an HTML report with pictures to this folder', 'LIKENESS_EVAL_REPORT'));
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
-    const backend = await initBackend(config.backend);
+    const variants = opts.variants === true;
+    // --variants embeds in this thread (every output at once), so the wasm backend gets the workers' threads.
+    const backend = await initBackend(config.backend, variants ? { wasmThreads: Math.min(Math.max(1, config.workers), MAX_WASM_THREADS) } : {});
     const manifest = readManifest(config.model);
     const open = (spec: string, limit?: number) => openDataset(spec, { size: manifest.input.size, channels: manifest.input.channels, limit });
     const holdout = opts.holdout as number | undefined;
@@ -44,6 +53,12 @@ export function evalCommand(): Command {
         ? holdOut(await open(String(opts.train), opts.limitTrain as number | undefined), holdout)
         : { train: await open(String(opts.train), opts.limitTrain as number | undefined), test: await open(String(opts.test), opts.limitTest as number | undefined) };
     const started = Date.now();
+    const log = (msg: string) => process.stderr.write(`eval: ${msg}\n`);
+    if (variants) {
+      const report = await evaluateVariants({ modelDir: config.model, train, test, k: opts.k as number, temperature: opts.temperature as number, probe: opts.probe !== false, log });
+      print({ ...report, backend: backend.name, seconds: (Date.now() - started) / 1000 }, opts.out as string | undefined);
+      return;
+    }
     const report = await evaluateOffline({
       modelDir: config.model,
       train,
@@ -57,20 +72,24 @@ export function evalCommand(): Command {
       backend: config.backend === 'auto' ? backend.name : config.backend,
       output: opts.output as string | undefined,
       tta: config.tta,
-      log: (msg) => process.stderr.write(`eval: ${msg}\n`),
+      log,
     });
     if (opts.report) {
       const file = await writeReport(String(opts.report), { report, train, test, modelDir: config.model, testVectors: report.testVectors!, dim: report.dim! });
       process.stderr.write(`eval: report written to ${file}\n`);
     }
     const { neighbours: _n, testVectors: _v, ...printable } = report;
-    const out = { ...printable, backend: backend.name, seconds: (Date.now() - started) / 1000 };
-    const text = JSON.stringify(out, null, 2);
-    if (opts.out) {
-      fs.mkdirSync(path.dirname(path.resolve(String(opts.out))), { recursive: true });
-      fs.writeFileSync(String(opts.out), text + '\n');
-    }
-    process.stdout.write(text + '\n');
+    print({ ...printable, backend: backend.name, seconds: (Date.now() - started) / 1000 }, opts.out as string | undefined);
   });
   return cmd;
+}
+
+/** The report on stdout, and in `out` when given. */
+function print(report: object, out: string | undefined): void {
+  const text = JSON.stringify(report, null, 2);
+  if (out) {
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    fs.writeFileSync(out, text + '\n');
+  }
+  process.stdout.write(text + '\n');
 }
