@@ -4,8 +4,8 @@
  * quality 70, a 4x PNG upscale and a 10% brighter copy, and every pair of distinct images of the
  * folder. Prints one JSON line (counts at the model's default threshold and at 0.95).
  *
- *   npx tsx bench/near-duplicates.ts [--model DIR] [--dir demo/catalog] [--copies 200]
- *   (env: BENCH_MODEL, BENCH_DIR, BENCH_COPIES)
+ *   npx tsx bench/near-duplicates.ts [--model DIR] [--dir demo/catalog] [--copies 200] [--tta none|hflip]
+ *   (env: BENCH_MODEL, BENCH_DIR, BENCH_COPIES, BENCH_TTA; --tta overrides the model's own, as `serve --tta` does)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { DEFAULT_DUPLICATE_THRESHOLD } from '../src/catalog/service';
 import { DEFAULT_BATCHING, Embedder } from '../src/embed/embedder';
 import { DEFAULT_DECODE_LIMITS } from '../src/images/decode';
+import type { TtaMode } from '../src/model/manifest';
 import { initBackend } from '../src/runtime/backend';
 import { arg } from './args';
 
@@ -27,9 +28,10 @@ async function main(): Promise<void> {
   const model = arg('model', 'BENCH_MODEL', path.join(__dirname, '..', 'models', 'fmnist-simclr-mini-whitened'));
   const dir = arg('dir', 'BENCH_DIR', path.join(__dirname, '..', 'demo', 'catalog'));
   const copies = Number(arg('copies', 'BENCH_COPIES', '200'));
+  const tta = arg('tta', 'BENCH_TTA', '') as TtaMode | '';
   const backend = await initBackend('auto');
   const files = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
-  const embedder = await Embedder.open({ modelDir: model, workers: 0, backend: backend.name, batching: DEFAULT_BATCHING, decode: DEFAULT_DECODE_LIMITS });
+  const embedder = await Embedder.open({ modelDir: model, workers: 0, backend: backend.name, tta: tta || undefined, batching: DEFAULT_BATCHING, decode: DEFAULT_DECODE_LIMITS });
   const threshold = embedder.manifest.embedding.duplicateThreshold ?? DEFAULT_DUPLICATE_THRESHOLD;
   try {
     const bytes = files.map((f) => fs.readFileSync(path.join(dir, f)));
