@@ -28,7 +28,9 @@ export interface AppDeps {
 }
 
 /** body-parser's error types → our codes. */
-function fromBodyParser(err: { type?: string; status?: number; message?: string }): LikenessError | undefined {
+function fromBodyParser(err: { type?: string; status?: number; message?: string; code?: string }): LikenessError | undefined {
+  // zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR, ...): a gzip, deflate or br body that does not decompress.
+  if (err.code?.startsWith('Z_')) return new LikenessError(400, 'BAD_BODY', 'the request body does not decompress as its Content-Encoding says');
   switch (err.type) {
     case 'entity.too.large':
       return new LikenessError(413, 'BODY_TOO_LARGE', 'the request body is too large');

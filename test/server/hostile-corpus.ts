@@ -114,6 +114,14 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     return t.attach('image', f.png, 'a.png');
   };
   const ingest = (p: string) => (api: Agent) => api.post('/v1/ingest').send({ source: { type: 'folder', path: p } });
+  // serialize: superagent would otherwise send a Buffer under a JSON content type as {"type":"Buffer",...}.
+  const encoded = (encoding: string, body: Buffer) => (api: Agent) =>
+    api
+      .post('/v1/search')
+      .set('content-type', 'application/json')
+      .set('content-encoding', encoding)
+      .serialize(() => body as unknown as string)
+      .send(body);
   const vector = (items: string[]) => json(`{"vector":[${items.join(',')}]}`);
   const unit = new Array<string>(o.dim).fill('0.1');
 
@@ -159,7 +167,7 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('text/plain body', raw('text/plain', 'hello'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
     c('PNG bytes as application/octet-stream', raw('application/octet-stream', f.png), 415, 'UNSUPPORTED_CONTENT_TYPE'),
     c('no body, no content type', (api) => api.post('/v1/search'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
-    c('JSON body to POST /v1/items (multipart only)', (api) => api.post('/v1/items').send({ id: 'x' }), 415, 'UNSUPPORTED_CONTENT_TYPE'),
+    c('JSON body to POST /v1/items (multipart or image/* only)', (api) => api.post('/v1/items').send({ id: 'x' }), 415, 'UNSUPPORTED_CONTENT_TYPE'),
     // Multipart.
     c('multipart upload over --max-upload-bytes', upload(Buffer.alloc(o.maxUploadBytes + 1024, 1)), 413, 'UPLOAD_TOO_LARGE'),
     c('raw image/png body over --max-upload-bytes', raw('image/png', Buffer.alloc(o.maxUploadBytes + 1024, 1)), 413, 'UPLOAD_TOO_LARGE'),
@@ -172,6 +180,10 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     // JSON.
     c('JSON cut short', json('{"id": '), 400, 'BAD_JSON'),
     c('JSON body over 256 KiB', json(`{"id":"${'x'.repeat(300 * 1024)}"}`), 413, 'BODY_TOO_LARGE'),
+    c('gzip JSON of 1 KiB that inflates to 10 MiB (the limit counts inflated bytes)', encoded('gzip', zlib.gzipSync(`{"id":"${'x'.repeat(10 * 1024 * 1024)}"}`)), 413, 'BODY_TOO_LARGE'),
+    c('gzip-compressed JSON search (decompressed and answered)', encoded('gzip', zlib.gzipSync(`{"vector":[${unit.join(',')}]}`)), 200),
+    c('gzip header followed by bytes that do not decompress', encoded('gzip', Buffer.concat([zlib.gzipSync('{"vector":[').subarray(0, 10), Buffer.alloc(64, 0xff)])), 400, 'BAD_BODY'),
+    c('JSON in a Content-Encoding the server cannot decode (compress)', encoded('compress', Buffer.from('{"vector":[]}')), 415, 'UNSUPPORTED_ENCODING'),
     c('NaN in a vector (not JSON)', vector([...unit.slice(1), 'NaN']), 400, 'BAD_JSON'),
     c('1e999 (Infinity) in a vector', vector([...unit.slice(1), '1e999']), 400, 'BAD_VECTOR'),
     c('vector of the wrong length', vector(['1', '2', '3']), 400, 'BAD_VECTOR'),
