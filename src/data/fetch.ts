@@ -66,7 +66,9 @@ export async function fetchFashionMnist(dir: string, mirror = FASHION_MNIST_MIRR
     }
     const url = new URL(file.name, mirror).toString();
     log(`downloading ${url}`);
-    const res = await fetch(url);
+    const res = await fetch(url).catch((err: Error) => {
+      throw new Error(`cannot reach ${url}: ${unreachable(err)}; without network, copy the files into ${dir} (they are verified the same way)`);
+    });
     if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
     const body = await readCapped(res, maxGzBytes(file.bytes), file.name);
     verifyIdxGz(body, file);
@@ -74,6 +76,16 @@ export async function fetchFashionMnist(dir: string, mirror = FASHION_MNIST_MIRR
     report.push({ name: file.name, state: 'downloaded', bytes: body.length });
   }
   return report;
+}
+
+/**
+ * Why fetch() failed, in words: undici only says "fetch failed" and keeps the reason (a refused
+ * connection, an unknown host, a bad certificate) in `cause`.
+ */
+export function unreachable(err: Error): string {
+  const cause = err.cause as (Error & { code?: string }) | undefined;
+  if (!cause) return err.message;
+  return cause.code ? `${cause.code} (${cause.message})` : cause.message;
 }
 
 /** gzip never grows data by more than a few bytes per 16 KiB block plus its header: anything larger is not the file. */

@@ -110,6 +110,9 @@ async function csvRows(text: string): Promise<Record<string, unknown>[]> {
       reject(err);
     });
   });
+  // write() may throw the parse error itself (it then rejects `done` too, which is not awaited then):
+  // handled here so it does not become an unhandled rejection that ends the process.
+  done.catch(() => undefined);
   for (let i = 0; i < text.length && !failed; i += CSV_CHUNK) {
     parser.write(text.slice(i, i + CSV_CHUNK));
     await yieldToEventLoop();
@@ -161,6 +164,8 @@ async function plan(source: IngestSource, roots: string[] | undefined): Promise<
     }
     case 'manifest': {
       if (!stat.isFile()) throw badRequest('BAD_SOURCE', `'${source.path}' is not a file`);
+      if (isImage(real)) throw badRequest('BAD_SOURCE', `'${source.path}' is an image, not a manifest: index a folder of images, a manifest (.csv, .jsonl) or a .tar archive`);
+      if (/\.(gz|tgz|zst|bz2|xz|zip)$/i.test(real)) throw badRequest('BAD_SOURCE', `'${source.path}' is compressed: archives are read as plain .tar; unpack it first (e.g. gunzip)`);
       const base = path.dirname(real);
       const rows = await manifestRows(real);
       const planned: PlannedItem[] = [];

@@ -31,6 +31,31 @@ describe('likeness CLI', () => {
     expect(info.catalog).toMatchObject({ exists: true, items: 100, itemsForModel: 100 });
   });
 
+  it('refuses an image, a gzip archive and a CSV with a stray quote as index sources with one clear line, and says when a folder has no images', async () => {
+    const dir = tempDir();
+    const fs = await import('node:fs');
+    const csv = path.join(dir, 'titles.csv');
+    fs.writeFileSync(csv, 'path,title\na.png,a 12" boot\n');
+    const tgz = path.join(dir, 'images.tar.gz');
+    fs.writeFileSync(tgz, (await import('node:zlib')).gzipSync(Buffer.alloc(1024)));
+    const image = path.join(FMNIST_DIR, 'bag', fs.readdirSync(path.join(FMNIST_DIR, 'bag'))[0]);
+    const dataDir = path.join(dir, 'data');
+    for (const [source, message] of [
+      [image, /is an image, not a manifest: index a folder of images, a manifest \(\.csv, \.jsonl\) or a \.tar archive/],
+      [tgz, /is compressed: archives are read as plain \.tar; unpack it first/],
+      [csv, /titles\.csv is not valid CSV: Invalid Opening Quote/],
+    ] as const) {
+      const err = await run(process.execPath, [BIN, 'index', source, '--data-dir', dataDir], { env }).catch((e) => e);
+      expect({ source, code: err.code, stderr: err.stderr }).toMatchObject({ source, code: 1, stderr: expect.stringMatching(message) });
+      expect(err.stderr).not.toMatch(/\n\s+at /); // one line, no stack trace
+    }
+    const empty = path.join(dir, 'empty');
+    fs.mkdirSync(empty);
+    const none = await run(process.execPath, [BIN, 'index', empty, '--data-dir', dataDir], { env });
+    expect(none.stderr).toMatch(/no images found in .*empty \(folder\); nothing was indexed/);
+    await expect(run(process.execPath, [BIN, 'index', csv, '--server', 'http://127.0.0.1:9'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot reach http:\/\/127\.0\.0\.1:9\/v1\/ingest: .*--server/) });
+  });
+
   it('evaluates a model on Fashion-MNIST next to raw-pixel and random-weight baselines', async () => {
     const out = path.join(tempDir(), 'eval.json');
     const reportDir = tempDir();

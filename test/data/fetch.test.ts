@@ -40,6 +40,12 @@ describe('fetchFashionMnist', () => {
     }
   });
 
+  it('says why a mirror cannot be reached, and how to do without one', async () => {
+    const m = await mirror();
+    await m.close(); // its port now refuses connections
+    await expect(fetchFashionMnist(tempDir(), m.url)).rejects.toThrow(/^cannot reach http:\/\/127\.0\.0\.1:\d+\/files\/train-images-idx3-ubyte\.gz: ECONNREFUSED .*copy the files into/);
+  });
+
   it('refuses a tampered or missing file and leaves nothing behind for it', async () => {
     const labels = fs.readFileSync(path.join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'));
     const raw = gunzipSync(labels);

@@ -104,6 +104,13 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
   if (!fs.existsSync(symlink)) fs.symlinkSync(o.outside, symlink, 'dir');
   const badManifest = path.join(o.ingestRoot, 'bad-rows.jsonl');
   fs.writeFileSync(badManifest, '{"path":"a.png","id":"ok"}\n{"path":"b.png","id":"b\\u0000c"}\n');
+  const quoteManifest = path.join(o.ingestRoot, 'stray-quote.csv');
+  fs.writeFileSync(quoteManifest, 'path,title\na.png,a 12" boot\n');
+  const imageAsManifest = path.join(o.ingestRoot, 'picture.png');
+  fs.writeFileSync(imageAsManifest, f.png);
+  const gzipTar = path.join(o.ingestRoot, 'images.tar.gz');
+  fs.writeFileSync(gzipTar, zlib.gzipSync(Buffer.alloc(1024)));
+  const manifest = (p: string) => (api: Agent) => api.post('/v1/ingest').send({ source: { type: 'manifest', path: p } });
 
   const upload = (bytes: Buffer, name = 'upload.bin') => (api: Agent) => api.post('/v1/search').attach('image', bytes, name);
   const raw = (type: string, bytes: Buffer | string) => (api: Agent) => api.post('/v1/search').set('content-type', type).send(bytes);
@@ -233,5 +240,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('ingest a missing path outside the roots (existence not revealed)', ingest('/nonexistent-likeness-probe'), 403, 'PATH_NOT_ALLOWED'),
     c('ingest a symlink inside the root pointing outside', ingest(symlink), 403, 'PATH_NOT_ALLOWED'),
     c('ingest a path with a NUL byte', ingest(`${o.ingestRoot}/a\u0000b`), 400, 'BAD_PATH'),
+    c('ingest a CSV manifest with a stray quote in a field (a 12" boot)', manifest(quoteManifest), 400, 'BAD_MANIFEST'),
+    c('ingest an image as a manifest', manifest(imageAsManifest), 400, 'BAD_SOURCE'),
+    c('ingest a gzip-compressed tar as a manifest', manifest(gzipTar), 400, 'BAD_SOURCE'),
   ];
 }

@@ -12,6 +12,7 @@ import { catalogOptions, toConfig } from '../../config/config';
 import type { JobView } from '../../ingest/runner';
 import type { SourceType } from '../../ingest/sources';
 import { createLogger } from '../logger';
+import { unreachable } from '../../data/fetch';
 
 function sourceType(p: string, given?: string): SourceType {
   if (given) return given as SourceType;
@@ -22,7 +23,9 @@ function sourceType(p: string, given?: string): SourceType {
 
 /** A job from the server's answer, or an error naming its code (401 without a key, 429 when rate limited...). */
 async function jobRequest(url: string, init: RequestInit): Promise<JobView> {
-  const res = await fetch(url, init);
+  const res = await fetch(url, init).catch((err: Error) => {
+    throw new Error(`cannot reach ${url}: ${unreachable(err)} (--server / LIKENESS_SERVER)`);
+  });
   const body = (await res.json().catch(() => ({}))) as { job?: JobView; error?: { code: string; message: string } };
   if (!res.ok || !body.job) throw new Error(`${url}: ${body.error?.code ?? `HTTP ${res.status}`}: ${body.error?.message ?? 'no job in the answer'}`);
   return body.job;
@@ -79,6 +82,7 @@ export function indexCommand(): Command {
         await likeness.close();
       }
     }
+    if (job.total === 0 && job.status === 'done') process.stderr.write(`no images found in ${source} (${type}); nothing was indexed\n`);
     process.stdout.write(`${JSON.stringify({ job: job.id, status: job.status, total: job.total, added: job.added, unchanged: job.unchanged, duplicates: job.duplicates, failed: job.failed })}\n`);
     process.exitCode = job.failed > 0 || job.status !== 'done' ? 2 : 0;
   });
