@@ -100,6 +100,11 @@ export function hasCheckpoint(outDir: string): boolean {
   return isComplete(checkpointPaths(outDir).final);
 }
 
+/** Removes the checkpoint of `outDir` and any partial copies (a run started again there with overwrite). */
+export function removeCheckpoint(outDir: string): void {
+  for (const dir of Object.values(checkpointPaths(outDir))) fs.rmSync(dir, { recursive: true, force: true });
+}
+
 /**
  * Loads a checkpoint into `network` (weights by position, including batch-norm statistics) and
  * returns the loop state and the extra tensors (caller disposes them).

@@ -21,12 +21,12 @@ import { deriveSeed, Rng } from '../augment/rng';
 import { MultiViewOptions, multiView, pixelsToUnit, toModelInput } from '../augment/views';
 import type { Dataset } from '../data/dataset';
 import { pixelsToTensor } from '../images/preprocess';
-import { MANIFEST_FORMAT, ModelManifest } from '../model/manifest';
+import { MANIFEST_FORMAT, MANIFEST_JSON, ModelManifest } from '../model/manifest';
 import { loadModelDir, modelIdOf, readManifest, saveModelDir } from '../model/model-dir';
 import { buildResNet, EncoderSpec, resnetConfig, resnetFeatureDim } from '../model/resnet';
 
 export type { EncoderSpec } from '../model/resnet';
-import { EpochRecord, hasCheckpoint, loadCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
+import { EpochRecord, hasCheckpoint, loadCheckpoint, removeCheckpoint, saveCheckpoint, TrainerState } from './checkpoint';
 import { gradCacheStep, supportsGradCache } from './grad-cache';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
@@ -79,6 +79,12 @@ export interface TrainOptions {
   embeddingOutput?: 'encoder' | 'projection';
   seed?: number;
   resume?: boolean;
+  /**
+   * Start a new run in an `outDir` that already holds a checkpoint or a trained model, replacing them.
+   * Without it (or `resume`) such an `outDir` is refused before any work: hours of training are not
+   * lost to a command run twice.
+   */
+  overwrite?: boolean;
   /**
    * Start from this model directory's weights (fine-tuning). Its encoder and input normalisation
    * are the defaults for `encoder`, `mean` and `std`. Ignored when resuming from a checkpoint.
@@ -183,6 +189,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
+  if (!opts.resume) {
+    const held = hasCheckpoint(opts.outDir) ? 'a checkpoint' : fs.existsSync(path.join(opts.outDir, MANIFEST_JSON)) ? 'a trained model' : undefined;
+    if (held && !opts.overwrite) throw new Error(`${opts.outDir} already holds ${held}: pass --resume to continue that run, --overwrite to start a new one there (replacing it), or choose another --out`);
+    if (held) removeCheckpoint(opts.outDir); // else a later --resume would continue the replaced run
+  }
   if (tf.getBackend() === 'cpu') registerFastCpuConvFilterGrad(); // the stock one makes conv training ~100x slower
   const seed = opts.seed ?? 0;
   const size = data.size;

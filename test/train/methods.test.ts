@@ -95,6 +95,23 @@ describe('method configuration', () => {
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 64, knn: false, progress: 'none' })).rejects.toThrow(/fewer than one batch/);
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 8, std: [0], knn: false, progress: 'none' })).rejects.toThrow(/std must be > 0/);
   });
+
+  it('refuses to start a new run over a checkpoint or a trained model unless told to resume or overwrite', async () => {
+    const out = tempDir('again');
+    const base = { method: 'simclr', data, outDir: out, batchSize: 8, encoder: TINY_ENCODER, methodConfig: TINY_HEAD, augment: SMALL_AUGMENT, knn: false as const, progress: 'none' as const };
+    const stopped = await train({ ...base, epochs: 2, stopAfterEpochs: 1 });
+    expect(stopped.complete).toBe(false);
+    await expect(train({ ...base, epochs: 2 })).rejects.toThrow(`${out} already holds a checkpoint: pass --resume to continue that run, --overwrite to start a new one there`);
+    const finished = await train({ ...base, epochs: 2, resume: true });
+    expect(finished.history).toHaveLength(2);
+    const weights = fs.readFileSync(path.join(out, 'weights.bin'));
+    await expect(train({ ...base, epochs: 1, seed: 5 })).rejects.toThrow(/already holds a (checkpoint|trained model)/);
+    expect(fs.readFileSync(path.join(out, 'weights.bin')).equals(weights)).toBe(true); // untouched
+    // Overwriting starts afresh: one epoch, other weights, no history of the replaced run.
+    const again = await train({ ...base, epochs: 1, seed: 5, overwrite: true });
+    expect(again.history).toHaveLength(1);
+    expect(fs.readFileSync(path.join(out, 'weights.bin')).equals(weights)).toBe(false);
+  });
 });
 
 describe('moco without the symmetric loss', () => {
