@@ -37,3 +37,11 @@ export const numIn = (min: number, max = Number.MAX_VALUE) => (v: string): numbe
   if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}, got '${v}'`);
   return n;
 };
+/** A number above `min` (e.g. a temperature, which must be > 0). */
+export const numAbove = (min: number) => (v: string): number => {
+  const n = num(v);
+  if (!(n > min)) throw new InvalidArgumentError(`expected a number above ${min}, got '${v}'`);
+  return n;
+};
+/** Comma-separated integers, each at least `min` (e.g. HNSW ef values). */
+export const intList = (min: number) => (v: string): number[] => v.split(',').map((part) => intIn(min)(part.trim()));

@@ -121,6 +121,20 @@ describe('likeness CLI', () => {
     expect(help.stdout).toMatch(/LIKENESS_DATA_DIR/);
     await expect(run(process.execPath, [BIN, 'serve', '--port', 'eighty'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--port <n>' argument 'eighty' is invalid. not a number/) });
     await expect(run(process.execPath, [BIN, 'info', '--model', tempDir()], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no manifest.json/) });
+    // Counts and temperatures out of range are refused by the option itself, before any work.
+    for (const [args, message] of [
+      [['eval', '--k', '0'], /--k <n>' argument '0' is invalid. expected an integer from 1/],
+      [['eval', '--temperature', '-1'], /--temperature <t>' argument '-1' is invalid. expected a number above 0/],
+      [['eval', '--ef', '10,abc'], /--ef <list>' argument '10,abc' is invalid. not a number: 'abc'/],
+      [['train', '--data', 'x', '--out', tempDir(), '--epochs', '0'], /--epochs <n>' argument '0' is invalid/],
+      [['augment', 'x.png', '--out', 'y.png', '--rows', '-2'], /--rows <n>' argument '-2' is invalid/],
+    ] as const) {
+      await expect(run(process.execPath, [BIN, ...args], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(message) });
+    }
+    // An output path eval cannot write is refused before the embedding (which can take an hour): no "embedding" line.
+    const refused = await run(process.execPath, [BIN, 'eval', '--out', tempDir()], { env }).catch((e) => e);
+    expect(refused.stderr).toMatch(/--out .* is a folder; give a file name/);
+    expect(refused.stderr).not.toMatch(/eval: embedding/);
   });
 
   it('submits an ingest job to a running server with an API key (index --server --api-key)', async () => {

@@ -9,7 +9,7 @@ import { writeViewGrid } from '../../augment/grid';
 import { multiView, pixelsToUnit, ViewAugmentConfig } from '../../augment/views';
 import { decodeFileToPixels } from '../../data/decode';
 import { BACKEND_CHOICES, BackendChoice, initBackend } from '../../runtime/backend';
-import { int, num, pair } from '../../config/arg-parsers';
+import { int, intIn, num, pair } from '../../config/arg-parsers';
 import { envOption } from '../env-option';
 
 /** The augmentation knobs as options (defaults: SimCLR's, see src/augment/views.ts). */
@@ -89,9 +89,9 @@ export function augmentCommand(): Command {
     .description('write a PNG grid of augmented views of images (one row per image, original first)')
     .argument('<image...>', 'image files')
     .addOption(envOption('AUGMENT', '--out <file>', 'PNG file to write').makeOptionMandatory())
-    .addOption(envOption('AUGMENT', '--views <n>', 'views per row').argParser(int).default(8))
-    .addOption(envOption('AUGMENT', '--rows <n>', 'rows per image').argParser(int).default(1))
-    .addOption(envOption('AUGMENT', '--size <px>', 'side of the views in pixels').argParser(int).default(96))
+    .addOption(envOption('AUGMENT', '--views <n>', 'views per row').argParser(intIn(1, 64)).default(8))
+    .addOption(envOption('AUGMENT', '--rows <n>', 'rows per image').argParser(intIn(1, 64)).default(1))
+    .addOption(envOption('AUGMENT', '--size <px>', 'side of the views in pixels').argParser(intIn(8, 1024)).default(96))
     .addOption(envOption('AUGMENT', '--channels <n>', 'colour channels, 1 or 3').choices(['1', '3']).default('3'))
     .addOption(envOption('AUGMENT', '--seed <n>', 'random seed (same seed, same views)').argParser(int).default(0))
     .addOption(envOption('AUGMENT', '--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'));

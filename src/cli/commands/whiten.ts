@@ -5,7 +5,7 @@ import { openDataset } from '../../data/open';
 import { readManifest } from '../../model/model-dir';
 import { WHITEN_SOURCES, WhitenSource, whitenModel } from '../../model/whiten';
 import { initBackend } from '../../runtime/backend';
-import { int, num } from '../../config/arg-parsers';
+import { intIn, numIn } from '../../config/arg-parsers';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -15,10 +15,10 @@ export function whitenCommand(): Command {
   cmd.addOption(env('--data <spec>', 'images to fit on: idx:fashion-mnist:train, a folder, or a .csv/.jsonl manifest (labels unused)', 'LIKENESS_WHITEN_DATA').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--out <dir>', 'model directory to write (may not be --model)', 'LIKENESS_WHITEN_OUT').makeOptionMandatory());
   cmd.addOption(env('--source <name>', 'features to whiten: the encoder output, the projection, or a grid of the last feature map', 'LIKENESS_WHITEN_SOURCE').choices([...WHITEN_SOURCES]).default('encoder'));
-  cmd.addOption(env('--grid <n>', 'cells per side for --source grid', 'LIKENESS_WHITEN_GRID').argParser(int).default(3));
-  cmd.addOption(env('--dims <n>', "directions kept (default: the source's size, at most 256)", 'LIKENESS_WHITEN_DIMS').argParser(int));
-  cmd.addOption(env('--power <p>', '0.5 whitens fully, 0 only rotates and truncates (PCA)', 'LIKENESS_WHITEN_POWER').argParser(num).default(0.5));
-  cmd.addOption(env('--limit <n>', 'fit on the first n images only', 'LIKENESS_WHITEN_LIMIT').argParser(int));
+  cmd.addOption(env('--grid <n>', 'cells per side for --source grid', 'LIKENESS_WHITEN_GRID').argParser(intIn(1)).default(3));
+  cmd.addOption(env('--dims <n>', "directions kept (default: the source's size, at most 256)", 'LIKENESS_WHITEN_DIMS').argParser(intIn(1)));
+  cmd.addOption(env('--power <p>', '0.5 whitens fully, 0 only rotates and truncates (PCA)', 'LIKENESS_WHITEN_POWER').argParser(numIn(0, 1)).default(0.5));
+  cmd.addOption(env('--limit <n>', 'fit on the first n images only', 'LIKENESS_WHITEN_LIMIT').argParser(intIn(1)));
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
     await initBackend(config.backend);
