@@ -24,6 +24,14 @@ describe('likeness CLI', () => {
     expect(result.results).toHaveLength(3);
     expect(result.results[0]).toMatchObject({ id: `trouser/${file}`, metadata: { folder: 'trouser' } });
     expect(result.results[0].score).toBeGreaterThan(0.999);
+    // Searching with another model than the one that indexed the items, a missing catalogue, a folder.
+    const other = path.join(__dirname, '..', '..', 'models', 'fmnist-supcon-mini');
+    const wrongModel = await run(process.execPath, [BIN, 'search', path.join(query, file), '--data-dir', dataDir, '--model', other], { env });
+    expect(wrongModel.stderr).toMatch(/the catalogue holds 100 items, none embedded by this model \(fmnist-supcon-mini@[0-9a-f]{12}\): search with the --model they were indexed with/);
+    const missing = path.join(tempDir(), 'typo');
+    await expect(run(process.execPath, [BIN, 'search', path.join(query, file), '--data-dir', missing], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no catalogue in .*typo: index images first/) });
+    expect((await import('node:fs')).existsSync(missing)).toBe(false);
+    await expect(run(process.execPath, [BIN, 'search', query, '--data-dir', dataDir], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read .*trouser: it is a folder; search takes one image file/) });
 
     const info = JSON.parse((await run(process.execPath, [BIN, 'info', '--data-dir', dataDir], { env })).stdout);
     expect(info.backend.name).toBe('wasm');
