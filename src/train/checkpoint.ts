@@ -114,21 +114,40 @@ export async function loadCheckpoint(outDir: string, network: tf.LayersModel): P
   const dir = path.join(outDir, CHECKPOINT_DIR);
   const file = path.join(dir, TRAINER_JSON);
   if (!fs.existsSync(file)) throw new Error(`no checkpoint to resume from: ${file} does not exist`);
-  const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredState;
+  const damaged = (what: string, err: unknown) =>
+    new Error(`the checkpoint in ${dir} is damaged (${what}: ${(err as Error).message}); restore it from a backup, or start the run again with --overwrite`);
+  let stored: StoredState;
+  try {
+    stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredState;
+  } catch (err) {
+    throw damaged(TRAINER_JSON, err);
+  }
   if (stored.format !== 'likeness-train-state/1') throw new Error(`${file}: unknown format ${String(stored.format)}`);
-  const loaded = await loadModelDir(dir);
+  let loaded: Awaited<ReturnType<typeof loadModelDir>>;
+  try {
+    loaded = await loadModelDir(dir);
+  } catch (err) {
+    throw damaged('its network', err);
+  }
   try {
     const weights = loaded.model.getWeights();
     const own = network.getWeights();
-    if (weights.length !== own.length || weights.some((w, i) => w.shape.join() !== own[i].shape.join())) {
-      throw new Error(`checkpoint ${dir} holds a different architecture (${weights.length} weights, this run has ${own.length})`);
+    const first = weights.findIndex((w, i) => i >= own.length || w.shape.join() !== own[i].shape.join());
+    if (weights.length !== own.length || first >= 0) {
+      const at = first >= 0 && first < own.length ? `; weight ${first} is [${weights[first].shape.join(', ')}] there and [${own[first].shape.join(', ')}] here` : '';
+      throw new Error(`checkpoint ${dir} holds a different architecture (${weights.length} weights, this run has ${own.length}${at}): pass the encoder options it was trained with`);
     }
     network.setWeights(weights);
   } finally {
     loaded.model.dispose();
   }
-  const buf = fs.readFileSync(path.join(dir, STATE_BIN));
-  const tensors = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), stored.tensors);
+  let tensors: tf.NamedTensorMap;
+  try {
+    const buf = fs.readFileSync(path.join(dir, STATE_BIN));
+    tensors = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength), stored.tensors);
+  } catch (err) {
+    throw damaged(STATE_BIN, err);
+  }
   const { format: _f, tensors: _t, ...state } = stored;
   return { state, tensors };
 }

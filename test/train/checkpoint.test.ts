@@ -54,6 +54,26 @@ describe('checkpoint replacement', () => {
     expect(fs.readdirSync(out)).toEqual([CHECKPOINT_DIR]);
   });
 
+  it.each([
+    [TRAINER_JSON, (dir: string) => fs.writeFileSync(path.join(dir, TRAINER_JSON), '{"format": '), /damaged \(trainer\.json: .*JSON/],
+    ['state.bin', (dir: string) => fs.truncateSync(path.join(dir, 'state.bin'), 8), /damaged \(state\.bin: /],
+    ['weights.bin', (dir: string) => fs.truncateSync(path.join(dir, 'weights.bin'), 16), /damaged \(its network: /],
+  ] as const)('a damaged %s is named, with what to do', async (_file, damage, message) => {
+    const out = layout({ final: copies.second });
+    damage(path.join(out, CHECKPOINT_DIR));
+    const err = await loadCheckpoint(out, saved.model).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(message);
+    expect((err as Error).message).toMatch(/restore it from a backup, or start the run again with --overwrite/);
+  });
+
+  it('a checkpoint of another architecture names the first weight that differs', async () => {
+    const out = layout({ final: copies.second });
+    const other = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [4] })] });
+    const err = await loadCheckpoint(out, other).catch((e: Error) => e);
+    other.dispose();
+    expect((err as Error).message).toMatch(/holds a different architecture \(\d+ weights, this run has 2; weight 0 is \[.*\] there and \[4, 3\] here\): pass the encoder options it was trained with/);
+  });
+
   it('a folder with no complete copy has no checkpoint', () => {
     const out = layout({ tmp: copies.second }, true);
     expect(hasCheckpoint(out)).toBe(false);
