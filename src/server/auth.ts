@@ -21,9 +21,12 @@ import type { Rate, RateLimiter } from './rate-limit';
 export const SCOPES = ['read', 'write'] as const;
 export type Scope = (typeof SCOPES)[number];
 
+/** Key names: what `keys create --name` accepts and the keys file may hold. */
+export const KEY_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+
 const keyRecordSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/),
+    name: z.string().regex(KEY_NAME),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     scopes: z.array(z.enum(SCOPES)).min(1),
     /** Requests per second for this key (overrides the server default; 0 = unlimited). */

@@ -22,6 +22,9 @@ describe('likeness keys', () => {
     expect(JSON.parse(listed.stdout)).toMatchObject({ name: 'shop', scopes: ['read'] });
     expect(listed.stdout).not.toContain(key);
     await expect(run(process.execPath, [BIN, 'keys', 'create', '--name', 'x', '--scopes', 'admin', '--api-keys-file', file])).rejects.toThrow(/scopes are read, write/);
+    const badName = await run(process.execPath, [BIN, 'keys', 'create', '--name', 'bad name', '--scopes', 'read', '--api-keys-file', file]).catch((e) => e);
+    expect(badName.stderr).toMatch(/--name <name>' argument 'bad name' is invalid. a name is 1-64 letters, digits/);
+    expect(badName.stderr.split('\n').filter(Boolean)).toHaveLength(1); // one line, not a schema dump
 
     const srv = await startServer(testConfig(path.join(dir, 'data'), { apiKeysFile: file }));
     try {

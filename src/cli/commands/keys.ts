@@ -1,7 +1,7 @@
 /** likeness keys create | list | revoke: manage the API keys file that `serve --api-keys-file` reads. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { envOption } from '../env-option';
-import { appendKey, generateKey, hashKey, readKeysFile, removeKey, Scope, SCOPES } from '../../server/auth';
+import { appendKey, generateKey, hashKey, KEY_NAME, readKeysFile, removeKey, Scope, SCOPES } from '../../server/auth';
 
 const fileOption = () =>
   new Option('--api-keys-file <file>', 'the keys file (created if missing)').env('LIKENESS_API_KEYS_FILE').makeOptionMandatory();
@@ -10,6 +10,11 @@ function scopes(value: string): Scope[] {
   const list = value.split(',').map((s) => s.trim());
   for (const s of list) if (!(SCOPES as readonly string[]).includes(s)) throw new InvalidArgumentError(`scopes are ${SCOPES.join(', ')}; got '${s}'`);
   return [...new Set(list)] as Scope[];
+}
+
+function keyName(value: string): string {
+  if (!KEY_NAME.test(value)) throw new InvalidArgumentError(`a name is 1-64 letters, digits, '.', '_', '@' or '-'; got '${value.slice(0, 80)}'`);
+  return value;
 }
 
 function positive(value: string): number {
@@ -23,7 +28,7 @@ export function keysCommand(): Command {
   cmd
     .command('create')
     .description('make a key, store its sha256 and print the key once (it cannot be shown again)')
-    .addOption(envOption('KEYS', '--name <name>', 'who or what uses the key (letters, digits, . _ @ -)').makeOptionMandatory())
+    .addOption(envOption('KEYS', '--name <name>', 'who or what uses the key (letters, digits, . _ @ -)').argParser(keyName).makeOptionMandatory())
     .addOption(envOption('KEYS', '--scopes <list>', 'read, write or read,write').argParser(scopes).makeOptionMandatory())
     .addOption(envOption('KEYS', '--rate-limit <n>', "requests per second for this key (default: the server's --rate-limit; 0 = unlimited)").argParser(positive))
     .addOption(envOption('KEYS', '--burst <n>', 'requests at once after an idle spell').argParser((v) => Math.max(1, Math.round(positive(v)))))
