@@ -48,6 +48,11 @@ async function openEmbedded(config: Config, log: Logger, dim: number, modelId: s
     catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
   } catch (err) {
     lock.release();
+    const code = (err as { code?: string }).code;
+    // better-sqlite3's own words ("file is not a database") name neither the file nor a way out.
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+      throw new Error(`${path.join(config.dataDir, 'catalog.db')} is damaged (${(err as Error).message}): restore it from a backup (README, "How it stores data"), or index the images again into an empty --data-dir`);
+    }
     throw err;
   }
   try {

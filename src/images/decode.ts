@@ -68,7 +68,7 @@ export async function inspectImage(bytes: Uint8Array, limits: DecodeLimits): Pro
   if (bytes.length === 0) throw badRequest('EMPTY_IMAGE', 'the image is empty (0 bytes)');
   if (!sniffFormat(bytes)) {
     const svg = looksLikeSvg(bytes);
-    if (svg && !limits.allowSvg) throw unsupportedMedia('UNSUPPORTED_FORMAT', `image format 'svg' is not accepted (accepted: ${RASTER_FORMATS.join(', ')})`);
+    if (svg && !limits.allowSvg) throw unsupportedMedia('UNSUPPORTED_FORMAT', `image format 'svg' is not accepted (accepted: ${RASTER_FORMATS.join(', ')}; the server's --allow-svg accepts SVG)`);
     if (!svg) throw unsupportedMedia('NOT_AN_IMAGE', 'the upload is not an image in a supported format');
   }
   let meta: Metadata;

@@ -32,6 +32,11 @@ describe('likeness CLI', () => {
     await expect(run(process.execPath, [BIN, 'search', path.join(query, file), '--data-dir', missing], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no catalogue in .*typo: index images first/) });
     expect((await import('node:fs')).existsSync(missing)).toBe(false);
     await expect(run(process.execPath, [BIN, 'search', query, '--data-dir', dataDir], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot read .*trouser: it is a folder; search takes one image file/) });
+    const damaged = tempDir();
+    (await import('node:fs')).writeFileSync(path.join(damaged, 'catalog.db'), 'not a database, '.repeat(100));
+    await expect(run(process.execPath, [BIN, 'search', path.join(query, file), '--data-dir', damaged], { env })).rejects.toMatchObject({
+      stderr: expect.stringMatching(/catalog\.db is damaged \(file is not a database\): restore it from a backup/),
+    });
 
     const info = JSON.parse((await run(process.execPath, [BIN, 'info', '--data-dir', dataDir], { env })).stdout);
     expect(info.backend.name).toBe('wasm');

@@ -206,6 +206,10 @@ describe('whitenModel on real images', () => {
     const env = { ...process.env, LIKENESS_BACKEND: 'wasm', LIKENESS_WHITEN_DIMS: '24' };
     const { stdout } = await promisify(execFile)(process.execPath, [bin, 'whiten', '--model', TEST_MODEL, '--data', FMNIST_DIR, '--out', out, '--limit', '60'], { env });
     expect(JSON.parse(stdout)).toMatchObject({ out, images: 60, dims: 24, model: expect.stringMatching(/:whitened$/) });
+    // The same command again would replace that model: refused unless --overwrite.
+    const again = [bin, 'whiten', '--model', TEST_MODEL, '--data', FMNIST_DIR, '--out', out, '--limit', '60'];
+    await expect(promisify(execFile)(process.execPath, again, { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/already holds a model: pass --overwrite to replace it/) });
+    await promisify(execFile)(process.execPath, [...again, '--overwrite'], { env });
     const { stdout: info } = await promisify(execFile)(process.execPath, [bin, 'info', '--model', out, '--data-dir', tempDir()], { env });
     expect(JSON.parse(info).model).toMatchObject({ id: expect.stringMatching(/:whitened$/), embedding: { output: 'whitened', dim: 24 } });
     // A whitened model is a starting point for more training: its encoder is taken, the whitening left behind.

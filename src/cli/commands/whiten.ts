@@ -5,7 +5,10 @@ import { openDataset } from '../../data/open';
 import { readManifest } from '../../model/model-dir';
 import { WHITEN_SOURCES, WhitenSource, whitenModel } from '../../model/whiten';
 import { initBackend } from '../../runtime/backend';
-import { intIn, numIn } from '../../config/arg-parsers';
+import { bool, intIn, numIn } from '../../config/arg-parsers';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { MANIFEST_JSON } from '../../model/manifest';
 
 const env = (flags: string, description: string, name: string) => new Option(flags, description).env(name);
 
@@ -19,8 +22,13 @@ export function whitenCommand(): Command {
   cmd.addOption(env('--dims <n>', "directions kept (default: the source's size, at most 256)", 'LIKENESS_WHITEN_DIMS').argParser(intIn(1)));
   cmd.addOption(env('--power <p>', '0.5 whitens fully, 0 only rotates and truncates (PCA)', 'LIKENESS_WHITEN_POWER').argParser(numIn(0, 1)).default(0.5));
   cmd.addOption(env('--limit <n>', 'fit on the first n images only', 'LIKENESS_WHITEN_LIMIT').argParser(intIn(1)));
+  cmd.addOption(env('--overwrite [bool]', 'replace a model already in --out (refused without it)', 'LIKENESS_WHITEN_OVERWRITE').argParser(bool).default(false));
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
+    const outDir = String(opts.out);
+    if (fs.existsSync(path.join(outDir, MANIFEST_JSON)) && opts.overwrite !== true && path.resolve(outDir) !== path.resolve(config.model)) {
+      throw new Error(`${outDir} already holds a model: pass --overwrite to replace it, or choose another --out`);
+    }
     await initBackend(config.backend);
     const manifest = readManifest(config.model);
     const data = await openDataset(String(opts.data), { size: manifest.input.size, channels: manifest.input.channels, limit: opts.limit as number | undefined });
