@@ -39,5 +39,7 @@ export async function writeViewGrid(file: string, columns: tf.Tensor4D[], opts: 
     }
   });
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  await sharp(Buffer.from(out.buffer), { raw: { width, height, channels: channels as 1 | 3 } }).png().toFile(file);
+  // toFile picks the format from the extension (.png, .jpg, .webp ...); PNG when it names none sharp knows.
+  const image = sharp(Buffer.from(out.buffer), { raw: { width, height, channels: channels as 1 | 3 } });
+  await (/\.(jpe?g|webp|avif|tiff?|png)$/i.test(file) ? image : image.png()).toFile(file);
 }

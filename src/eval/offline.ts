@@ -167,7 +167,8 @@ export function splitLabels(train: Dataset, test: Dataset): { trainLabels: Int32
   if (!train.labels || !test.labels) throw new Error('evaluation needs labelled train and test data');
   const trainLabels = train.labels;
   const testLabels = test.labels;
-  if (trainLabels.some((l) => l < 0) || testLabels.some((l) => l < 0)) throw new Error('every evaluation image needs a label');
+  if (trainLabels.some((l) => l < 0) || testLabels.some((l) => l < 0)) throw new Error('every evaluation image needs a label (a class folder, or a label column in a manifest)');
+  if (train.count < 10) throw new RangeError(`the bank has ${train.count} images; recall@10 and mAP@10 need at least 10`);
   return { trainLabels, testLabels, numClasses: classCount(trainLabels, testLabels) };
 }
 

@@ -232,6 +232,11 @@ describe('grid PNG', () => {
     await writeViewGrid(file, [x, ...multiView(x, { views: 2 }, 0)], { padding: 2 });
     const meta = await sharp(file).metadata();
     expect([meta.width, meta.height]).toEqual([3 * 28 + 4 * 2, 3 * 28 + 4 * 2]);
+    // The file's extension picks its format.
+    const jpeg = path.join(dir, 'grid.jpg');
+    await writeViewGrid(jpeg, [x, ...multiView(x, { views: 2 }, 0)], { padding: 2 });
+    expect((await sharp(jpeg).metadata()).format).toBe('jpeg');
+    expect(meta.format).toBe('png');
   });
 
   it('the augment command decodes real photos', async () => {

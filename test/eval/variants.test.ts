@@ -55,5 +55,8 @@ describe('every output, with and without flip averaging, from one pass of each i
     const top = Math.max(...report.variants.map((v) => v.knn.top1));
     expect(report.best.top1).toBe(top);
     expect(report.variants.find((v) => v.output === report.best.output && v.tta === report.best.tta)!.knn.top1).toBe(top);
+    // recall@10 and mAP@10 need ten bank images: said before any embedding.
+    const tiny = subsetDataset(all, [0, 1, 2, 3, 4, 5, 6, 7]);
+    await expect(evaluateVariants({ ...opts, train: tiny })).rejects.toThrow('the bank has 8 images; recall@10 and mAP@10 need at least 10');
   });
 });
