@@ -27,7 +27,11 @@ export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxPixels: 40_000_000, allo
 /** libvips messages can run to several lines of internals; clients get the first, shortened. */
 const reason = (err: unknown): string => String((err as Error).message ?? err).split('\n')[0].slice(0, 200);
 
-const ascii = (b: Uint8Array, from: number, to: number): string => Buffer.from(b.buffer, b.byteOffset + from, Math.max(0, Math.min(b.length, to) - from)).toString('latin1');
+/** Bytes [from, to) as latin1, cut to the buffer: a 3-byte file has no bytes 8-12 (and must not throw). */
+const ascii = (b: Uint8Array, from: number, to: number): string => {
+  const start = Math.min(from, b.length);
+  return Buffer.from(b.buffer, b.byteOffset + start, Math.max(0, Math.min(b.length, to) - start)).toString('latin1');
+};
 
 /**
  * The raster format the bytes start like, from magic numbers; undefined for anything else. libvips

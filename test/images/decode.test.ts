@@ -110,6 +110,10 @@ describe('decodeToPixels', () => {
   describe('rejects bad input with stable codes', () => {
     it('empty → 400 EMPTY_IMAGE', () => expectCode(decodeToPixels(Buffer.alloc(0), GREY28, DEFAULT_DECODE_LIMITS), 400, 'EMPTY_IMAGE'));
     it('text → 415 NOT_AN_IMAGE', () => expectCode(decodeToPixels(Buffer.from('hello, not an image'), GREY28, DEFAULT_DECODE_LIMITS), 415, 'NOT_AN_IMAGE'));
+    // A file of 1-4 bytes read from disk owns its whole ArrayBuffer: sniffing bytes 8-12 once threw a RangeError there.
+    it.each([[[0x89]], [[0x89, 0x50, 0x4e]], [[0x52, 0x49, 0x46, 0x46]]])('%j alone in its buffer → 415 NOT_AN_IMAGE', (bytes) =>
+      expectCode(decodeToPixels(new Uint8Array(bytes), GREY28, DEFAULT_DECODE_LIMITS), 415, 'NOT_AN_IMAGE'),
+    );
     it('truncated JPEG → 422 CORRUPT_IMAGE', () =>
       expectCode(decodeToPixels(cat.subarray(0, Math.floor(cat.length / 2)), GREY28, DEFAULT_DECODE_LIMITS), 422, 'CORRUPT_IMAGE'));
     it('corrupt PNG body → 422 CORRUPT_IMAGE', async () => {
