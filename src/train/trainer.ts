@@ -189,11 +189,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
-  if (!opts.resume) {
-    const held = hasCheckpoint(opts.outDir) ? 'a checkpoint' : fs.existsSync(path.join(opts.outDir, MANIFEST_JSON)) ? 'a trained model' : undefined;
-    if (held && !opts.overwrite) throw new Error(`${opts.outDir} already holds ${held}: pass --resume to continue that run, --overwrite to start a new one there (replacing it), or choose another --out`);
-    if (held) removeCheckpoint(opts.outDir); // else a later --resume would continue the replaced run
-  }
   if (tf.getBackend() === 'cpu') registerFastCpuConvFilterGrad(); // the stock one makes conv training ~100x slower
   const seed = opts.seed ?? 0;
   const size = data.size;
@@ -232,6 +227,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
   const method: ContrastiveMethod = withSeededRandom(seed, () => new cls(buildEncoder(), methodCfg as never, ctx));
   const vars = method.trainableVariables();
+  // After every check of the settings (a mistyped option is reported first), before anything is written.
+  if (!opts.resume) {
+    const held = hasCheckpoint(opts.outDir) ? 'a checkpoint' : fs.existsSync(path.join(opts.outDir, MANIFEST_JSON)) ? 'a trained model' : undefined;
+    if (held && !opts.overwrite) throw new Error(`${opts.outDir} already holds ${held}: pass --resume to continue that run, --overwrite to start a new one there (replacing it), or choose another --out`);
+    if (held) removeCheckpoint(opts.outDir); // else a later --resume would continue the replaced run
+  }
   const logFile = path.join(opts.outDir, TRAIN_LOG);
   fs.mkdirSync(opts.outDir, { recursive: true });
   const log = (rec: Record<string, unknown>): void => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...rec }) + '\n');

@@ -63,7 +63,9 @@ describe('likeness train and signals', () => {
     const out = tempDir();
     const args = [BIN, 'train', '--data', 'idx:fashion-mnist:train', '--limit', '64', '--batch-size', '32', '--epochs', '1', '--out', out, '--progress', 'none', '--no-knn', '--backend', 'wasm', '--threads', '1'];
     // ResNet-18's depth with the small-image stem: the usual CIFAR-style encoder for 28-64 px inputs.
-    await run(process.execPath, [...args, '--encoder', 'resnet18', '--stem', 'small', '--stages', '2,2,2,2', '--widths', '4,4,8,8'], { timeout: 120_000 });
+    // --resume on an --out without a checkpoint says it starts a new run.
+    const first = await run(process.execPath, [...args, '--encoder', 'resnet18', '--stem', 'small', '--stages', '2,2,2,2', '--widths', '4,4,8,8', '--resume'], { timeout: 120_000 });
+    expect(first.stderr).toMatch(/--resume: no checkpoint in .*, so this is a new run/);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
     expect(manifest.encoder).toEqual({ arch: 'resnet18', stem: 'small', block: 'basic', stages: [2, 2, 2, 2], widths: [4, 4, 8, 8], widthMultiplier: 1 });
     const model = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8'));

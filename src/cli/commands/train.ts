@@ -216,6 +216,7 @@ export function trainCommand(): Command {
     process.stderr.write(`backend: ${backend.name} (${backend.provider}${threads})\n`);
     const opts = await trainOptionsFrom(o);
     process.stderr.write(`training ${opts.method} on ${opts.data.name}: ${opts.data.count} images, ${opts.epochs} epochs, batch ${opts.batchSize} → ${opts.outDir}\n`);
+    if (opts.resume && !hasCheckpoint(opts.outDir)) process.stderr.write(`--resume: no checkpoint in ${opts.outDir}, so this is a new run\n`);
     // SIGINT/SIGTERM stop the run at the next step with a checkpoint (`--resume` continues it); a
     // second signal exits at once, losing only the steps since the last checkpoint.
     const stop = new AbortController();
