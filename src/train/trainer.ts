@@ -227,6 +227,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const ctx: MethodContext = { buildEncoder, datasetSize: data.count, seed };
   const method: ContrastiveMethod = withSeededRandom(seed, () => new cls(buildEncoder(), methodCfg as never, ctx));
   const vars = method.trainableVariables();
+  // The augmentation settings are checked where they are used: one view of a blank image now, so a bad
+  // value (a flip probability of 2) stops the run before the monitor's first pass and before any file.
+  tf.tidy(() => void multiView(tf.zeros([1, size, size, channels]), { views: methodCfg.views, augment }, seed));
   // After every check of the settings (a mistyped option is reported first), before anything is written.
   if (!opts.resume) {
     const held = hasCheckpoint(opts.outDir) ? 'a checkpoint' : fs.existsSync(path.join(opts.outDir, MANIFEST_JSON)) ? 'a trained model' : undefined;

@@ -94,6 +94,10 @@ describe('method configuration', () => {
     await expect(train({ method: 'supcon', data: unlabelled, outDir: tempDir('x'), epochs: 1, batchSize: 8, knn: false, progress: 'none' })).rejects.toThrow(/needs labels/);
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 64, knn: false, progress: 'none' })).rejects.toThrow(/fewer than one batch/);
     await expect(train({ method: 'simclr', data, outDir: tempDir('x'), epochs: 1, batchSize: 8, std: [0], knn: false, progress: 'none' })).rejects.toThrow(/std must be > 0/);
+    // A bad augmentation value is caught before anything is written (it was only met at the first batch).
+    const out = path.join(tempDir('x'), 'never');
+    await expect(train({ method: 'simclr', data, outDir: out, epochs: 1, batchSize: 8, augment: { hflipProb: 2 }, progress: 'none' })).rejects.toThrow(/horizontal flip probability must be in \[0, 1\], got 2/);
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it('refuses to start a new run over a checkpoint or a trained model unless told to resume or overwrite', async () => {
