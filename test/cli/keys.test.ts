@@ -25,6 +25,9 @@ describe('likeness keys', () => {
     const badName = await run(process.execPath, [BIN, 'keys', 'create', '--name', 'bad name', '--scopes', 'read', '--api-keys-file', file]).catch((e) => e);
     expect(badName.stderr).toMatch(/--name <name>' argument 'bad name' is invalid. a name is 1-64 letters, digits/);
     expect(badName.stderr.split('\n').filter(Boolean)).toHaveLength(1); // one line, not a schema dump
+    await expect(run(process.execPath, [BIN, 'keys', 'create', '--name', 'y', '--scopes', 'read', '--burst', '0', '--api-keys-file', file])).rejects.toMatchObject({ stderr: expect.stringMatching(/--burst <n>' argument '0' is invalid/) });
+    const none = await run(process.execPath, [BIN, 'keys', 'list', '--api-keys-file', path.join(dir, 'typo.jsonl')]);
+    expect(none.stderr).toMatch(/no keys file at .*typo\.jsonl/);
 
     const srv = await startServer(testConfig(path.join(dir, 'data'), { apiKeysFile: file }));
     try {

@@ -1,5 +1,7 @@
 /** likeness keys create | list | revoke: manage the API keys file that `serve --api-keys-file` reads. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import * as fs from 'node:fs';
+import { intIn } from '../../config/arg-parsers';
 import { envOption } from '../env-option';
 import { appendKey, generateKey, hashKey, KEY_NAME, readKeysFile, removeKey, Scope, SCOPES } from '../../server/auth';
 
@@ -31,7 +33,7 @@ export function keysCommand(): Command {
     .addOption(envOption('KEYS', '--name <name>', 'who or what uses the key (letters, digits, . _ @ -)').argParser(keyName).makeOptionMandatory())
     .addOption(envOption('KEYS', '--scopes <list>', 'read, write or read,write').argParser(scopes).makeOptionMandatory())
     .addOption(envOption('KEYS', '--rate-limit <n>', "requests per second for this key (default: the server's --rate-limit; 0 = unlimited)").argParser(positive))
-    .addOption(envOption('KEYS', '--burst <n>', 'requests at once after an idle spell').argParser((v) => Math.max(1, Math.round(positive(v)))))
+    .addOption(envOption('KEYS', '--burst <n>', 'requests at once after an idle spell').argParser(intIn(1)))
     .addOption(fileOption())
     .action((opts: { name: string; scopes: Scope[]; rateLimit?: number; burst?: number; apiKeysFile: string }) => {
       const key = generateKey();
@@ -51,6 +53,7 @@ export function keysCommand(): Command {
     .description('names, scopes and limits (never the keys)')
     .addOption(fileOption())
     .action((opts: { apiKeysFile: string }) => {
+      if (!fs.existsSync(opts.apiKeysFile)) process.stderr.write(`no keys file at ${opts.apiKeysFile} (keys create makes it)\n`);
       for (const r of readKeysFile(opts.apiKeysFile)) process.stdout.write(`${JSON.stringify({ name: r.name, scopes: r.scopes, rateLimit: r.rateLimit, burst: r.burst, createdAt: r.createdAt })}\n`);
     });
   cmd
