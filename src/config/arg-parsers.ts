@@ -45,3 +45,14 @@ export const numAbove = (min: number) => (v: string): number => {
 };
 /** Comma-separated integers, each at least `min` (e.g. HNSW ef values). */
 export const intList = (min: number) => (v: string): number[] => v.split(',').map((part) => intIn(min)(part.trim()));
+/** An http(s) URL (a server, a download mirror). */
+export const httpUrl = (v: string): string => {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new InvalidArgumentError(`not a URL: '${v.slice(0, 200)}' (e.g. http://host:8080)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`expected an http:// or https:// URL, got '${v.slice(0, 200)}'`);
+  return v;
+};

@@ -67,6 +67,7 @@ describe('likeness CLI', () => {
     const none = await run(process.execPath, [BIN, 'index', empty, '--data-dir', dataDir], { env });
     expect(none.stderr).toMatch(/no images found in .*empty \(folder\); nothing was indexed/);
     await expect(run(process.execPath, [BIN, 'index', csv, '--server', 'http://127.0.0.1:9'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot reach http:\/\/127\.0\.0\.1:9\/v1\/ingest: .*--server/) });
+    await expect(run(process.execPath, [BIN, 'index', csv, '--server', 'localhost:8080'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--server <url>' argument 'localhost:8080' is invalid. expected an http:\/\/ or https:\/\/ URL/) });
   });
 
   it('evaluates a model on Fashion-MNIST next to raw-pixel and random-weight baselines', async () => {

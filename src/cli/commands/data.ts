@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { httpUrl } from '../../config/arg-parsers';
 import { fetchFashionMnist, FASHION_MNIST_MIRROR } from '../../data/fetch';
 
 export function dataCommand(): Command {
@@ -14,7 +15,7 @@ export function dataCommand(): Command {
     .description('download Fashion-MNIST (4 files, 30 MB) and verify each against its sha256')
     .argument('<dataset>', 'dataset name (fashion-mnist)')
     .addOption(new Option('--dir <dir>', 'where to put the files').env('LIKENESS_DATA_FETCH_DIR').default(path.join(os.homedir(), '.cache', 'likeness', 'fashion-mnist')))
-    .addOption(new Option('--mirror <url>', 'base URL of the files').env('LIKENESS_DATA_FETCH_MIRROR').default(FASHION_MNIST_MIRROR))
+    .addOption(new Option('--mirror <url>', 'base URL of the files').env('LIKENESS_DATA_FETCH_MIRROR').argParser(httpUrl).default(FASHION_MNIST_MIRROR))
     .action(async (dataset: string, opts: { dir: string; mirror: string }) => {
       if (dataset !== 'fashion-mnist') throw new Error(`unknown dataset '${dataset}' (known: fashion-mnist)`);
       const dir = path.resolve(opts.dir);

@@ -12,6 +12,7 @@ import { catalogOptions, toConfig } from '../../config/config';
 import type { JobView } from '../../ingest/runner';
 import type { SourceType } from '../../ingest/sources';
 import { createLogger } from '../logger';
+import { httpUrl } from '../../config/arg-parsers';
 import { unreachable } from '../../data/fetch';
 
 function sourceType(p: string, given?: string): SourceType {
@@ -53,7 +54,7 @@ export function indexCommand(): Command {
     .argument('<path>');
   for (const o of catalogOptions()) cmd.addOption(o);
   cmd.addOption(new Option('--type <type>', 'source type (default: from the path)').env('LIKENESS_INDEX_TYPE').choices(['folder', 'manifest', 'tar']));
-  cmd.addOption(new Option('--server <url>', 'submit to a running server instead of opening the catalogue files').env('LIKENESS_SERVER'));
+  cmd.addOption(new Option('--server <url>', 'submit to a running server instead of opening the catalogue files').env('LIKENESS_SERVER').argParser(httpUrl));
   cmd.addOption(new Option('--api-key <key>', 'with --server: a key with the write scope (see likeness keys)').env('LIKENESS_API_KEY'));
   cmd.action(async (source: string, opts: Record<string, unknown>) => {
     const config = toConfig(opts);
