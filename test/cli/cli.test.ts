@@ -62,6 +62,9 @@ describe('likeness CLI', () => {
       expect({ source, code: err.code, stderr: err.stderr }).toMatchObject({ source, code: 1, stderr: expect.stringMatching(message) });
       expect(err.stderr).not.toMatch(/\n\s+at /); // one line, no stack trace
     }
+    const typoData = path.join(dir, 'typo-data');
+    await expect(run(process.execPath, [BIN, 'index', path.join(dir, 'no-such-folder'), '--data-dir', typoData], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/no-such-folder: no such file or folder/) });
+    expect(fs.existsSync(typoData)).toBe(false);
     const empty = path.join(dir, 'empty');
     fs.mkdirSync(empty);
     const none = await run(process.execPath, [BIN, 'index', empty, '--data-dir', dataDir], { env });

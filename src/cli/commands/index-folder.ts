@@ -70,6 +70,8 @@ export function indexCommand(): Command {
       });
       job = await follow(() => jobRequest(`${base}/v1/jobs/${submitted.id}`, { headers: auth }));
     } else {
+      // Before the catalogue is opened (and created): a mistyped path must not leave an empty data dir.
+      if (!fs.existsSync(source)) throw new Error(`${source}: no such file or folder`);
       const likeness = await openLikeness(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { resumeJobs: false });
       try {
         const submitted = await likeness.ingest.submit({ type, path: source }, { duplicates: config.duplicates }, true);
