@@ -70,7 +70,13 @@ export function fileSystem(dir: string): tf.io.IOHandler {
 
     async load(): Promise<tf.io.ModelArtifacts> {
       const jsonPath = path.join(dir, MODEL_JSON);
-      const modelJson = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+      let modelJson: tf.io.ModelJSON;
+      try {
+        modelJson = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as tf.io.ModelJSON;
+      } catch (err) {
+        if (err instanceof SyntaxError) throw new Error(`${jsonPath} is not valid JSON (${err.message}): the file is damaged; restore it or save the model again`);
+        throw err;
+      }
       if (!modelJson.modelTopology || !Array.isArray(modelJson.weightsManifest)) {
         throw new Error(`${jsonPath} is not a tfjs layers model (modelTopology or weightsManifest missing)`);
       }
@@ -85,6 +91,11 @@ export function fileSystem(dir: string): tf.io.IOHandler {
         }
       }
       const all = Buffer.concat(buffers);
+      // tfjs would report a short file as a tensor of the wrong size, and silently ignore a long one.
+      const expected = expectedWeightBytes(specs);
+      if (expected !== undefined && expected !== all.length) {
+        throw new Error(`the weights of ${dir} hold ${all.length} bytes where ${MODEL_JSON} describes ${expected}: the files are damaged or from different models`);
+      }
       return {
         modelTopology: modelJson.modelTopology,
         format: modelJson.format,
@@ -96,4 +107,16 @@ export function fileSystem(dir: string): tf.io.IOHandler {
       };
     },
   };
+}
+
+/** Bytes the weight specs describe; undefined when one has no fixed size (strings). */
+function expectedWeightBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
+  const size: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+  let total = 0;
+  for (const spec of specs) {
+    const per = size[spec.quantization?.dtype ?? spec.dtype];
+    if (per === undefined) return undefined;
+    total += per * spec.shape.reduce((a, b) => a * b, 1);
+  }
+  return total;
 }

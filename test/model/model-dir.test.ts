@@ -68,4 +68,21 @@ describe('saveModelDir / loadModelDir', () => {
     expect(JSON.parse(fs.readFileSync(path.join(TEST_MODEL, 'manifest.json'), 'utf8')).files).toBeUndefined();
     expect(source.id).toMatch(/^random-mini@[0-9a-f]{12}$/);
   });
+
+  it('names damaged network files even without hashes: weights of the wrong size, model.json that is not JSON', async () => {
+    const copy = (damage: (dir: string) => void): string => {
+      const dir = path.join(tempDir(), 'copy');
+      fs.cpSync(TEST_MODEL, dir, { recursive: true });
+      damage(dir);
+      return dir;
+    };
+    const weights = path.join(TEST_MODEL, 'weights.bin');
+    const size = fs.statSync(weights).size;
+    const short = copy((d) => fs.truncateSync(path.join(d, 'weights.bin'), 100));
+    await expect(loadModelDir(short)).rejects.toThrow(`the weights of ${short} hold 100 bytes where model.json describes ${size}: the files are damaged or from different models`);
+    const long = copy((d) => fs.appendFileSync(path.join(d, 'weights.bin'), fs.readFileSync(weights)));
+    await expect(loadModelDir(long)).rejects.toThrow(`hold ${2 * size} bytes where model.json describes ${size}`);
+    const notJson = copy((d) => fs.writeFileSync(path.join(d, 'model.json'), 'garbage'));
+    await expect(loadModelDir(notJson)).rejects.toThrow(/model\.json is not valid JSON .*: the file is damaged; restore it or save the model again/);
+  });
 });
