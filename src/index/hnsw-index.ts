@@ -7,7 +7,7 @@
  */
 import { HierarchicalNSW } from 'hnswlib-node';
 import * as fs from 'node:fs';
-import { checkVector, Neighbour, VectorIndex } from './vector-index';
+import { checkVector, cosineFromDistance, Neighbour, VectorIndex } from './vector-index';
 
 export interface HnswOptions {
   /** Graph degree: higher is more accurate and larger. */
@@ -142,7 +142,7 @@ export class HnswIndex implements VectorIndex {
     const res = this.hnsw.searchKnn(Array.from(query), n, guarded);
     if (failure) throw failure.error;
     // hnswlib's cosine space returns 1 - cos.
-    return res.neighbors.map((label, i) => ({ label, score: 1 - res.distances[i] }));
+    return res.neighbors.map((label, i) => ({ label, score: cosineFromDistance(res.distances[i]) }));
   }
 
   setEfSearch(ef: number): void {

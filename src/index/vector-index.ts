@@ -33,3 +33,11 @@ export function normalize(vector: ArrayLike<number>): Float32Array {
   for (let i = 0; i < vector.length; i++) out[i] = vector[i] * inv;
   return out;
 }
+
+/**
+ * Cosine similarity from a cosine distance (1 - cos), kept in [-1, 1]: float rounding in the index makes an
+ * image's distance to itself slightly negative, which would score 1.0000005.
+ */
+export function cosineFromDistance(d: number): number {
+  return Math.min(1, Math.max(-1, 1 - d));
+}

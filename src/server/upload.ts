@@ -56,6 +56,22 @@ export function parseBody(maxUploadBytes: number, opts: { json: boolean }): Requ
   };
 }
 
+/**
+ * A JSON body (or none, for routes whose fields all have defaults). Another content type is 415: express.json
+ * alone skips it, and the route would run on its defaults (a `fetch` that posts a string sends text/plain).
+ */
+export function jsonBody(): RequestHandler {
+  const json = express.json({ limit: MAX_JSON_BYTES, strict: true });
+  return (req: Request, res: Response, next: NextFunction) => {
+    const type = req.headers['content-type'] ?? '';
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !/^application\/json/i.test(type)) {
+      return next(unsupportedMedia('UNSUPPORTED_CONTENT_TYPE', `content type '${type.slice(0, 100) || '(none)'}' is not accepted; send application/json`));
+    }
+    json(req, res, next);
+  };
+}
+
 /** The uploaded image bytes, or undefined when the request carried none. */
 export function uploadedImage(req: Request): Buffer | undefined {
   if (req.file) return req.file.buffer;

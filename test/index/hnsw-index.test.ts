@@ -53,6 +53,16 @@ describe('HnswIndex', () => {
     expect(best.score).toBeCloseTo(1, 5);
   });
 
+  it('scores an item against itself as at most 1 (cosine, not a rounded distance)', () => {
+    const vs = vectors(300, 128, 9);
+    const index = HnswIndex.create(128, { initialCapacity: 300 });
+    vs.forEach((v, i) => index.add(i, v));
+    const self = vs.map((v, i) => index.search(v, 1)[0]).map((n, i) => ({ same: n.label === i, score: n.score }));
+    expect(self.every((s) => s.same)).toBe(true);
+    expect(Math.max(...self.map((s) => s.score))).toBeLessThanOrEqual(1);
+    expect(Math.min(...self.map((s) => s.score))).toBeGreaterThan(0.9999);
+  });
+
   it('removes labels, reuses their slots, and never returns them', () => {
     const hnsw = HnswIndex.create(dim, { initialCapacity: 16 });
     data.slice(0, 16).forEach((v, i) => hnsw.add(i + 1, v));

@@ -36,7 +36,9 @@ describe('HTTP API', () => {
       const res = await add(f, { folder: f.folder, n: Number(/test-(\d+)/.exec(f.id)![1]) });
       expect(res.status).toBe(201);
     }
-    expect((await add({ id: 'photo/cat', bytes: photo('chelsea.jpg') }, { folder: 'photo' })).status).toBe(201);
+    const cat = await add({ id: 'photo/cat', bytes: photo('chelsea.jpg') }, { folder: 'photo' });
+    expect(cat.status).toBe(201);
+    expect(cat.headers.location).toBe('/v1/items/photo%2Fcat'); // ids with '/' are one path segment
   });
   afterAll(() => srv?.stop());
 

@@ -243,5 +243,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('ingest a CSV manifest with a stray quote in a field (a 12" boot)', manifest(quoteManifest), 400, 'BAD_MANIFEST'),
     c('ingest an image as a manifest', manifest(imageAsManifest), 400, 'BAD_SOURCE'),
     c('ingest a gzip-compressed tar as a manifest', manifest(gzipTar), 400, 'BAD_SOURCE'),
+    // A JSON body sent as text/plain (what fetch does with a string) was ignored and the defaults used.
+    c('text/plain JSON to POST /v1/duplicates', (api) => api.post('/v1/duplicates').set('content-type', 'text/plain').send('{"threshold":0.99}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
+    c('text/plain JSON to POST /v1/eval', (api) => api.post('/v1/eval').set('content-type', 'text/plain').send('{"labelField":"folder"}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
   ];
 }

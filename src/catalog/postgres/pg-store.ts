@@ -5,7 +5,7 @@
  */
 import type { PoolClient } from 'pg';
 import { decodeCursor, encodeCursor } from '../cursor';
-import type { Neighbour } from '../../index/vector-index';
+import { cosineFromDistance, type Neighbour } from '../../index/vector-index';
 import type { StoredImage } from '../../images/thumbnail';
 import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from '../catalog';
 import type { ImageKind, ItemImageSet } from '../item-images';
@@ -274,7 +274,7 @@ export class PostgresStore implements Store {
          SELECT label, d FROM c ORDER BY d, label`,
         filter ? [toVectorText(query), modelId, k, filter] : [toVectorText(query), modelId, k],
       );
-      return rows.map((r) => ({ label: Number(r.label), score: 1 - r.d }));
+      return rows.map((r) => ({ label: Number(r.label), score: cosineFromDistance(r.d) }));
     });
   }
 

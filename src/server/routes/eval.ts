@@ -1,9 +1,9 @@
 /** Quality checks on the live catalogue: POST /v1/eval, GET /v1/eval/ann-recall */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { CatalogEvaluator } from '../../eval/catalog-eval';
 import { parse } from '../schemas';
-import { MAX_JSON_BYTES } from '../upload';
+import { jsonBody } from '../upload';
 
 /** Bounds keep one request's work predictable: exact search is queries x items x dim. */
 export const MAX_EVAL_K = 1000;
@@ -34,7 +34,7 @@ const annSchema = z
 
 export function evalRouter(evaluator: CatalogEvaluator): Router {
   const router = Router({ caseSensitive: true });
-  router.post('/v1/eval', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
+  router.post('/v1/eval', jsonBody(), async (req, res) => {
     res.json(await evaluator.evaluate(parse(evalSchema, req.body, 'BAD_EVAL')));
   });
   router.get('/v1/eval/ann-recall', async (req, res) => {

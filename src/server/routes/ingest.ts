@@ -1,12 +1,12 @@
 /** Ingest jobs: POST /v1/ingest, GET /v1/jobs, GET /v1/jobs/:id, GET /v1/jobs/:id/failures */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { notFound } from '../../errors';
 import type { DuplicatePolicy } from '../../catalog/service';
 import type { IngestRunner } from '../../ingest/runner';
 import { forbiddenPath } from '../../ingest/paths';
 import { parse } from '../schemas';
-import { MAX_JSON_BYTES } from '../upload';
+import { jsonBody } from '../upload';
 
 const ingestSchema = z
   .object({
@@ -31,7 +31,7 @@ export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; dupl
     return view;
   };
 
-  router.post('/v1/ingest', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
+  router.post('/v1/ingest', jsonBody(), async (req, res) => {
     const body = parse(ingestSchema, req.body, 'BAD_INGEST');
     if (opts.roots.length === 0) throw forbiddenPath(body.source.path);
     const view = await runner.submit(body.source, { duplicates: body.duplicates ?? opts.duplicates });

@@ -1,10 +1,10 @@
 /** Catalogue items: add (or replace) by image, read, delete, page through. */
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { CatalogService, LIMITS } from '../../catalog/service';
 import { badRequest } from '../../errors';
 import { itemFormSchema, listQuerySchema, parse } from '../schemas';
-import { MAX_JSON_BYTES, parseBody, uploadedImage } from '../upload';
+import { jsonBody, parseBody, uploadedImage } from '../upload';
 
 const duplicatesQuerySchema = z.object({ threshold: z.coerce.number().optional(), k: z.coerce.number().optional() }).strip();
 const duplicateGroupsSchema = z
@@ -19,7 +19,7 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
     if (!image) throw badRequest('EMPTY_BODY', 'the request carries no image (multipart field `image`)');
     const fields = parse(itemFormSchema, req.file ? req.body : req.query, 'BAD_ITEM');
     const { item, replaced } = await service.addItem({ id: fields.id, image, metadata: fields.metadata });
-    res.status(replaced ? 200 : 201).json({ item, replaced });
+    res.status(replaced ? 200 : 201).location(`/v1/items/${encodeURIComponent(item.id)}`).json({ item, replaced });
   });
 
   router.get('/v1/items', async (req, res) => {
@@ -35,7 +35,7 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
     res.json(await service.duplicatesOf(req.params.id, q.threshold ?? service.duplicateThreshold, q.k ?? LIMITS.defaultK));
   });
 
-  router.post('/v1/duplicates', express.json({ limit: MAX_JSON_BYTES }), async (req, res) => {
+  router.post('/v1/duplicates', jsonBody(), async (req, res) => {
     const q = parse(duplicateGroupsSchema, req.body);
     res.json(await service.duplicateGroups({ threshold: q.threshold ?? service.duplicateThreshold, cursor: q.cursor, limit: q.limit }));
   });
