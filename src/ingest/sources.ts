@@ -169,10 +169,14 @@ async function plan(source: IngestSource, roots: string[] | undefined): Promise<
       const base = path.dirname(real);
       const rows = await manifestRows(real);
       const planned: PlannedItem[] = [];
+      const firstRow = new Map<string, number>();
       for (const [i, row] of rows.entries()) {
         if (i % PLAN_YIELD_EVERY === PLAN_YIELD_EVERY - 1) await yieldToEventLoop();
         const { path: rowPath, id, ...metadata } = row;
-        if (typeof rowPath !== 'string' || rowPath === '') throw badRequest('BAD_MANIFEST', `row ${i + 1} has no path`);
+        if (typeof rowPath !== 'string' || rowPath === '') {
+          const near = Object.keys(row).find((k) => k.toLowerCase() === 'path' && k !== 'path');
+          throw badRequest('BAD_MANIFEST', `row ${i + 1} has no path${near ? ` (the column is '${near}'; it must be named 'path', and the id column 'id')` : ''}`);
+        }
         const abs = path.resolve(base, rowPath);
         // Checked per row: a manifest inside a root may not point outside it.
         if (roots) allowed.check(abs);
@@ -185,6 +189,10 @@ async function plan(source: IngestSource, roots: string[] | undefined): Promise<
         } catch (err) {
           throw badRequest('BAD_MANIFEST', `row ${i + 1}: ${(err as Error).message}`);
         }
+        // Two rows with one id: the second would silently replace the first.
+        const earlier = firstRow.get(itemId);
+        if (earlier !== undefined) throw badRequest('BAD_MANIFEST', `rows ${earlier + 1} and ${i + 1} both have the id '${itemId.slice(0, 200)}'`);
+        firstRow.set(itemId, i);
         planned.push({ id: itemId, path: abs, offset: null, size: null, metadata });
       }
       return planned;

@@ -110,6 +110,10 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
   fs.writeFileSync(imageAsManifest, f.png);
   const gzipTar = path.join(o.ingestRoot, 'images.tar.gz');
   fs.writeFileSync(gzipTar, zlib.gzipSync(Buffer.alloc(1024)));
+  const twiceManifest = path.join(o.ingestRoot, 'same-id-twice.csv');
+  fs.writeFileSync(twiceManifest, 'path,id\na.png,sku-1\nb.png,sku-1\n');
+  const upperManifest = path.join(o.ingestRoot, 'upper-case-header.csv');
+  fs.writeFileSync(upperManifest, 'Path,ID\na.png,sku-1\n');
   const manifest = (p: string) => (api: Agent) => api.post('/v1/ingest').send({ source: { type: 'manifest', path: p } });
 
   const upload = (bytes: Buffer, name = 'upload.bin') => (api: Agent) => api.post('/v1/search').attach('image', bytes, name);
@@ -243,6 +247,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('ingest a CSV manifest with a stray quote in a field (a 12" boot)', manifest(quoteManifest), 400, 'BAD_MANIFEST'),
     c('ingest an image as a manifest', manifest(imageAsManifest), 400, 'BAD_SOURCE'),
     c('ingest a gzip-compressed tar as a manifest', manifest(gzipTar), 400, 'BAD_SOURCE'),
+    c('ingest a manifest with one id on two rows (the second would replace the first)', manifest(twiceManifest), 400, 'BAD_MANIFEST'),
+    c('ingest a CSV manifest whose header says Path (named in the error)', manifest(upperManifest), 400, 'BAD_MANIFEST'),
     // A JSON body sent as text/plain (what fetch does with a string) was ignored and the defaults used.
     c('text/plain JSON to POST /v1/duplicates', (api) => api.post('/v1/duplicates').set('content-type', 'text/plain').send('{"threshold":0.99}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
     c('text/plain JSON to POST /v1/eval', (api) => api.post('/v1/eval').set('content-type', 'text/plain').send('{"labelField":"folder"}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
