@@ -64,7 +64,7 @@ export async function listTar(file: string): Promise<TarEntry[]> {
     while (pos + BLOCK <= size) {
       if (++headers % YIELD_EVERY === 0) await yieldToEventLoop();
       fs.readSync(fd, header, 0, BLOCK, pos);
-      if (header.every((b) => b === 0)) break; // end-of-archive marker
+      if (header.every((b) => b === 0)) return entries; // end-of-archive marker
       if (field(header, 257, 6) !== 'ustar' && field(header, 257, 5) !== 'ustar') throw new Error(`${file} is not a tar archive (no ustar header at byte ${pos})`);
       const entrySize = octal(header, 124, 12);
       const type = String.fromCharCode(header[156] || 0x30);
@@ -84,6 +84,9 @@ export async function listTar(file: string): Promise<TarEntry[]> {
       }
       pos = dataStart + Math.ceil(entrySize / BLOCK) * BLOCK;
     }
+    // Archives are written in whole 512-byte blocks: anything left over is a cut file, or not a tar at all
+    // (a 171-byte CSV passed as a tar read as an empty archive).
+    if (pos < size) throw new Error(pos === 0 ? `${file} is not a tar archive (${size} bytes, less than one 512-byte block)` : `${file} is truncated (${size - pos} bytes after the last entry, less than a block)`);
   } finally {
     fs.closeSync(fd);
   }
