@@ -60,6 +60,13 @@ export interface Prepared {
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** JSON with object keys sorted at every level: equal for equal metadata whatever the key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 function failure(err: unknown): Outcome {
   if (err instanceof LikenessError) return { state: 'failed', code: err.code, message: err.message };
   const e = err as NodeJS.ErrnoException;
@@ -250,7 +257,8 @@ export class CatalogService {
       const metadata = validateMetadata(input.metadata);
       const sha256 = sha256Hex(input.image);
       const existing = await this.store.getById(id);
-      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) {
+      // Unchanged only if the metadata is too: a re-run manifest with a new price must update the item.
+      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId && canonicalJson(existing.metadata) === canonicalJson(metadata)) {
         const backfill = (await this.images?.missing(sha256)) ? input.image : undefined;
         return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
       }

@@ -124,6 +124,11 @@ describe('ingest jobs', () => {
       expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', added: expected, failed: 0 });
     }
     expect((await request(srv.server).get('/v1/items/csv-2')).body.item.metadata).toEqual({ brand: 'acme, inc', price: '12' });
+    // The same manifest again with one price changed: that item's metadata is updated, the others unchanged.
+    fs.writeFileSync(path.join(root, 'm/items.csv'), fs.readFileSync(path.join(root, 'm/items.csv'), 'utf8').replace(/,csv-2,"acme, inc",12/, ',csv-2,"acme, inc",13'));
+    const rerun = await request(srv.server).post('/v1/ingest').send({ source: { type: 'manifest', path: path.join(root, 'm', 'items.csv') }, duplicates: 'keep' });
+    expect(await waitForJob(srv, rerun.body.job.id)).toMatchObject({ status: 'done', added: 1, unchanged: 4, failed: 0 });
+    expect((await request(srv.server).get('/v1/items/csv-2')).body.item.metadata).toEqual({ brand: 'acme, inc', price: '13' });
     expect((await request(srv.server).get('/v1/items/jsonl-1')).body.item.metadata).toEqual({ colour: 'blue' });
 
     const tarFile = path.join(root, 'archive.tar');
