@@ -249,6 +249,7 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('ingest a gzip-compressed tar as a manifest', manifest(gzipTar), 400, 'BAD_SOURCE'),
     c('ingest a manifest with one id on two rows (the second would replace the first)', manifest(twiceManifest), 400, 'BAD_MANIFEST'),
     c('ingest a CSV manifest whose header says Path (named in the error)', manifest(upperManifest), 400, 'BAD_MANIFEST'),
+    c('ingest a relative path (resolved against the server\'s working directory otherwise)', ingest('allowed/photos'), 400, 'BAD_PATH'),
     c('ingest a small CSV as a tar (shorter than one block: it read as an empty archive)', (api) => api.post('/v1/ingest').send({ source: { type: 'tar', path: upperManifest } }), 400, 'BAD_ARCHIVE'),
     // A JSON body sent as text/plain (what fetch does with a string) was ignored and the defaults used.
     c('text/plain JSON to POST /v1/duplicates', (api) => api.post('/v1/duplicates').set('content-type', 'text/plain').send('{"threshold":0.99}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),

@@ -1,7 +1,8 @@
 /** Ingest jobs: POST /v1/ingest, GET /v1/jobs, GET /v1/jobs/:id, GET /v1/jobs/:id/failures */
 import { Router } from 'express';
 import { z } from 'zod';
-import { notFound } from '../../errors';
+import * as path from 'node:path';
+import { badRequest, notFound } from '../../errors';
 import type { DuplicatePolicy } from '../../catalog/service';
 import type { IngestRunner } from '../../ingest/runner';
 import { forbiddenPath } from '../../ingest/paths';
@@ -34,6 +35,8 @@ export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; dupl
   router.post('/v1/ingest', jsonBody(), async (req, res) => {
     const body = parse(ingestSchema, req.body, 'BAD_INGEST');
     if (opts.roots.length === 0) throw forbiddenPath(body.source.path);
+    // A client cannot know the server's working directory: a relative path would be resolved against it.
+    if (!path.isAbsolute(body.source.path)) throw badRequest('BAD_PATH', `source.path must be absolute (a path on the server, inside --ingest-roots), got '${body.source.path.slice(0, 200)}'`);
     const view = await runner.submit(body.source, { duplicates: body.duplicates ?? opts.duplicates });
     res.status(202).location(`/v1/jobs/${view.id}`).json({ job: view });
   });
