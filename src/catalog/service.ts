@@ -263,7 +263,7 @@ export class CatalogService {
         return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
       }
       const alias = existing ? undefined : await this.store.getAlias(id);
-      if (alias && alias.sha256 === sha256 && duplicates === 'link') return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
+      if (alias && alias.sha256 === sha256 && duplicates === 'link' && canonicalJson(alias.metadata) === canonicalJson(metadata)) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
       if (duplicates !== 'keep') {
         const twin = firstBySha.get(sha256) ?? (await this.store.idsBySha256(sha256, 2)).find((other) => other !== id);
         if (twin !== undefined && twin !== id) return { ...base, id, metadata, sha256, outcome: { state: 'duplicate', duplicateOf: twin } };

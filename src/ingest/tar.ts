@@ -86,7 +86,7 @@ export async function listTar(file: string): Promise<TarEntry[]> {
     }
     // Archives are written in whole 512-byte blocks: anything left over is a cut file, or not a tar at all
     // (a 171-byte CSV passed as a tar read as an empty archive).
-    if (pos < size) throw new Error(pos === 0 ? `${file} is not a tar archive (${size} bytes, less than one 512-byte block)` : `${file} is truncated (${size - pos} bytes after the last entry, less than a block)`);
+    if (pos < size) throw new Error(pos === 0 ? `${file} is not a tar archive (${size} bytes, less than one 512-byte block)` : `${file} has ${size - pos} stray bytes after its last entry (a tar archive is whole 512-byte blocks): cut short or appended to`);
   } finally {
     fs.closeSync(fd);
   }

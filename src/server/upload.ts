@@ -47,7 +47,7 @@ export function parseBody(maxUploadBytes: number, opts: { json: boolean }): Requ
       raw(req, res, (err?: unknown) =>
         next((err as { type?: string } | undefined)?.type === 'entity.too.large' ? tooLarge('UPLOAD_TOO_LARGE', `the upload is larger than ${maxUploadBytes} bytes`, { maxBytes: maxUploadBytes }) : err),
       );
-    } else if (opts.json && /^application\/json/i.test(type)) {
+    } else if (opts.json && isJson(type)) {
       json(req, res, next);
     } else {
       const accepted = opts.json ? 'multipart/form-data, image/*, application/json' : 'multipart/form-data, image/*';
@@ -64,13 +64,17 @@ export function jsonBody(): RequestHandler {
   const json = express.json({ limit: MAX_JSON_BYTES, strict: true });
   return (req: Request, res: Response, next: NextFunction) => {
     const type = req.headers['content-type'] ?? '';
-    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && !/^application\/json/i.test(type)) {
+    // Refused: a type that is not JSON, or bytes without a type. An empty body (none, length 0, or an empty
+    // chunked one, which has no type) leaves every field at its default.
+    if (type !== '' ? !isJson(type) : Number(req.headers['content-length'] ?? 0) > 0) {
       return next(unsupportedMedia('UNSUPPORTED_CONTENT_TYPE', `content type '${type.slice(0, 100) || '(none)'}' is not accepted; send application/json`));
     }
     json(req, res, next);
   };
 }
+
+/** application/json, with or without parameters (not application/jsonl or application/json-seq). */
+const isJson = (type: string): boolean => /^application\/json\s*(;|$)/i.test(type);
 
 /** The uploaded image bytes, or undefined when the request carried none. */
 export function uploadedImage(req: Request): Buffer | undefined {

@@ -130,6 +130,9 @@ describe('likeness CLI', () => {
     expect(report.best.top1).toBe(Math.max(...report.variants.map((v: { knn: { top1: number } }) => v.knn.top1)));
     expect(done.stderr).toMatch(/projection \+ hflip: k-NN top-1 \d+\.\d\d% \(k=200\)/);
     await expect(run(process.execPath, [...args, '--output', 'projection'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/option '--variants \[bool\]' cannot be used with option '--output <name>'/) });
+    await expect(run(process.execPath, [...args, '--tta', 'hflip'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--variants measures every output with and without flip averaging; drop --tta/) });
+    // A LIKENESS_TTA exported for serve does not stop it.
+    expect(JSON.parse((await run(process.execPath, args, { env: { ...env, LIKENESS_TTA: 'hflip' } })).stdout).variants).toHaveLength(4);
   });
 
   it('lists options with their environment variables, and rejects bad values clearly', async () => {

@@ -253,6 +253,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('ingest a small CSV as a tar (shorter than one block: it read as an empty archive)', (api) => api.post('/v1/ingest').send({ source: { type: 'tar', path: upperManifest } }), 400, 'BAD_ARCHIVE'),
     // A JSON body sent as text/plain (what fetch does with a string) was ignored and the defaults used.
     c('text/plain JSON to POST /v1/duplicates', (api) => api.post('/v1/duplicates').set('content-type', 'text/plain').send('{"threshold":0.99}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
+    c('application/jsonl body to POST /v1/duplicates (not JSON; a prefix match let it through, ignored)', (api) => api.post('/v1/duplicates').set('content-type', 'application/jsonl').send('{"limit":5}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
+    c('POST /v1/duplicates with no body at all (every field has a default)', (api) => api.post('/v1/duplicates'), 200),
     c('text/plain JSON to POST /v1/eval', (api) => api.post('/v1/eval').set('content-type', 'text/plain').send('{"labelField":"folder"}'), 415, 'UNSUPPORTED_CONTENT_TYPE'),
   ];
 }

@@ -111,10 +111,14 @@ describe('method configuration', () => {
     const weights = fs.readFileSync(path.join(out, 'weights.bin'));
     await expect(train({ ...base, epochs: 1, seed: 5 })).rejects.toThrow(/already holds a (checkpoint|trained model)/);
     expect(fs.readFileSync(path.join(out, 'weights.bin')).equals(weights)).toBe(true); // untouched
-    // Overwriting starts afresh: one epoch, other weights, no history of the replaced run.
+    // Overwriting starts afresh: one epoch, other weights, no history of the replaced run, its log set aside.
     const again = await train({ ...base, epochs: 1, seed: 5, overwrite: true });
     expect(again.history).toHaveLength(1);
     expect(fs.readFileSync(path.join(out, 'weights.bin')).equals(weights)).toBe(false);
+    expect(fs.readdirSync(out).filter((f) => /^train-log\.replaced-.*\.jsonl$/.test(f))).toHaveLength(1);
+    // A model without a checkpoint (e.g. one copied in) is not replaced by --resume either.
+    fs.rmSync(path.join(out, CHECKPOINT_DIR), { recursive: true, force: true });
+    await expect(train({ ...base, epochs: 1, resume: true })).rejects.toThrow(`${out} already holds a trained model and no checkpoint to resume`);
   });
 });
 

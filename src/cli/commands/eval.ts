@@ -31,7 +31,7 @@ export function evalCommand(): Command {
   cmd.addOption(
     env('--variants [bool]', 'measure every output of the network, each with and without flip averaging, from one pass of each image and its mirror (to choose what to serve; no baselines, index sweep or report)', 'LIKENESS_EVAL_VARIANTS')
       .argParser(bool)
-      .conflicts(['output', 'tta', 'report']),
+      .conflicts(['output', 'report']),
   );
   cmd.addOption(env('--baselines [bool]', 'measure the raw-pixel and random-weight baselines', 'LIKENESS_EVAL_BASELINES').argParser(bool).default(true));
   cmd.addOption(new Option('--no-baselines', 'skip the baselines'));
@@ -46,6 +46,8 @@ export function evalCommand(): Command {
     if (opts.out) writableFile(String(opts.out), '--out');
     if (opts.report) writableFolder(String(opts.report), '--report');
     const variants = opts.variants === true;
+    // Not a commander conflict: that would also refuse a LIKENESS_TTA exported for serve.
+    if (variants && cmd.getOptionValueSource('tta') === 'cli') throw new Error('--variants measures every output with and without flip averaging; drop --tta');
     // --variants embeds in this thread (every output at once), so the wasm backend gets the workers' threads.
     const backend = await initBackend(config.backend, variants ? { wasmThreads: Math.min(Math.max(1, config.workers), MAX_WASM_THREADS) } : {});
     const manifest = readManifest(config.model);
