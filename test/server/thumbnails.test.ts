@@ -83,9 +83,9 @@ describe('thumbnails and the web page', () => {
     fs.copyFileSync(path.join(__dirname, '..', 'fixtures', 'photos', 'coffee.jpg'), path.join(dir, 'coffee.jpg'));
     fs.copyFileSync(path.join(__dirname, '..', 'fixtures', 'photos', 'astronaut.png'), path.join(dir, 'astronaut.png'));
     const { embedder, store, ingest } = srv.likeness;
-    // coffee.jpg already stored under its id with the same bytes, but without a thumbnail.
+    // coffee.jpg already stored under its id with the same bytes and metadata, but without a thumbnail.
     const bytes = photo('coffee.jpg');
-    await store.upsert({ id: 'coffee.jpg', metadata: {}, sha256: createHash('sha256').update(bytes).digest('hex'), modelId: embedder.modelId, vector: await embedder.embedImage(bytes) });
+    await store.upsert({ id: 'coffee.jpg', metadata: { path: 'coffee.jpg', folder: '.' }, sha256: createHash('sha256').update(bytes).digest('hex'), modelId: embedder.modelId, vector: await embedder.embedImage(bytes) });
     expect((await api().get(thumbUrl('coffee.jpg'))).status).toBe(404);
 
     const job = await ingest.submit({ type: 'folder', path: dir }, { duplicates: 'skip' }, true);
