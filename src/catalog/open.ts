@@ -41,17 +41,20 @@ export interface OpenHooks {
 /** How often a replica on a shared database looks for jobs to help with (or to take over). */
 const SHARED_JOB_POLL_MS = 2000;
 
+/** The embedded store's SQLite file under a data dir. */
+export const catalogFile = (dataDir: string): string => path.join(dataDir, 'catalog.db');
+
 async function openEmbedded(config: Config, log: Logger, dim: number, modelId: string): Promise<SqliteStore> {
   const lock = DataDirLock.acquire(config.dataDir);
   let catalog: SqliteCatalog;
   try {
-    catalog = new SqliteCatalog(path.join(config.dataDir, 'catalog.db'));
+    catalog = new SqliteCatalog(catalogFile(config.dataDir));
   } catch (err) {
     lock.release();
     const code = (err as { code?: string }).code;
     // better-sqlite3's own words ("file is not a database") name neither the file nor a way out.
     if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-      throw new Error(`${path.join(config.dataDir, 'catalog.db')} is damaged (${(err as Error).message}): restore it from a backup (README, "How it stores data"), or index the images again into an empty --data-dir`);
+      throw new Error(`${catalogFile(config.dataDir)} is damaged (${(err as Error).message}): restore it from a backup (README, "How it stores data"), or index the images again into an empty --data-dir`);
     }
     throw err;
   }

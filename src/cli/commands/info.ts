@@ -1,7 +1,7 @@
 /** likeness info: backend, model and catalogue summary. */
+import { catalogFile } from '../../catalog/open';
 import { Command } from 'commander';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { SqliteCatalog } from '../../catalog/sqlite-catalog';
 import { catalogOptions, toConfig } from '../../config/config';
 import { modelIdOf, readManifest } from '../../model/model-dir';
@@ -15,7 +15,7 @@ export function infoCommand(): Command {
     const backend = await initBackend(config.backend);
     const manifest = readManifest(config.model);
     const modelId = modelIdOf(config.model, manifest);
-    const dbFile = path.join(config.dataDir, 'catalog.db');
+    const dbFile = catalogFile(config.dataDir);
     let catalog: unknown = { path: dbFile, exists: false };
     if (config.store !== 'embedded') {
       // Never print the URL: it may carry a password.

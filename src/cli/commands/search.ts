@@ -3,9 +3,8 @@ import { Command } from 'commander';
 import { intIn } from '../../config/arg-parsers';
 import { envOption } from '../env-option';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { catalogOptions, toConfig } from '../../config/config';
-import { openLikeness } from '../../catalog/open';
+import { catalogFile, openLikeness } from '../../catalog/open';
 import { createLogger } from '../logger';
 
 export function searchCommand(): Command {
@@ -21,7 +20,7 @@ export function searchCommand(): Command {
       throw new Error(`cannot read ${image}: ${(err as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a folder; search takes one image file' : (err as Error).message}`);
     }
     // Opening would create an empty catalogue: a mistyped --data-dir must not answer "no results".
-    if (config.store === 'embedded' && !fs.existsSync(path.join(config.dataDir, 'catalog.db'))) {
+    if (config.store === 'embedded' && !fs.existsSync(catalogFile(config.dataDir))) {
       throw new Error(`no catalogue in ${config.dataDir}: index images first (likeness index <folder> --data-dir ${config.dataDir}), or pass the --data-dir you indexed into`);
     }
     const likeness = await openLikeness(config, createLogger('warn'));
