@@ -3,14 +3,13 @@
  * embeds, writes the catalogue (the truth) and then the index (derived), and maps rows to results.
  */
 import { createHash } from 'node:crypto';
-import { badRequest, notFound } from '../errors';
+import { badRequest, LikenessError, notFound } from '../errors';
 import type { Embedder } from '../embed/embedder';
 import { normalize } from '../index/vector-index';
-import { LikenessError } from '../errors';
 import type { StoredImage } from '../images/thumbnail';
 import type { Item, Metadata, MetadataFilter } from './catalog';
 import type { ImageKind, ItemImages, ItemImageSet } from './item-images';
-import { storableText, toIndexChange } from './store';
+import { metadataMatches, storableText, toIndexChange } from './store';
 import type { IndexChange, Store, StoreTx } from './store';
 
 /**
@@ -429,7 +428,7 @@ export class CatalogService {
     let neighbours = await this.store.search(vector, k, { filter });
     if (q.minScore !== undefined) neighbours = neighbours.filter((n) => n.score >= q.minScore!);
     const results = await this.hits(neighbours);
-    const exactMatches = q.image ? await this.exactIds(sha256Hex(q.image)) : undefined;
+    const exactMatches = q.image ? await this.exactIds(sha256Hex(q.image), filter) : undefined;
     const t2 = performance.now();
     return { results, ...(exactMatches ? { exactMatches } : {}), model: this.modelId, timing: { embedMs: t1 - t0, searchMs: t2 - t1, totalMs: t2 - t0 } };
   }
@@ -484,9 +483,22 @@ export class CatalogService {
   }
 
   /** Ids of items and aliases whose bytes hash to `sha256`. */
-  private async exactIds(sha256: string): Promise<string[]> {
+  /**
+   * Ids stored with these bytes: items, then aliases. Under a search filter, only those whose own
+   * metadata passes it (an alias by its metadata, not its item's), as for the results: a filtered
+   * search must not name ids outside the filter.
+   */
+  private async exactIds(sha256: string, filter?: MetadataFilter): Promise<string[]> {
     const items = await this.store.idsBySha256(sha256, LIMITS.maxK);
-    return [...items, ...(await this.store.aliasIdsBySha256(sha256, LIMITS.maxK - items.length))];
+    const ids = [...items, ...(await this.store.aliasIdsBySha256(sha256, LIMITS.maxK - items.length))];
+    if (!filter) return ids;
+    const passes = async (id: string): Promise<boolean> => {
+      const own = await this.store.getById(id);
+      const metadata = own ? own.metadata : (await this.store.getAlias(id))?.metadata;
+      return metadata !== undefined && metadataMatches(metadata, filter);
+    };
+    const keep = await Promise.all(ids.map(passes));
+    return ids.filter((_, i) => keep[i]);
   }
 
   async stats(): Promise<{ items: number; aliases: number; searchable: number; indexed: number; seq: number }> {

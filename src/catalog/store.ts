@@ -135,6 +135,14 @@ export const storableText = (s: string): boolean => !s.includes('\u0000') && s.i
 const FILTER_FIELD = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
+ * The filter's meaning outside a store's query: every field present and equal (strict: `true` does not
+ * match 1, as in PostgreSQL's jsonb containment). Used where a store has no query to push it into.
+ */
+export function metadataMatches(metadata: Record<string, unknown>, filter: MetadataFilter): boolean {
+  return Object.entries(filter).every(([k, v]) => Object.hasOwn(metadata, k) && metadata[k] === v);
+}
+
+/**
  * Checks a filter's field names before a search starts, so both stores refuse a bad name with the
  * same 400. (A throw inside the embedded index's native filter callback is caught and rethrown by
  * HnswIndex.search, which is what keeps the process alive.)

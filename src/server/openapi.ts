@@ -256,7 +256,7 @@ export function openApiDocument(dim: number): Record<string, unknown> {
               type: 'array',
               items: { type: 'object', properties: { id: { type: 'string' }, score: { type: 'number' }, metadata: { type: 'object' } } },
             },
-            exactMatches: { type: 'array', items: { type: 'string' }, description: 'image queries: ids stored with identical bytes' },
+            exactMatches: { type: 'array', items: { type: 'string' }, description: 'image queries: ids stored with identical bytes (under a filter, those whose metadata passes it)' },
             model: { type: 'string' },
             timing: { type: 'object', properties: { embedMs: { type: 'number' }, searchMs: { type: 'number' }, totalMs: { type: 'number' } } },
           },

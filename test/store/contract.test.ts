@@ -59,6 +59,14 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
       expect(byImage.body.results[0]).toMatchObject({ id: f.id, metadata: { folder: f.folder } });
       expect(byImage.body.results[0].score).toBeGreaterThan(0.999);
       expect(byImage.body.exactMatches).toEqual([f.id]);
+      // A filtered search names no exact match outside its filter (strict equality: 1 is not true).
+      const even = n(f.id) % 2 === 0;
+      const outside = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('filter', JSON.stringify({ even: !even }));
+      expect(outside.body.exactMatches).toEqual([]);
+      expect(ids(outside)).not.toContain(f.id);
+      const inside = await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('filter', JSON.stringify({ even, n: n(f.id) }));
+      expect(inside.body.exactMatches).toEqual([f.id]);
+      expect((await api().post('/v1/search').attach('image', f.bytes, 'q.png').field('filter', JSON.stringify({ n: String(n(f.id)) }))).body.exactMatches).toEqual([]);
       const byId = await api().post('/v1/search').send({ id: f.id, k: 10 });
       const vector = (await api().get(`/v1/items/${encodeURIComponent(f.id)}`).query({ vector: 'true' })).body.item.vector;
       const byVector = await api().post('/v1/search').send({ vector, k: 10 });
@@ -174,6 +182,9 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     const byImage = await api().post('/v1/search').set('content-type', 'image/png').send(bytes);
     expect(byImage.body.results[0]).toMatchObject({ id: 'a-orig.png', aliases: ['b-copy.png', 'c-copy.png'] });
     expect(byImage.body.exactMatches).toEqual(['a-orig.png', 'b-copy.png', 'c-copy.png']);
+    // An alias passes a filter by its own metadata (folder ingest gave each its own path).
+    const aliasOnly = await api().post('/v1/search').attach('image', bytes, 'q.png').field('filter', JSON.stringify({ path: 'b-copy.png' }));
+    expect(aliasOnly.body).toMatchObject({ results: [], exactMatches: ['b-copy.png'] });
     expect((await api().post('/v1/search').send({ id: 'b-copy.png', k: 1 })).body.results[0].id).toBe('a-orig.png');
     expect((await api().get('/v1/items/b-copy.png/duplicates').query({ threshold: 0.9995 })).body.exact).toEqual(['a-orig.png', 'c-copy.png']);
     // Re-running embeds nothing and links nothing twice.
