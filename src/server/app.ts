@@ -10,6 +10,7 @@ import { LikenessError } from '../errors';
 import { authenticate, KeyRing } from './auth';
 import { requestDeadline } from './deadline';
 import type { Metrics } from './metrics';
+import { allowedMethods } from './openapi';
 import { RateLimiter } from './rate-limit';
 import { evalRouter } from './routes/eval';
 import { imagesRouter } from './routes/images';
@@ -90,7 +91,15 @@ export function createApp({ likeness, metrics, log, keys }: AppDeps): express.Ex
 
   app.use(webRouter());
 
+  const allowed = allowedMethods(likeness.embedder.dim);
   app.use((req: Request, res: Response) => {
+    const methods = allowed(req.path);
+    if (methods) {
+      // The path exists, the method does not (RFC 9110 §15.5.6: 405 names the methods that would work).
+      res.set('Allow', methods.join(', '));
+      res.status(405).json({ error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed on ${req.path.slice(0, 200)}; use ${methods.join(', ')}` } });
+      return;
+    }
     res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });
   });
 

@@ -265,3 +265,20 @@ export function openApiDocument(dim: number): Record<string, unknown> {
     },
   };
 }
+
+/** A path item's operations; its other keys (`parameters`, `summary`, ...) are not methods. */
+const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+
+/**
+ * The methods each described path answers, from the document itself (a test holds it equal to the
+ * routes): what a 405 lists in its `Allow` header. Undefined for a path the API does not have.
+ */
+export function allowedMethods(dim: number): (path: string) => string[] | undefined {
+  const paths = Object.entries(openApiDocument(dim).paths as Record<string, Record<string, unknown>>).map(([p, ops]) => {
+    const pattern = new RegExp(`^${p.replace(/[.]/g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`);
+    const methods = Object.keys(ops).filter((k) => HTTP_METHODS.has(k)).map((m) => m.toUpperCase());
+    // Express answers HEAD wherever it answers GET.
+    return { pattern, methods: methods.includes('GET') ? [...methods, 'HEAD'] : methods };
+  });
+  return (path) => paths.find((p) => p.pattern.test(path))?.methods;
+}

@@ -236,6 +236,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('filter field with SQL (field names are whitelisted)', json(`{"id":"${o.knownId}","filter":{"a') OR 1=1 --":1}}`), 400, 'BAD_FILTER'),
     c('filter value with SQL (bound as a parameter: no match)', json(`{"id":"${o.knownId}","filter":{"folder":"' OR '1'='1"}}`), 200),
     c('unknown route', (api) => api.get('/v2/nothing'), 404, 'NOT_FOUND'),
+    c('wrong method on a real route (PUT /v1/search)', (api) => api.put('/v1/search').send({}), 405, 'METHOD_NOT_ALLOWED'),
+    c('wrong method on an item (POST /v1/items/{id})', (api) => api.post(`/v1/items/${encodeURIComponent(o.knownId)}`).send({}), 405, 'METHOD_NOT_ALLOWED'),
     c('job id with a NUL byte', (api) => api.get('/v1/jobs/%00'), 404, 'JOB_NOT_FOUND'),
     c('job id that is not a UUID', (api) => api.get("/v1/jobs/1' OR '1'='1"), 404, 'JOB_NOT_FOUND'),
     // Server-side paths.
