@@ -448,7 +448,7 @@ const jobs = {
       const { jobs: list } = await call('/v1/jobs');
       $('#jobs-list').replaceChildren(...(list.length ? list.map(jobCard) : [el('li', { className: 'muted' }, 'No ingest jobs yet.')]));
       const active = list.some((j) => j.status === 'running' || j.status === 'queued');
-      say(active ? 'An ingest job is running; this page updates every second.' : `${list.length} ingest jobs.`);
+      say(active ? 'An ingest job is queued or running; this page updates every second.' : `${list.length} ingest jobs.`);
       if (active && !$('#view-jobs').hidden) this.timer = setTimeout(() => !$('#view-jobs').hidden && this.show(), 1000);
     } catch (err) {
       warn(explain(err), err.code);
@@ -474,7 +474,21 @@ function jobCard(j) {
     el('progress', { max: Math.max(j.total, 1), value: j.done, 'aria-label': `job ${j.id}: ${j.done} of ${j.total} done` }),
     el('p', { className: 'muted' }, facts.join(' · ')),
     j.error ? el('p', { className: 'error' }, j.error) : '',
+    j.status === 'running' || j.status === 'queued' ? el('button', { type: 'button', className: 'cancel-job', onclick: () => cancelJob(j) }, 'Cancel') : '',
   );
+}
+
+/** Stops a job after the chunk it is storing; what it stored stays. Writes need a key where the server has keys. */
+async function cancelJob(j) {
+  say(`Cancelling job ${j.id}…`);
+  try {
+    await call(`/v1/jobs/${enc(j.id)}/cancel`, { method: 'POST' });
+    await jobs.show();
+    say(`Job ${j.id} cancelled; the images it stored stay in the catalogue.`);
+  } catch (err) {
+    await jobs.show();
+    warn(explain(err), err.code);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

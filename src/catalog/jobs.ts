@@ -3,7 +3,10 @@
  * (sqlite-jobs.ts) and PostgreSQL (postgres/pg-jobs.ts) keep them in their own tables.
  */
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+/** Statuses a job never leaves: no replica may reopen or relabel a job that ended. */
+export const FINAL_STATUSES: readonly JobStatus[] = ['done', 'failed', 'cancelled'];
 export type ItemState = 'pending' | 'added' | 'unchanged' | 'duplicate' | 'failed';
 
 export interface JobRow {

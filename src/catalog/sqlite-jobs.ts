@@ -7,7 +7,7 @@
  */
 import type Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { toJobRow } from './jobs';
+import { FINAL_STATUSES, toJobRow } from './jobs';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem, RawJobRow } from './jobs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
@@ -55,7 +55,9 @@ export class SqliteJobStore {
       unfinished: db.prepare(`SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created_at, id`),
       pending: db.prepare(`SELECT seq, id, path, offset, size, metadata FROM job_items WHERE job_id = ? AND state = 'pending' AND seq > ? ORDER BY seq LIMIT ?`),
       setItem: db.prepare(`UPDATE job_items SET state = ?, code = ?, message = ?, duplicate_of = ? WHERE job_id = ? AND seq = ? AND state = 'pending'`),
-      status: db.prepare(`UPDATE jobs SET status = ?, error = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?`),
+      status: db.prepare(
+        `UPDATE jobs SET status = ?, error = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ? AND status NOT IN ('done', 'failed', 'cancelled')`,
+      ),
       report: db.prepare(
         `SELECT seq, id, path, state, code, message, duplicate_of FROM job_items WHERE job_id = ? AND state IN ('failed', 'duplicate') AND seq > ? ORDER BY seq LIMIT ?`,
       ),
@@ -117,9 +119,10 @@ export class SqliteJobStore {
     this.db.prepare(`UPDATE jobs SET ${cols.map((c) => `${c} = ${c} + ?`).join(', ')} WHERE id = ?`).run(...cols.map((c) => counts[c]), jobId);
   }
 
-  setStatus(jobId: string, status: JobStatus, error: string | null = null): void {
+  /** Returns whether the status changed (a job that has ended keeps its status). */
+  setStatus(jobId: string, status: JobStatus, error: string | null = null): boolean {
     const now = new Date().toISOString();
-    this.stmts.status.run(status, error, status === 'running' ? now : null, status === 'done' || status === 'failed' ? now : null, jobId);
+    return this.stmts.status.run(status, error, status === 'running' ? now : null, FINAL_STATUSES.includes(status) ? now : null, jobId).changes > 0;
   }
 
   /** Failed and duplicate items, paged by seq. */

@@ -12,6 +12,7 @@ import type { ImageKind, ItemImageSet } from './item-images';
 import type { SqliteCatalog } from './sqlite-catalog';
 import { SqliteImageStore } from './sqlite-images';
 import { SqliteJobStore } from './sqlite-jobs';
+import { FINAL_STATUSES } from './jobs';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './jobs';
 import { checkFilter, toIndexChange } from './store';
 import type { IndexChange, JobQueue, SearchOptions, Store, StoreStats, StoreTx } from './store';
@@ -39,6 +40,8 @@ class SqliteJobQueue implements JobQueue {
   }
 
   async claim(jobId: string, _owner: string, limit: number): Promise<PendingItem[]> {
+    const job = this.jobs.get(jobId);
+    if (!job || FINAL_STATUSES.includes(job.status)) return [];
     const items = this.jobs.pending(jobId, this.handedOut.get(jobId) ?? 0, limit);
     if (items.length) this.handedOut.set(jobId, items[items.length - 1].seq);
     return items;
@@ -47,8 +50,7 @@ class SqliteJobQueue implements JobQueue {
   async finishIfComplete(jobId: string): Promise<boolean> {
     this.handedOut.delete(jobId);
     if (this.jobs.pending(jobId, 0, 1).length > 0) return false;
-    this.jobs.setStatus(jobId, 'done');
-    return true;
+    return this.jobs.setStatus(jobId, 'done');
   }
 
   /** A stopped run hands its unfinished items back (they are still 'pending' in the file). */
@@ -58,6 +60,11 @@ class SqliteJobQueue implements JobQueue {
 
   async setStatus(jobId: string, status: JobStatus, error: string | null = null): Promise<void> {
     this.jobs.setStatus(jobId, status, error);
+  }
+
+  async cancel(jobId: string): Promise<JobRow | undefined> {
+    this.jobs.setStatus(jobId, 'cancelled');
+    return this.jobs.get(jobId);
   }
 
   async report(jobId: string, afterSeq: number, limit: number): Promise<FailureRow[]> {

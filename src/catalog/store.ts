@@ -76,14 +76,21 @@ export interface JobQueue {
   unfinished(): Promise<JobRow[]>;
   /**
    * Claims up to `limit` unfinished items of a job for `owner` until `leaseMs` from now: pending
-   * items, and claimed items whose lease expired (their owner died). Lowest keys first.
+   * items, and claimed items whose lease expired (their owner died). Lowest keys first. None once
+   * the job has ended (a cancelled job's pending items stay unclaimed).
    */
   claim(jobId: string, owner: string, limit: number, leaseMs: number): Promise<PendingItem[]>;
   /** Hands `owner`'s claimed, unfinished items back (graceful stop). */
   release(jobId: string, owner: string): Promise<void>;
   /** Marks the job done when no item is left pending or claimed; returns whether it did. */
   finishIfComplete(jobId: string): Promise<boolean>;
+  /** Sets a job's status, unless it has already ended (done, failed, cancelled: those are final). */
   setStatus(jobId: string, status: JobStatus, error?: string | null): Promise<void>;
+  /**
+   * Ends a queued or running job as 'cancelled' (items already stored stay; the rest stay pending and
+   * are never claimed); the job as it now is, or undefined if there is none.
+   */
+  cancel(jobId: string): Promise<JobRow | undefined>;
   report(jobId: string, afterSeq: number, limit: number): Promise<FailureRow[]>;
 }
 

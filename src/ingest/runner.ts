@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import * as os from 'node:os';
 import type { Logger } from 'pino';
 import type { CatalogService, DuplicatePolicy, PhaseTimings, Prepared } from '../catalog/service';
+import { FINAL_STATUSES } from '../catalog/jobs';
 import type { JobRow, PendingItem } from '../catalog/jobs';
 import type { JobQueue, Store } from '../catalog/store';
 import { AllowedRoots } from './paths';
@@ -109,6 +110,20 @@ export class IngestRunner {
     };
   }
 
+  /**
+   * Cancels a queued or running job: a running one stops after the chunk it is storing (at most two
+   * chunks after the request: the one being stored and the one read ahead, which is dropped). Items
+   * stored so far stay. Undefined when there is no such job.
+   */
+  async cancel(id: string): Promise<JobView | undefined> {
+    const job = await this.jobs.cancel(id);
+    if (job?.status === 'cancelled') {
+      const queued = this.queue.indexOf(id);
+      if (queued >= 0) this.queue.splice(queued, 1);
+    }
+    return job && this.view(id);
+  }
+
   /** Resolves when the queue is empty (CLI, tests). */
   whenIdle(): Promise<void> {
     if (!this.loop) return Promise.resolve();
@@ -150,7 +165,7 @@ export class IngestRunner {
 
   private async run(id: string): Promise<void> {
     const job = await this.jobs.get(id);
-    if (!job || job.status === 'done' || job.status === 'failed') return;
+    if (!job || FINAL_STATUSES.includes(job.status)) return;
     const { duplicates, confined } = job.options as IngestOptions;
     const roots = confined ? new AllowedRoots(this.opts.roots) : undefined;
     await this.jobs.setStatus(id, 'running');
@@ -170,7 +185,8 @@ export class IngestRunner {
 
     const first = await claim();
     let inFlight = first.length ? prepare(first) : undefined;
-    while (inFlight && !this.stopping) {
+    let cancelled = false;
+    while (inFlight && !this.stopping && !cancelled) {
       // Claim and start the next chunk's read + decode before waiting on this chunk's embedding.
       const next = await claim();
       const nextInFlight = next.length ? prepare(next) : undefined;
@@ -197,11 +213,15 @@ export class IngestRunner {
       this.timings.index += (performance.now() - t) / 1000;
       const now = (await this.jobs.get(id))!;
       rate.rate = (processed(now) - rate.done0) / ((performance.now() - rate.t0) / 1000);
+      // A client's cancel (here or through another replica) is seen once per chunk.
+      cancelled = now.status === 'cancelled';
       inFlight = nextInFlight;
     }
-    if (this.stopping) {
+    if (this.stopping || cancelled) {
+      // The chunk read ahead is dropped unstored; its items stay pending (resumed after a stop).
       await inFlight?.catch(() => undefined);
       await this.jobs.release(id, this.owner);
+      if (cancelled) this.opts.log.info({ job: id }, 'ingest job cancelled');
       return;
     }
     // Another replica may still hold leases on this job's last chunks; it (or, if it died, the next

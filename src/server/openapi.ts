@@ -193,6 +193,13 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           responses: { '200': { description: '{job}' }, '404': errorResponse('JOB_NOT_FOUND') },
         },
       },
+      '/v1/jobs/{id}/cancel': {
+        post: {
+          summary: 'Stop a queued or running job; items stored so far stay, the rest are never read',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: "{job} with status 'cancelled'" }, '404': errorResponse('JOB_NOT_FOUND'), '409': errorResponse('JOB_FINISHED (done or failed)') },
+        },
+      },
       '/v1/jobs/{id}/failures': {
         get: {
           summary: 'Per-item report: failed items with error codes, skipped duplicates with the id they duplicate',

@@ -168,6 +168,7 @@ describe('likeness CLI', () => {
       await expect(run(process.execPath, [BIN, 'index', folder, '--server', server.base], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/UNAUTHENTICATED/) });
       const done = await run(process.execPath, [BIN, 'index', folder, '--server', server.base], { env: { ...env, LIKENESS_API_KEY: key } });
       expect(JSON.parse(done.stdout.trim().split('\n').pop()!)).toMatchObject({ status: 'done', total: 10, added: 10, failed: 0 });
+      expect(done.stderr).toMatch(new RegExp(`job [0-9a-f-]{36} on ${server.base}; Ctrl-C stops watching, not the job \\(to stop it: POST ${server.base}/v1/jobs/[0-9a-f-]{36}/cancel\\)`));
     } finally {
       await server.stop();
     }

@@ -247,6 +247,67 @@ describe('ingest jobs', () => {
 });
 
 describe('ingest after kill -9', () => {
+  it('cancels a running job after the chunk in progress, keeps what it stored, and does not resume it', async () => {
+    const dataDir = tempDir();
+    const config = testConfig(dataDir, { ingestRoots: [DEMO_CATALOG], ingestChunk: 8, duplicates: 'keep' });
+    let srv = await startServer(config);
+    try {
+      const api = () => request(srv.server);
+      const created = await api().post('/v1/ingest').send({ source: { type: 'folder', path: DEMO_CATALOG } });
+      const id = created.body.job.id;
+      while ((await api().get(`/v1/jobs/${id}`)).body.job.done < 16) await new Promise((r) => setTimeout(r, 5));
+      const cancelled = await api().post(`/v1/jobs/${id}/cancel`);
+      expect(cancelled.status).toBe(200);
+      expect(cancelled.body.job).toMatchObject({ id, status: 'cancelled', total: 400, finishedAt: expect.any(String) });
+      await srv.likeness.ingest.whenIdle();
+      const job = (await api().get(`/v1/jobs/${id}`)).body.job;
+      // Stopped within two chunks of the request (the one being stored, the one read ahead is dropped).
+      expect(job.status).toBe('cancelled');
+      expect(job.done).toBeGreaterThanOrEqual(16);
+      expect(job.done).toBeLessThanOrEqual(cancelled.body.job.done + 16);
+      expect(job.done).toBeLessThan(400);
+      expect(job.added).toBe(job.done);
+      expect((await api().get('/healthz')).body).toMatchObject({ items: job.added, indexed: job.added });
+      // Cancelling again answers the same; a finished job and an unknown one are refused.
+      expect((await api().post(`/v1/jobs/${id}/cancel`)).body.job.status).toBe('cancelled');
+      const small = tempDir('likeness-cancel-done-');
+      fs.copyFileSync(fixtures[0].file, path.join(small, 'one.png'));
+      const done = await srv.likeness.ingest.submit({ type: 'folder', path: small }, { duplicates: 'keep' }, true);
+      await srv.likeness.ingest.whenIdle();
+      const late = await api().post(`/v1/jobs/${done.id}/cancel`);
+      expect(late.status).toBe(409);
+      expect(late.body.error).toMatchObject({ code: 'JOB_FINISHED', details: { status: 'done' } });
+      expect((await api().get(`/v1/jobs/${done.id}`)).body.job.status).toBe('done');
+      expect((await api().post('/v1/jobs/00000000-0000-4000-8000-000000000000/cancel')).body.error.code).toBe('JOB_NOT_FOUND');
+
+      // A restart resumes unfinished jobs, but not a cancelled one.
+      await srv.stop();
+      srv = await startServer(config);
+      await srv.likeness.ingest.whenIdle();
+      expect((await api().get(`/v1/jobs/${id}`)).body.job).toMatchObject({ status: 'cancelled', done: job.done });
+      expect((await api().get('/healthz')).body.items).toBe(job.added + 1);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('cancels a queued job before it reads anything', async () => {
+    const config = testConfig(tempDir(), { ingestRoots: [DEMO_CATALOG], duplicates: 'keep' });
+    const srv = await startServer(config);
+    try {
+      // One job at a time: the second waits in the queue behind the first.
+      const first = await srv.likeness.ingest.submit({ type: 'folder', path: DEMO_CATALOG }, { duplicates: 'keep' }, true);
+      const second = await srv.likeness.ingest.submit({ type: 'folder', path: path.join(DEMO_CATALOG, 'bag') }, { duplicates: 'keep' }, true);
+      const res = await request(srv.server).post(`/v1/jobs/${second.id}/cancel`);
+      expect(res.body.job).toMatchObject({ status: 'cancelled', startedAt: null, done: 0 });
+      await srv.likeness.ingest.whenIdle();
+      expect(await srv.likeness.ingest.view(first.id)).toMatchObject({ status: 'done', added: 400 });
+      expect(await srv.likeness.ingest.view(second.id)).toMatchObject({ status: 'cancelled', startedAt: null, done: 0 });
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('resumes the job on restart and finishes with every image present exactly once', async () => {
     const env = { LIKENESS_DATA_DIR: tempDir(), LIKENESS_WORKERS: '1', LIKENESS_INGEST_ROOTS: DEMO_CATALOG, LIKENESS_INGEST_CHUNK: '16', LIKENESS_DUPLICATES: 'keep' };
     const port = randomPort();

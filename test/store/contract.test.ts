@@ -5,9 +5,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import pino from 'pino';
 import request from 'supertest';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
 import type { Config } from '../../src/config/config';
+import { IngestRunner } from '../../src/ingest/runner';
 import { fmnistFixtures, photo, tempDir, testConfig } from '../helpers';
 import { startPostgres, TestPostgres } from './pg-server';
 
@@ -160,6 +162,32 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     const report = await api().get(`/v1/jobs/${job.id}/failures`);
     expect(report.body.items).toEqual([expect.objectContaining({ id: 'broken.png', state: 'failed', code: 'NOT_AN_IMAGE' })]);
     for (const f of fixtures.slice(0, 20)) expect((await api().delete(`/v1/items/${encodeURIComponent(`job-${path.basename(f.file)}-${f.folder}.png`)}`)).status).toBe(204);
+  });
+
+  it('cancels a queued job: it never starts, is not resumed, and cannot be reopened', async () => {
+    const root = tempDir('likeness-contract-cancel-');
+    for (const f of fixtures.slice(0, 5)) fs.copyFileSync(f.file, path.join(root, `cancel-${path.basename(f.file)}`));
+    const first = await srv.likeness.ingest.submit({ type: 'folder', path: root }, { duplicates: 'keep' }, true);
+    await srv.likeness.ingest.whenIdle();
+    expect(await srv.likeness.ingest.view(first.id)).toMatchObject({ status: 'done', added: 5 });
+    // A job queued in the store by a runner that does not run it (as another replica's submission would be).
+    const idle = new IngestRunner(srv.likeness.service, srv.likeness.store, { roots: [], chunk: 8, log: pino({ level: 'silent' }) });
+    await idle.stop();
+    const second = await idle.submit({ type: 'folder', path: root }, { duplicates: 'keep' }, true);
+    expect(second.status).toBe('queued');
+    const res = await api().post(`/v1/jobs/${second.id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(res.body.job).toMatchObject({ status: 'cancelled', startedAt: null, done: 0, finishedAt: expect.any(String) });
+    // Ended statuses are final: a replica's late 'running' or 'done' does not relabel the job.
+    await srv.likeness.ingest.jobs.setStatus(second.id, 'running');
+    expect(await srv.likeness.ingest.jobs.finishIfComplete(second.id)).toBe(false);
+    expect(await srv.likeness.ingest.jobs.claim(second.id, 'another-replica', 10, 60_000)).toEqual([]);
+    expect(await srv.likeness.ingest.resumeUnfinished()).toBe(0);
+    expect(await srv.likeness.ingest.view(second.id)).toMatchObject({ status: 'cancelled', done: 0 });
+    const late = await api().post(`/v1/jobs/${first.id}/cancel`);
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe('JOB_FINISHED');
+    for (const f of fixtures.slice(0, 5)) expect((await api().delete(`/v1/items/${encodeURIComponent(`cancel-${path.basename(f.file)}`)}`)).status).toBe(204);
   });
 
   it('links exact duplicates as aliases during ingest; an alias resolves to its item and goes with it', async () => {

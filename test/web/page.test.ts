@@ -6,7 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Browser, chromium, FileChooser, Page } from 'playwright-core';
+import pino from 'pino';
 import { RunningServer, startServer } from '../../src/cli/commands/serve';
+import { IngestRunner } from '../../src/ingest/runner';
 import { FMNIST_DIR, PHOTOS_DIR, tempDir, testConfig } from '../helpers';
 
 // Functions passed to page.* run in the browser; this project compiles without the DOM lib, so the
@@ -205,7 +207,21 @@ describe('web page in Chromium', () => {
     await page.goto(`${base}/#/jobs`);
     await page.waitForSelector('.job progress');
     expect(await page.textContent('.job')).toContain('104 of 104');
+    expect(await page.$('.job .cancel-job')).toBeNull();
     await shoot('6-jobs');
+    // A job queued in the store (as another replica's submission would be) can be cancelled from the page.
+    const idle = new IngestRunner(srv.likeness.service, srv.likeness.store, { roots: [], chunk: 8, log: pino({ level: 'silent' }) });
+    await idle.stop();
+    const queued = await idle.submit({ type: 'folder', path: path.join(FMNIST_DIR, 'bag') }, { duplicates: 'keep' }, true);
+    await page.goto(`${base}/#/report`);
+    await page.goto(`${base}/#/jobs`);
+    await page.waitForSelector('.job-queued .cancel-job');
+    await shoot('7-job-queued');
+    await page.click('.job-queued .cancel-job');
+    await page.waitForSelector('.job-cancelled');
+    expect(await page.$('.job .cancel-job')).toBeNull();
+    expect(await page.textContent('#status')).toContain(`Job ${queued.id} cancelled`);
+    expect((await srv.likeness.ingest.view(queued.id))?.status).toBe('cancelled');
     await page.goto(`${base}/#/report`);
     await page.waitForFunction(() => document.querySelector('#report-note')?.textContent?.includes('--report-dir'));
   });

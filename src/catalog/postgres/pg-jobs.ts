@@ -62,6 +62,7 @@ export class PgJobQueue implements JobQueue {
       `WITH free AS (
          SELECT key FROM job_items
          WHERE job_id = $1 AND (state = 'pending' OR (state = 'claimed' AND lease_until < clock_timestamp()))
+         AND EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND status IN ('queued', 'running'))
          ORDER BY key LIMIT $3 FOR UPDATE SKIP LOCKED)
        UPDATE job_items j SET state = 'claimed', lease_owner = $2, lease_until = clock_timestamp() + $4 * interval '1 millisecond', attempts = j.attempts + 1
        FROM free WHERE j.job_id = $1 AND j.key = free.key
@@ -78,7 +79,7 @@ export class PgJobQueue implements JobQueue {
   async finishIfComplete(jobId: string): Promise<boolean> {
     const { rows } = await this.db.query<{ status: string }>(
       `UPDATE jobs SET status = 'done', finished_at = COALESCE(finished_at, now())
-       WHERE id = $1 AND status <> 'failed'
+       WHERE id = $1 AND status IN ('queued', 'running')
          AND NOT EXISTS (SELECT 1 FROM job_items WHERE job_id = $1 AND state IN ('pending', 'claimed'))
        RETURNING status`,
       [jobId],
@@ -87,14 +88,19 @@ export class PgJobQueue implements JobQueue {
   }
 
   async setStatus(jobId: string, status: JobStatus, error: string | null = null): Promise<void> {
-    // A replica starting its share of a running job must not reopen one another replica finished.
+    // A replica starting its share of a running job must not reopen one another replica finished or a client cancelled.
     await this.db.query(
       `UPDATE jobs SET status = $2, error = $3,
          started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
-         finished_at = CASE WHEN $2 IN ('done', 'failed') THEN now() ELSE NULL END
-       WHERE id = $1 AND ($2 <> 'running' OR status IN ('queued', 'running'))`,
+         finished_at = CASE WHEN $2 IN ('done', 'failed', 'cancelled') THEN now() ELSE NULL END
+       WHERE id = $1 AND status IN ('queued', 'running')`,
       [jobId, status, error],
     );
+  }
+
+  async cancel(jobId: string): Promise<JobRow | undefined> {
+    await this.setStatus(jobId, 'cancelled');
+    return this.get(jobId);
   }
 
   async report(jobId: string, afterSeq: number, limit: number): Promise<FailureRow[]> {

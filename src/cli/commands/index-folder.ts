@@ -68,6 +68,8 @@ export function indexCommand(): Command {
         headers: { 'content-type': 'application/json', ...auth },
         body: JSON.stringify({ source: { type, path: path.resolve(source) }, duplicates: config.duplicates }),
       });
+      // The job is the server's: leaving this command does not stop it.
+      process.stderr.write(`job ${submitted.id} on ${base}; Ctrl-C stops watching, not the job (to stop it: POST ${base}/v1/jobs/${submitted.id}/cancel)\n`);
       job = await follow(() => jobRequest(`${base}/v1/jobs/${submitted.id}`, { headers: auth }));
     } else {
       // Before the catalogue is opened (and created): a mistyped path must not leave an empty data dir.

@@ -1,8 +1,8 @@
-/** Ingest jobs: POST /v1/ingest, GET /v1/jobs, GET /v1/jobs/:id, GET /v1/jobs/:id/failures */
+/** Ingest jobs: POST /v1/ingest, GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/cancel, GET /v1/jobs/:id/failures */
 import { Router } from 'express';
 import { z } from 'zod';
 import * as path from 'node:path';
-import { badRequest, notFound } from '../../errors';
+import { badRequest, LikenessError, notFound } from '../../errors';
 import type { DuplicatePolicy } from '../../catalog/service';
 import type { IngestRunner } from '../../ingest/runner';
 import { forbiddenPath } from '../../ingest/paths';
@@ -48,6 +48,14 @@ export function ingestRouter(runner: IngestRunner, opts: { roots: string[]; dupl
 
   router.get('/v1/jobs/:id', async (req, res) => {
     res.json({ job: await job(req.params.id) });
+  });
+
+  /** Stops a queued or running job; items stored so far stay. 409 for a job that already ended. */
+  router.post('/v1/jobs/:id/cancel', async (req, res) => {
+    const { id } = await job(req.params.id);
+    const view = (await runner.cancel(id))!;
+    if (view.status !== 'cancelled') throw new LikenessError(409, 'JOB_FINISHED', `job ${id} already ended: ${view.status}`, { status: view.status });
+    res.json({ job: view });
   });
 
   /** The per-item report: failed items (with error codes) and skipped exact duplicates. */
