@@ -59,6 +59,15 @@ export interface CatalogStats {
   seq: number;
 }
 
+/** New metadata from the stored one (a merge patch, or a manifest row's values); may throw to refuse. */
+export type MetadataUpdate = (current: Metadata) => Metadata;
+
+/** The bytes and model an item must still have for a metadata update meant for it. */
+export interface SameBytes {
+  sha256: string;
+  modelId: string;
+}
+
 export interface Catalog {
   upsert(item: NewItem): UpsertResult;
   /** Adds many items in one transaction (bulk ingest); same semantics as upsert for each. */
@@ -70,6 +79,8 @@ export interface Catalog {
    * label and the change's sequence are returned for the index); storing an item under it later ends the alias.
    */
   link(alias: NewAlias): { label: number; seq: number } | undefined;
+  /** See StoreTx.updateMetadata. */
+  updateMetadata(id: string, update: MetadataUpdate, where?: SameBytes): boolean;
   getAlias(id: string): Alias | undefined;
   /** Returns false when `id` was not an alias. */
   deleteAlias(id: string): boolean;

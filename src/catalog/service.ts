@@ -55,9 +55,27 @@ export interface Prepared {
   images?: ItemImageSet;
   /** Bytes of an unchanged item that lacks its stored images (added before they were kept). */
   backfill?: Buffer;
+  /** The item holds these bytes already, under other metadata: only the metadata is written. */
+  metadataOnly?: boolean;
 }
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * JSON Merge Patch (RFC 7396, section 2): fields of `patch` replace those of `target`, null removes
+ * a field, and objects merge recursively; anything that is not an object replaces the whole value.
+ */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return patch;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
 
 /** JSON with object keys sorted at every level: equal for equal metadata whatever the key order. */
 function canonicalJson(value: unknown): string {
@@ -257,9 +275,11 @@ export class CatalogService {
       const sha256 = sha256Hex(input.image);
       const existing = await this.store.getById(id);
       // Unchanged only if the metadata is too: a re-run manifest with a new price must update the item.
-      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId && canonicalJson(existing.metadata) === canonicalJson(metadata)) {
+      if (existing && existing.sha256 === sha256 && existing.modelId === this.modelId) {
         const backfill = (await this.images?.missing(sha256)) ? input.image : undefined;
-        return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
+        if (canonicalJson(existing.metadata) === canonicalJson(metadata)) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' }, ...(backfill ? { backfill } : {}) };
+        // Same bytes, new metadata (a manifest's new price): its vector stands, nothing to decode or embed.
+        return { ...base, id, metadata, sha256, metadataOnly: true, ...(backfill ? { backfill } : {}) };
       }
       const alias = existing ? undefined : await this.store.getAlias(id);
       if (alias && alias.sha256 === sha256 && duplicates === 'link' && canonicalJson(alias.metadata) === canonicalJson(metadata)) return { ...base, id, metadata, sha256, outcome: { state: 'unchanged' } };
@@ -290,6 +310,15 @@ export class CatalogService {
           p.outcome = { state: 'duplicate', duplicateOf: twin };
         }
       }
+    }
+    for (const p of prepared) {
+      if (!p.metadataOnly) continue;
+      const { metadata } = p;
+      // Only onto the bytes classified: an item replaced meanwhile by other bytes would get metadata not meant for it.
+      const updated = await tx.updateMetadata(p.id, () => metadata, { sha256: p.sha256, modelId: this.modelId });
+      p.outcome = updated
+        ? { state: 'added' }
+        : { state: 'failed', code: 'CHANGED_DURING_INGEST', message: 'the item was replaced or deleted while this job ran; run the job again to store it' };
     }
     const ready = prepared.filter((p) => p.vector);
     const results = await tx.upsertMany(ready.map((p) => ({ id: p.id, metadata: p.metadata, sha256: p.sha256, modelId: this.modelId, vector: p.vector! })));
@@ -348,6 +377,19 @@ export class CatalogService {
     const target = alias && (await this.store.getById(alias.target));
     if (!alias || !target) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
     return { ...toItemView(target, withVector), id: alias.id, metadata: alias.metadata, createdAt: alias.createdAt, aliasOf: target.id };
+  }
+
+  /**
+   * Changes an item's (or an alias's) metadata with a JSON merge patch, in place: the vector, the
+   * stored images and the place in the listing stay. Concurrent patches of one item do not lose fields
+   * (each reads and writes inside one transaction).
+   */
+  async patchMetadata(id: unknown, patch: unknown): Promise<ItemView> {
+    const key = validateId(id);
+    if (!isObject(patch)) throw badRequest('BAD_METADATA', 'metadata must be a JSON object (a merge patch: a field set to null is removed)');
+    const updated = await this.store.transaction((tx) => tx.updateMetadata(key, (current) => validateMetadata(mergePatch(current, patch))));
+    if (!updated) throw notFound('ITEM_NOT_FOUND', `no item with id '${key.slice(0, 200)}'`);
+    return this.getItem(key);
   }
 
   /** The item stored under `id`, or the item an alias `id` links to, or 404 ITEM_NOT_FOUND. */

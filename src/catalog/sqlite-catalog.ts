@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeCursor, encodeCursor } from './cursor';
-import type { Alias, Catalog, CatalogStats, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
+import type { Alias, Catalog, CatalogStats, Item, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from './catalog';
 import { checkFilter } from './store';
 
 const SCHEMA_VERSION = 1;
@@ -117,6 +117,8 @@ export class SqliteCatalog implements Catalog {
       deleteAliasesOf: this.db.prepare(`DELETE FROM aliases WHERE target = ?`),
       aliasesBySha: this.db.prepare(`SELECT id FROM aliases WHERE sha256 = ? ORDER BY id LIMIT ?`),
       countAliases: this.db.prepare(`SELECT COUNT(*) AS n FROM aliases`),
+      setItemMetadata: this.db.prepare(`UPDATE items SET metadata = ? WHERE id = ?`),
+      setAliasMetadata: this.db.prepare(`UPDATE aliases SET metadata = ? WHERE id = ?`),
     };
   }
 
@@ -159,6 +161,21 @@ export class SqliteCatalog implements Catalog {
       // Aliases name the same bytes as their target; without it they would point at nothing.
       const aliases = this.stmts.deleteAliasesOf.run(id).changes;
       return { label, seq, aliases };
+    })();
+  }
+
+  updateMetadata(id: string, update: MetadataUpdate, where?: SameBytes): boolean {
+    return this.db.transaction(() => {
+      const item = this.stmts.byId.get(id) as ItemRow | undefined;
+      if (item) {
+        if (where && (item.sha256 !== where.sha256 || item.model_id !== where.modelId)) return false;
+        this.stmts.setItemMetadata.run(JSON.stringify(update(JSON.parse(item.metadata))), id);
+        return true;
+      }
+      const alias = where ? undefined : (this.stmts.alias.get(id) as AliasRow | undefined);
+      if (!alias) return false;
+      this.stmts.setAliasMetadata.run(JSON.stringify(update(JSON.parse(alias.metadata))), id);
+      return true;
     })();
   }
 

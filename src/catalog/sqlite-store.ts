@@ -196,6 +196,7 @@ export class SqliteStore implements Store {
           return removed && { seq: removed.seq, remove: removed.label };
         },
         putImages: async (sha256, images) => this.images.put(sha256, images),
+        updateMetadata: async (id, update, where) => this.catalog.updateMetadata(id, update, where),
         holdLeases: async (_jobId, _owner, keys) => new Set(keys),
         recordOutcomes: async (jobId, _owner, outcomes: ItemOutcome[]) => this.jobs.jobs.recordOutcomes(jobId, outcomes),
       };

@@ -8,7 +8,7 @@
  */
 import { badRequest } from '../errors';
 import type { StoredImage } from '../images/thumbnail';
-import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from './catalog';
+import type { Alias, Item, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from './catalog';
 import type { ImageKind, ItemImageSet } from './item-images';
 import type { FailureRow, ItemOutcome, JobRow, JobStatus, PendingItem, PlannedItem } from './jobs';
 import type { Neighbour } from '../index/vector-index';
@@ -59,6 +59,12 @@ export interface StoreTx {
    * item's upsert: replacing an item releases its old bytes' images, possibly these.
    */
   putImages(sha256: string, images: ItemImageSet): Promise<void>;
+  /**
+   * Replaces the metadata of item `id` (or, without `where`, of alias `id`) with `update(current)`,
+   * in place: vector, label and stored images stay, so nothing is embedded or re-indexed. With `where`,
+   * only an item that still has those bytes and model. Returns whether a row was updated.
+   */
+  updateMetadata(id: string, update: MetadataUpdate, where?: SameBytes): Promise<boolean>;
   /**
    * Of `keys`, those whose lease `owner` still holds (locking them until commit), so a chunk whose
    * lease expired and was reclaimed by another replica is not written twice.

@@ -112,6 +112,12 @@ export function openApiDocument(dim: number): Record<string, unknown> {
           parameters: [{ name: 'vector', in: 'query', schema: { type: 'boolean' }, description: 'include the stored embedding' }],
           responses: { '200': { description: 'The item' }, '404': errorResponse('ITEM_NOT_FOUND') },
         },
+        patch: {
+          summary: "Change an item's (or an alias's) metadata; the image, its vector and its place in the listing stay",
+          description: 'The metadata is a JSON Merge Patch (RFC 7396): given fields replace the stored ones, a field set to null is removed, nested objects merge.',
+          requestBody: jsonBody(['metadata'], { metadata: { type: 'object', description: 'merge patch for the stored metadata' } }),
+          responses: { '200': { description: '{item} as stored now' }, '400': errorResponse('BAD_METADATA, BAD_ITEM, BAD_JSON'), '404': errorResponse('ITEM_NOT_FOUND') },
+        },
         delete: { summary: 'Delete an item', responses: { '204': { description: 'Deleted' }, '404': errorResponse('ITEM_NOT_FOUND') } },
       },
       '/v1/items/{id}/duplicates': {

@@ -123,13 +123,27 @@ describe('ingest jobs', () => {
       expect(res.status).toBe(202);
       expect(await waitForJob(srv, res.body.job.id)).toMatchObject({ status: 'done', added: expected, failed: 0 });
     }
-    expect((await request(srv.server).get('/v1/items/csv-2')).body.item.metadata).toEqual({ brand: 'acme, inc', price: '12' });
+    const before = (await request(srv.server).get('/v1/items/csv-2').query({ vector: 'true' })).body.item;
+    expect(before.metadata).toEqual({ brand: 'acme, inc', price: '12' });
     // The same manifest again with one price changed: that item's metadata is updated, the others unchanged.
     fs.writeFileSync(path.join(root, 'm/items.csv'), fs.readFileSync(path.join(root, 'm/items.csv'), 'utf8').replace(/,csv-2,"acme, inc",12/, ',csv-2,"acme, inc",13'));
     const rerun = await request(srv.server).post('/v1/ingest').send({ source: { type: 'manifest', path: path.join(root, 'm', 'items.csv') }, duplicates: 'keep' });
     expect(await waitForJob(srv, rerun.body.job.id)).toMatchObject({ status: 'done', added: 1, unchanged: 4, failed: 0 });
-    expect((await request(srv.server).get('/v1/items/csv-2')).body.item.metadata).toEqual({ brand: 'acme, inc', price: '13' });
+    const after = (await request(srv.server).get('/v1/items/csv-2').query({ vector: 'true' })).body.item;
+    expect(after.metadata).toEqual({ brand: 'acme, inc', price: '13' });
+    // Updated in place, not stored again: same vector, same creation time (a replaced item gets a new one).
+    expect(after).toMatchObject({ sha256: before.sha256, createdAt: before.createdAt, vector: before.vector });
+    expect((await request(srv.server).post('/v1/search').send({ id: 'csv-2', k: 1, filter: { price: '13' } })).body.results[0].id).toBe('csv-2');
     expect((await request(srv.server).get('/v1/items/jsonl-1')).body.item.metadata).toEqual({ colour: 'blue' });
+
+    // A metadata-only row whose item is replaced by other bytes between read and write is not applied to them.
+    const { service, store } = srv.likeness;
+    const prepared = await service.prepareMany([{ key: 1, id: 'csv-3', image: fs.readFileSync(fixtures[53].file), metadata: { brand: 'acme, inc', price: '99' } }], 'keep');
+    expect(prepared[0]).toMatchObject({ metadataOnly: true });
+    await service.addItem({ id: 'csv-3', image: fixtures[60].bytes, metadata: { brand: 'other' } });
+    await store.transaction((tx) => service.commitPrepared(tx, prepared, 'keep'));
+    expect(prepared[0].outcome).toMatchObject({ state: 'failed', code: 'CHANGED_DURING_INGEST' });
+    expect((await request(srv.server).get('/v1/items/csv-3')).body.item.metadata).toEqual({ brand: 'other' });
 
     const tarFile = path.join(root, 'archive.tar');
     execFileSync('tar', ['-cf', tarFile, '-C', DEMO_CATALOG, 'bag', 'coat']);

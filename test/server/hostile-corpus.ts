@@ -240,6 +240,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('wrong method on an item (POST /v1/items/{id})', (api) => api.post(`/v1/items/${encodeURIComponent(o.knownId)}`).send({}), 405, 'METHOD_NOT_ALLOWED'),
     c('job id with a NUL byte', (api) => api.get('/v1/jobs/%00'), 404, 'JOB_NOT_FOUND'),
     c('job id that is not a UUID', (api) => api.get("/v1/jobs/1' OR '1'='1"), 404, 'JOB_NOT_FOUND'),
+    c('metadata patch that is an array', (api) => api.patch(`/v1/items/${encodeURIComponent(o.knownId)}`).send({ metadata: [1] }), 400, 'BAD_METADATA'),
+    c('metadata patch that would store a NUL character', (api) => api.patch(`/v1/items/${encodeURIComponent(o.knownId)}`).send({ metadata: { a: 'x\u0000y' } }), 400, 'BAD_METADATA'),
     c('cancel of a job id that is not a UUID', (api) => api.post("/v1/jobs/1' OR '1'='1/cancel"), 404, 'JOB_NOT_FOUND'),
     // Server-side paths.
     c('ingest ../ out of the root', ingest(path.join(o.ingestRoot, '..', path.basename(o.outside))), 403, 'PATH_NOT_ALLOWED'),

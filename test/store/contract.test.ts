@@ -98,6 +98,40 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     expect(bad.body.error.code).toBe('BAD_FILTER');
   });
 
+  it('changes metadata in place with a merge patch, without losing concurrent changes', async () => {
+    const f = fixtures[30];
+    const url = `/v1/items/${encodeURIComponent(f.id)}`;
+    const before = (await api().get(url).query({ vector: 'true' })).body.item;
+    const patched = await api().patch(url).send({ metadata: { price: 10, folder: null, dims: { w: 1 } } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.item.metadata).toEqual({ n: n(f.id), even: n(f.id) % 2 === 0, price: 10, dims: { w: 1 } });
+    expect((await api().patch(url).send({ metadata: { dims: { h: 2 } } })).body.item.metadata.dims).toEqual({ w: 1, h: 2 });
+    // The image, its vector and its creation time stay; filters see the new metadata at once.
+    expect((await api().get(url).query({ vector: 'true' })).body.item).toMatchObject({ sha256: before.sha256, createdAt: before.createdAt, vector: before.vector });
+    expect(ids(await api().post('/v1/search').send({ id: f.id, k: 3, filter: { price: 10 } }))).toEqual([f.id]);
+    expect(ids(await api().post('/v1/search').send({ id: f.id, k: 100, filter: { folder: f.folder } }))).not.toContain(f.id);
+
+    // Twenty patches at once, each adding its own field: every field arrives (each reads and writes in one transaction).
+    const fields = Array.from({ length: 20 }, (_, i) => `f${i}`);
+    const all = await Promise.all(fields.map((k) => api().patch(url).send({ metadata: { [k]: k } })));
+    expect(all.map((r) => r.status)).toEqual(fields.map(() => 200));
+    const merged = (await api().get(url)).body.item.metadata;
+    for (const k of fields) expect(merged[k]).toBe(k);
+
+    // Refused: no such id, metadata that is not an object, over the size limit once merged, other fields.
+    expect((await api().patch('/v1/items/no-such-item').send({ metadata: { a: 1 } })).body.error.code).toBe('ITEM_NOT_FOUND');
+    expect((await api().patch(url).send({ metadata: [1] })).body.error.code).toBe('BAD_METADATA');
+    expect((await api().patch(url).send({ metadata: { blob: 'x'.repeat(20_000) } })).body.error.code).toBe('BAD_METADATA');
+    expect((await api().patch(url).send({ metadata: { a: 1 }, price: 3 })).body.error.code).toBe('BAD_ITEM');
+    expect((await api().patch(url).send({})).body.error).toMatchObject({ code: 'BAD_METADATA', message: 'metadata: must be a JSON object (a merge patch: a field set to null is removed)' });
+    expect((await api().patch(url).set('content-type', 'text/plain').send('{"metadata":{}}')).status).toBe(415);
+    expect((await api().get(url)).body.item.metadata).toEqual(merged);
+
+    // Back as it was, for the tests after this one.
+    const restore = Object.fromEntries([...fields, 'price', 'dims'].map((k) => [k, null]));
+    expect((await api().patch(url).send({ metadata: { ...restore, folder: f.folder } })).body.item.metadata).toEqual(before.metadata);
+  });
+
   it('pages through every item once, in insertion order', async () => {
     const seen: string[] = [];
     let cursor: string | undefined;
@@ -215,6 +249,11 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     expect(aliasOnly.body).toMatchObject({ results: [], exactMatches: ['b-copy.png'] });
     expect((await api().post('/v1/search').send({ id: 'b-copy.png', k: 1 })).body.results[0].id).toBe('a-orig.png');
     expect((await api().get('/v1/items/b-copy.png/duplicates').query({ threshold: 0.9995 })).body.exact).toEqual(['a-orig.png', 'c-copy.png']);
+    // An alias's metadata is its own to change; its item's stays.
+    const aliasPatch = await api().patch('/v1/items/b-copy.png').send({ metadata: { colour: 'red' } });
+    expect(aliasPatch.body.item).toMatchObject({ id: 'b-copy.png', aliasOf: 'a-orig.png', metadata: { path: 'b-copy.png', colour: 'red' } });
+    expect((await api().get('/v1/items/a-orig.png')).body.item.metadata).not.toHaveProperty('colour');
+    expect((await api().patch('/v1/items/b-copy.png').send({ metadata: { colour: null } })).body.item.metadata).not.toHaveProperty('colour');
     // Re-running embeds nothing and links nothing twice.
     expect(await ingest()).toMatchObject({ status: 'done', added: 0, unchanged: 3, duplicates: 0 });
 

@@ -7,7 +7,7 @@ import type { PoolClient } from 'pg';
 import { decodeCursor, encodeCursor } from '../cursor';
 import { cosineFromDistance, type Neighbour } from '../../index/vector-index';
 import type { StoredImage } from '../../images/thumbnail';
-import type { Alias, Item, MetadataFilter, NewAlias, NewItem, Page, UpsertResult } from '../catalog';
+import type { Alias, Item, Metadata, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from '../catalog';
 import type { ImageKind, ItemImageSet } from '../item-images';
 import { checkFilter } from '../store';
 import type { IndexChange, JobQueue, SearchOptions, Store, StoreStats, StoreTx } from '../store';
@@ -134,6 +134,20 @@ async function linkAlias(c: Queryable, alias: NewAlias): Promise<IndexChange | u
     [alias.id, alias.target, alias.sha256, JSON.stringify(alias.metadata)],
   );
   return removed && { seq: removed.seq, remove: removed.label };
+}
+
+/** See StoreTx.updateMetadata; the row is locked from its read to its write, so concurrent updates do not lose each other's fields. */
+async function updateMetadata(c: Queryable, id: string, update: MetadataUpdate, where?: SameBytes): Promise<boolean> {
+  const item = (await c.query<{ metadata: Metadata; sha256: string | null; model_id: string }>(`SELECT metadata, sha256, model_id FROM items WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+  if (item) {
+    if (where && (item.sha256 !== where.sha256 || item.model_id !== where.modelId)) return false;
+    await c.query('UPDATE items SET metadata = $2 WHERE id = $1', [id, JSON.stringify(update(item.metadata))]);
+    return true;
+  }
+  const alias = where ? undefined : (await c.query<{ metadata: Metadata }>('SELECT metadata FROM aliases WHERE id = $1 FOR UPDATE', [id])).rows[0];
+  if (!alias) return false;
+  await c.query('UPDATE aliases SET metadata = $2 WHERE id = $1', [id, JSON.stringify(update(alias.metadata))]);
+  return true;
 }
 
 async function putImages(c: Queryable, sha256: string, images: ItemImageSet): Promise<void> {
@@ -309,6 +323,7 @@ export class PostgresStore implements Store {
         upsertMany: (items) => upsertAll(c, items),
         link: (alias) => linkAlias(c, alias),
         putImages: (sha256, images) => putImages(c, sha256, images),
+        updateMetadata: (id, update, where) => updateMetadata(c, id, update, where),
         holdLeases: (jobId, owner, keys) => holdLeases(c, jobId, owner, keys),
         recordOutcomes: (jobId, owner, outcomes) => recordOutcomes(c, jobId, owner, outcomes),
       }),

@@ -1,4 +1,4 @@
-/** Catalogue items: add (or replace) by image, read, delete, page through. */
+/** Catalogue items: add (or replace) by image, change metadata, read, delete, page through. */
 import { Router } from 'express';
 import { z } from 'zod';
 import { CatalogService, LIMITS } from '../../catalog/service';
@@ -7,6 +7,7 @@ import { itemFormSchema, listQuerySchema, parse } from '../schemas';
 import { jsonBody, parseBody, uploadedImage } from '../upload';
 
 const duplicatesQuerySchema = z.object({ threshold: z.coerce.number().optional(), k: z.coerce.number().optional() }).strip();
+const patchSchema = z.object({ metadata: z.record(z.string(), z.unknown(), { error: 'must be a JSON object (a merge patch: a field set to null is removed)' }) }).strict();
 const duplicateGroupsSchema = z
   .object({ threshold: z.number().optional(), cursor: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional() })
   .strict();
@@ -38,6 +39,12 @@ export function itemsRouter(service: CatalogService, maxUploadBytes: number): Ro
   router.post('/v1/duplicates', jsonBody(), async (req, res) => {
     const q = parse(duplicateGroupsSchema, req.body);
     res.json(await service.duplicateGroups({ threshold: q.threshold ?? service.duplicateThreshold, cursor: q.cursor, limit: q.limit }));
+  });
+
+  /** JSON `{metadata}`, a merge patch (RFC 7396): fields replace, null removes, objects merge. The image stays. */
+  router.patch('/v1/items/:id', jsonBody(), async (req, res) => {
+    const { metadata } = parse(patchSchema, req.body, 'BAD_ITEM');
+    res.json({ item: await service.patchMetadata(req.params.id, metadata) });
   });
 
   router.delete('/v1/items/:id', async (req, res) => {
