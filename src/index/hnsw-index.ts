@@ -2,8 +2,11 @@
  * HNSW index (Malkov & Yashunin 2018, arXiv:1603.09320) over hnswlib-node, cosine space.
  *
  * Deleted labels are only marked in hnswlib; `allowReplaceDeleted` lets new points reuse their slots so
- * the file does not grow with churn. hnswlib cannot say which stored labels are deleted, so we track
- * live labels ourselves; after a load the caller reconciles them with the catalogue (`retainOnly`).
+ * the file does not grow without bound under churn. Reusing a slot costs 7-11x a plain insert
+ * (hnswlib repairs the old point's neighbourhood: bench/manifest-update), so new points take free
+ * capacity first and reuse slots only once a full index is at least REUSE_FRACTION deleted.
+ * hnswlib cannot say which stored labels are deleted, so we track live labels ourselves; after a load
+ * the caller reconciles them with the catalogue (`retainOnly`).
  */
 import { HierarchicalNSW } from 'hnswlib-node';
 import * as fs from 'node:fs';
@@ -18,6 +21,9 @@ export interface HnswOptions {
   initialCapacity: number;
   seed: number;
 }
+
+/** Share of a full index's slots that must be deleted before new points reuse them instead of growing it. */
+export const REUSE_FRACTION = 0.25;
 
 export const DEFAULT_HNSW: HnswOptions = { m: 16, efConstruction: 200, efSearch: 64, initialCapacity: 1024, seed: 100 };
 
@@ -92,15 +98,31 @@ export class HnswIndex implements VectorIndex {
 
   add(label: number, vector: Float32Array): void {
     checkVector(vector, this.dim);
-    // Grow geometrically; a resize copies the graph, so doubling keeps the amortised cost low.
+    // A live label is updated in place (hnswlib keeps one copy); reusing a slot for it would make two.
+    let reuse = false;
     if (!this.live.has(label) && this.hnsw.getCurrentCount() >= this.hnsw.getMaxElements()) {
+      const capacity = this.hnsw.getMaxElements();
       const deleted = this.hnsw.getCurrentCount() - this.live.size;
+      reuse = deleted > 0 && deleted >= REUSE_FRACTION * capacity;
+      // Grow geometrically; a resize copies the graph, so doubling keeps the amortised cost low.
       // A loaded index has capacity == its count (hnswlib's readIndex), possibly 0: never double 0.
-      if (deleted === 0) this.hnsw.resizeIndex(Math.max(this.opts.initialCapacity, this.hnsw.getMaxElements() * 2));
+      if (!reuse) this.hnsw.resizeIndex(Math.max(this.opts.initialCapacity, capacity * 2));
     }
-    // Reusing a deleted slot is only safe for a new label: for a live one hnswlib would keep two copies.
-    this.hnsw.addPoint(Array.from(vector), label, !this.live.has(label));
+    const point = Array.from(vector);
+    try {
+      this.hnsw.addPoint(point, label, reuse);
+    } catch (err) {
+      // A deleted label coming back (the catalogue never reuses labels; a caller may): hnswlib takes
+      // it only through the reuse path, which has a deleted slot to give since this label holds one.
+      if (reuse || !/update deleted elements/.test(String(err))) throw err;
+      this.hnsw.addPoint(point, label, true);
+    }
     this.live.add(label);
+  }
+
+  /** Slots the index holds now (live, deleted, free): its memory is proportional to this. */
+  capacity(): number {
+    return this.hnsw.getMaxElements();
   }
 
   remove(label: number): void {
