@@ -69,7 +69,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
-  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  // No prototype: a field named `__proto__` (JSON.parse makes it an own property) stays a field.
+  const out: Record<string, unknown> = Object.assign(Object.create(null), isObject(target) ? target : {});
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);

@@ -118,6 +118,12 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     const merged = (await api().get(url)).body.item.metadata;
     for (const k of fields) expect(merged[k]).toBe(k);
 
+    // A field named __proto__ is a field like any other (not the object's prototype).
+    const proto = await api().patch(url).set('content-type', 'application/json').send('{"metadata":{"__proto__":{"x":1}}}');
+    expect(JSON.parse(proto.text).item.metadata.__proto__).toEqual({ x: 1 });
+    const unset = JSON.parse((await api().patch(url).set('content-type', 'application/json').send('{"metadata":{"__proto__":null}}')).text).item.metadata;
+    expect(Object.hasOwn(unset, '__proto__')).toBe(false);
+
     // Refused: no such id, metadata that is not an object, over the size limit once merged, other fields.
     expect((await api().patch('/v1/items/no-such-item').send({ metadata: { a: 1 } })).body.error.code).toBe('ITEM_NOT_FOUND');
     expect((await api().patch(url).send({ metadata: [1] })).body.error.code).toBe('BAD_METADATA');
