@@ -67,13 +67,16 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * JSON Merge Patch (RFC 7396, section 2): fields of `patch` replace those of `target`, null removes
  * a field, and objects merge recursively; anything that is not an object replaces the whole value.
  */
-export function mergePatch(target: unknown, patch: unknown): unknown {
+export function mergePatch(target: unknown, patch: unknown, depth = 0): unknown {
   if (!isObject(patch)) return patch;
+  // Bounded before recursing: a patch nested 5,000 levels (30 KB of JSON) would overflow the stack.
+  // The merged document is at least as deep, so validateMetadata would refuse it anyway.
+  if (depth >= LIMITS.maxMetadataDepth) throw badRequest('BAD_METADATA', `metadata is nested more than ${LIMITS.maxMetadataDepth} levels deep`);
   // No prototype: a field named `__proto__` (JSON.parse makes it an own property) stays a field.
   const out: Record<string, unknown> = Object.assign(Object.create(null), isObject(target) ? target : {});
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else out[k] = mergePatch(out[k], v, depth + 1);
   }
   return out;
 }

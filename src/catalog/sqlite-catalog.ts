@@ -271,9 +271,16 @@ export class SqliteCatalog implements Catalog {
     // Plain field names only, so each can be quoted into a JSON path.
     const keys = Object.keys(checkFilter(filter) ?? {});
     if (keys.length === 0) return true;
-    const where = keys.map(() => `json_extract(metadata, ?) = ?`);
+    // Equal in value and in JSON type, as PostgreSQL's jsonb containment and metadataMatches decide:
+    // json_extract gives true as 1, so without the type check `true` would match 1 and 1 would match true.
+    const where = keys.map((k) => (typeof filter[k] === 'boolean' ? `json_type(metadata, ?) = ?` : `json_type(metadata, ?) IN (?, ?) AND json_extract(metadata, ?) = ?`));
     // Field paths are bound as parameters too: nothing a client sends is ever part of the SQL text.
-    const params = keys.flatMap((k) => [`$."${k}"`, typeof filter[k] === 'boolean' ? (filter[k] ? 1 : 0) : filter[k]]);
+    const params = keys.flatMap((k) => {
+      const path = `$."${k}"`;
+      const v = filter[k];
+      if (typeof v === 'boolean') return [path, v ? 'true' : 'false'];
+      return [path, ...(typeof v === 'number' ? ['integer', 'real'] : ['text', 'text']), path, v];
+    });
     const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
     return stmt.get(label, ...params) !== undefined;
   }

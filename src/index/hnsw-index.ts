@@ -46,6 +46,8 @@ function storedDimension(file: string): number {
 
 export class HnswIndex implements VectorIndex {
   private readonly live = new Set<number>();
+  /** The largest label hnswlib may hold: a label above it is new (catalogue labels only grow). */
+  private maxLabel = -Infinity;
 
   private constructor(
     readonly dim: number,
@@ -75,7 +77,10 @@ export class HnswIndex implements VectorIndex {
     await h.readIndex(file, true);
     const index = new HnswIndex(dim, h, o);
     const gone = new Set(deleted);
-    for (const label of h.getIdsList()) if (!gone.has(label)) index.live.add(label);
+    for (const label of h.getIdsList()) {
+      if (!gone.has(label)) index.live.add(label);
+      index.maxLabel = Math.max(index.maxLabel, label);
+    }
     return index;
   }
 
@@ -98,9 +103,17 @@ export class HnswIndex implements VectorIndex {
 
   add(label: number, vector: Float32Array): void {
     checkVector(vector, this.dim);
-    // A live label is updated in place (hnswlib keeps one copy); reusing a slot for it would make two.
+    const point = Array.from(vector);
+    // A live label, or a deleted one coming back, is updated in its own slot (hnswlib keeps one copy
+    // per label; given a reused slot instead, its old slot would keep the label, and reusing that slot
+    // later would drop the label from hnswlib's lookup while the point is live).
+    if (this.live.has(label) || (label <= this.maxLabel && this.revive(label))) {
+      this.hnsw.addPoint(point, label, false);
+      this.live.add(label);
+      return;
+    }
     let reuse = false;
-    if (!this.live.has(label) && this.hnsw.getCurrentCount() >= this.hnsw.getMaxElements()) {
+    if (this.hnsw.getCurrentCount() >= this.hnsw.getMaxElements()) {
       const capacity = this.hnsw.getMaxElements();
       const deleted = this.hnsw.getCurrentCount() - this.live.size;
       reuse = deleted > 0 && deleted >= REUSE_FRACTION * capacity;
@@ -108,16 +121,19 @@ export class HnswIndex implements VectorIndex {
       // A loaded index has capacity == its count (hnswlib's readIndex), possibly 0: never double 0.
       if (!reuse) this.hnsw.resizeIndex(Math.max(this.opts.initialCapacity, capacity * 2));
     }
-    const point = Array.from(vector);
-    try {
-      this.hnsw.addPoint(point, label, reuse);
-    } catch (err) {
-      // A deleted label coming back (the catalogue never reuses labels; a caller may): hnswlib takes
-      // it only through the reuse path, which has a deleted slot to give since this label holds one.
-      if (reuse || !/update deleted elements/.test(String(err))) throw err;
-      this.hnsw.addPoint(point, label, true);
-    }
+    this.hnsw.addPoint(point, label, reuse);
     this.live.add(label);
+    this.maxLabel = Math.max(this.maxLabel, label);
+  }
+
+  /** Unmarks a deleted label hnswlib still holds; false when it holds none (never added, or its slot was reused). */
+  private revive(label: number): boolean {
+    try {
+      this.hnsw.unmarkDelete(label);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Slots the index holds now (live, deleted, free): its memory is proportional to this. */
@@ -126,8 +142,10 @@ export class HnswIndex implements VectorIndex {
   }
 
   remove(label: number): void {
-    if (!this.live.delete(label)) return;
+    if (!this.live.has(label)) return;
+    // hnswlib first: if it refused, the label would be gone from `live` but still found by searches.
     this.hnsw.markDelete(label);
+    this.live.delete(label);
   }
 
   /** Marks every label not in `keep` as deleted (reconciliation after a load). */

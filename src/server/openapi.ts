@@ -288,7 +288,8 @@ const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head',
  */
 export function allowedMethods(dim: number): (path: string) => string[] | undefined {
   const paths = Object.entries(openApiDocument(dim).paths as Record<string, Record<string, unknown>>).map(([p, ops]) => {
-    const pattern = new RegExp(`^${p.replace(/[.]/g, '\\.').replace(/\{\w+\}/g, '[^/]+')}$`);
+    // One trailing slash allowed: Express routes '/v1/search/' as '/v1/search' (non-strict routing).
+    const pattern = new RegExp(`^${p.replace(/[.]/g, '\\.').replace(/\{\w+\}/g, '[^/]+')}/?$`);
     const methods = Object.keys(ops).filter((k) => HTTP_METHODS.has(k)).map((m) => m.toUpperCase());
     // Express answers HEAD wherever it answers GET.
     return { pattern, methods: methods.includes('GET') ? [...methods, 'HEAD'] : methods };

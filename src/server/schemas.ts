@@ -2,8 +2,15 @@
 import { z } from 'zod';
 import { badRequest } from '../errors';
 
-const filterValue = z.union([z.string().max(1024), z.number(), z.boolean()]);
-export const filterSchema = z.record(z.string().max(64), filterValue);
+const filterValue = (v: unknown): boolean => (typeof v === 'string' ? v.length <= 1024 : typeof v === 'number' || typeof v === 'boolean');
+/**
+ * Field → string (at most 1024 characters), number or boolean. Checked in place rather than as a
+ * z.record, which rebuilds the object by assignment and so drops a field named `__proto__`.
+ */
+export const filterSchema = z.custom<Record<string, string | number | boolean>>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([k, x]) => k.length <= 64 && filterValue(x)),
+  { error: 'must be an object of field names (at most 64 characters) to a string (at most 1024 characters), number or boolean' },
+);
 
 export const searchJsonSchema = z
   .object({

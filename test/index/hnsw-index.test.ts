@@ -128,4 +128,22 @@ describe('HnswIndex', () => {
     expect(loaded.search(data[6], 1)[0].label).toBe(7);
     expect(loaded.size()).toBe(48);
   });
+
+  it('brings a deleted label back in its own slot, so reusing slots later cannot lose it', async () => {
+    const hnsw = HnswIndex.create(dim, { initialCapacity: 16 });
+    data.slice(0, 16).forEach((v, i) => hnsw.add(i + 1, v));
+    [2, 4, 6, 8, 10, 12].forEach((l) => hnsw.remove(l));
+    hnsw.add(8, data[7]); // back, while the full index would reuse a slot for a new label
+    // The first two reuse deleted slots (5, then 4 of 16 deleted), the third grows the index.
+    for (let i = 0; i < 3; i++) hnsw.add(100 + i, data[100 + i]);
+    expect(hnsw.capacity()).toBe(32);
+    expect(hnsw.search(data[7], 1)[0].label).toBe(8);
+    hnsw.remove(8); // hnswlib still knows label 8 (it threw 'Label not found' when 8 had taken another slot)
+    expect(hnsw.search(data[7], 20).map((r) => r.label)).not.toContain(8);
+    const file = path.join(tempDir(), 'index.bin');
+    await hnsw.save(file);
+    const loaded = await HnswIndex.load(file, dim, {}, hnsw.deletedLabels());
+    expect([...loaded.labels()].sort((a, b) => a - b)).toEqual([...hnsw.labels()].sort((a, b) => a - b));
+    for (let i = 0; i < 3; i++) expect(loaded.search(data[100 + i], 1)[0].label).toBe(100 + i);
+  });
 });

@@ -161,6 +161,7 @@ describe('HTTP API', () => {
     expect(item.status).toBe(405);
     expect(item.headers.allow).toBe('GET, PATCH, DELETE, HEAD');
     expect((await api().delete('/v1/jobs')).headers.allow).toBe('GET, HEAD');
+    expect((await api().put('/v1/search/')).headers.allow).toBe('POST'); // routed as /v1/search, so 405 too
     // Each allowed method really is routed (not 404/405), so the header never lists one that fails.
     expect((await api().delete(`/v1/items/no-such-item`)).body.error.code).toBe('ITEM_NOT_FOUND');
     // Unknown paths stay 404, and case still matters.

@@ -241,6 +241,8 @@ export async function hostileCorpus(o: CorpusOptions): Promise<HostileCase[]> {
     c('job id with a NUL byte', (api) => api.get('/v1/jobs/%00'), 404, 'JOB_NOT_FOUND'),
     c('job id that is not a UUID', (api) => api.get("/v1/jobs/1' OR '1'='1"), 404, 'JOB_NOT_FOUND'),
     c('metadata patch that is an array', (api) => api.patch(`/v1/items/${encodeURIComponent(o.knownId)}`).send({ metadata: [1] }), 400, 'BAD_METADATA'),
+    c('metadata patch nested 20,000 levels deep', (api) => api.patch(`/v1/items/${encodeURIComponent(o.knownId)}`).set('content-type', 'application/json').send(`{"metadata":${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}}`), 400, 'BAD_METADATA'),
+    c('search filter with a __proto__ field (a field like any other: no match)', json(`{"id":"${o.knownId}","filter":{"__proto__":"x"}}`), 200),
     c('metadata patch that would store a NUL character', (api) => api.patch(`/v1/items/${encodeURIComponent(o.knownId)}`).send({ metadata: { a: 'x\u0000y' } }), 400, 'BAD_METADATA'),
     c('cancel of a job id that is not a UUID', (api) => api.post("/v1/jobs/1' OR '1'='1/cancel"), 404, 'JOB_NOT_FOUND'),
     // Server-side paths.

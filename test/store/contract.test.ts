@@ -94,6 +94,16 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     expect(ids(one)).toEqual([fixtures[77].id]);
     const none = await api().post('/v1/search').send({ id: q.id, k: 10, filter: { folder: 'no-such-folder' } });
     expect(none.body.results).toEqual([]);
+    // Equal means equal in JSON type too, in both stores: 1 is not true, true is not 1, "77" is not 77.
+    const f77 = fixtures[77];
+    for (const filter of [{ even: 1 }, { even: 0 }, { n: String(n(f77.id)) }]) {
+      expect({ filter, results: (await api().post('/v1/search').send({ id: q.id, k: 10, filter })).body.results }).toEqual({ filter, results: [] });
+    }
+    expect(ids(await api().post('/v1/search').send({ id: q.id, k: 10, filter: { n: n(f77.id), even: n(f77.id) % 2 === 0 } }))).toEqual([f77.id]);
+    // A field named __proto__ is a filter field like any other (it was dropped, leaving the search unfiltered).
+    const proto = await api().post('/v1/search').set('content-type', 'application/json').send(`{"id":"${q.id}","k":10,"filter":{"__proto__":"x"}}`);
+    expect(proto.status).toBe(200);
+    expect(proto.body.results).toEqual([]);
     const bad = await api().post('/v1/search').send({ id: q.id, filter: { "x') OR 1=1 --": 'y' } });
     expect(bad.body.error.code).toBe('BAD_FILTER');
   });
@@ -217,8 +227,15 @@ describe.each(stores)('store contract: %s', (_name, backing) => {
     expect(second.status).toBe('queued');
     const res = await api().post(`/v1/jobs/${second.id}/cancel`);
     expect(res.status).toBe(200);
-    expect(res.body.job).toMatchObject({ status: 'cancelled', startedAt: null, done: 0, finishedAt: expect.any(String) });
-    // Ended statuses are final: a replica's late 'running' or 'done' does not relabel the job.
+    // (A PostgreSQL server's poller may have started it a moment before the cancel: its claim then finds nothing.)
+    expect(res.body.job).toMatchObject({ status: 'cancelled', done: 0, finishedAt: expect.any(String) });
+    // Ended statuses are final: a replica's late 'running' or 'done' does not relabel the job, even
+    // one with nothing left to do (an empty folder's job).
+    const empty = await idle.submit({ type: 'folder', path: tempDir('likeness-contract-empty-') }, { duplicates: 'keep' }, true);
+    expect((await api().post(`/v1/jobs/${empty.id}/cancel`)).body.job.status).toBe('cancelled');
+    expect(await srv.likeness.ingest.jobs.finishIfComplete(empty.id)).toBe(false);
+    await srv.likeness.ingest.jobs.setStatus(empty.id, 'running');
+    expect(await srv.likeness.ingest.view(empty.id)).toMatchObject({ status: 'cancelled' });
     await srv.likeness.ingest.jobs.setStatus(second.id, 'running');
     expect(await srv.likeness.ingest.jobs.finishIfComplete(second.id)).toBe(false);
     expect(await srv.likeness.ingest.jobs.claim(second.id, 'another-replica', 10, 60_000)).toEqual([]);
