@@ -103,5 +103,7 @@ export interface Catalog {
   transaction<T>(fn: () => T): T;
   /** True when the item with `label` has every field of `filter` equal. */
   matches(label: number, filter: MetadataFilter): boolean;
+  /** `matches` for many labels against one filter (checked and prepared once). */
+  matcher(filter: MetadataFilter): (label: number) => boolean;
   close(): void;
 }

@@ -268,9 +268,17 @@ export class SqliteCatalog implements Catalog {
   }
 
   matches(label: number, filter: MetadataFilter): boolean {
+    return this.matcher(filter)(label);
+  }
+
+  /**
+   * A test of labels against `filter`, its statement prepared once: hnswlib asks about every candidate
+   * it meets (hundreds to thousands per filtered search), and preparing per call cost most of the time.
+   */
+  matcher(filter: MetadataFilter): (label: number) => boolean {
     // Plain field names only, so each can be quoted into a JSON path.
     const keys = Object.keys(checkFilter(filter) ?? {});
-    if (keys.length === 0) return true;
+    if (keys.length === 0) return () => true;
     // Equal in value and in JSON type, as PostgreSQL's jsonb containment and metadataMatches decide:
     // json_extract gives true as 1, so without the type check `true` would match 1 and 1 would match true.
     const where = keys.map((k) => (typeof filter[k] === 'boolean' ? `json_type(metadata, ?) = ?` : `json_type(metadata, ?) IN (?, ?) AND json_extract(metadata, ?) = ?`));
@@ -281,8 +289,8 @@ export class SqliteCatalog implements Catalog {
       if (typeof v === 'boolean') return [path, v ? 'true' : 'false'];
       return [path, ...(typeof v === 'number' ? ['integer', 'real'] : ['text', 'text']), path, v];
     });
-    const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`);
-    return stmt.get(label, ...params) !== undefined;
+    const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`).pluck();
+    return (label) => stmt.get(label, ...params) !== undefined;
   }
 
   idsBySha256(sha256: string, limit: number): string[] {

@@ -164,7 +164,7 @@ export class SqliteStore implements Store {
   async search(query: Float32Array, k: number, opts: SearchOptions = {}): Promise<Neighbour[]> {
     const { ef } = opts;
     const filter = checkFilter(opts.filter);
-    const accept = filter ? (label: number) => this.catalog.matches(label, filter) : undefined;
+    const accept = filter ? this.catalog.matcher(filter) : undefined;
     if (ef === undefined) return this.index.search(query, k, accept);
     // Synchronous from here to the restore: no other search can observe the changed ef.
     const before = this.index.efSearch;
