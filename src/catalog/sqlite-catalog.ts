@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeCursor, encodeCursor } from './cursor';
-import type { Alias, Catalog, CatalogStats, Item, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from './catalog';
+import type { Alias, Catalog, CatalogStats, Item, Metadata, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from './catalog';
+import { FieldValues, fromJson, type FieldValue } from './field-values';
 import { checkFilter } from './store';
 
 const SCHEMA_VERSION = 1;
@@ -81,6 +82,9 @@ const toAlias = (r: AliasRow): Alias => ({ id: r.id, target: r.target, sha256: r
 export class SqliteCatalog implements Catalog {
   private readonly db: Database.Database;
   private readonly stmts;
+  private readonly fieldValues = new FieldValues();
+  /** Changes to items inside the open transaction, for the cached field values (see `write`). */
+  private pendingFields: Array<[number, Metadata | undefined]> = [];
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -119,6 +123,7 @@ export class SqliteCatalog implements Catalog {
       countAliases: this.db.prepare(`SELECT COUNT(*) AS n FROM aliases`),
       setItemMetadata: this.db.prepare(`UPDATE items SET metadata = ? WHERE id = ?`),
       setAliasMetadata: this.db.prepare(`UPDATE aliases SET metadata = ? WHERE id = ?`),
+      fieldScan: this.db.prepare(`SELECT label, json_type(metadata, ?), json_extract(metadata, ?) FROM items`).raw(),
     };
   }
 
@@ -132,6 +137,7 @@ export class SqliteCatalog implements Catalog {
     if (!old) return undefined;
     this.stmts.deleteLabel.run(old.label);
     this.stmts.remember.run(old.label, seq);
+    this.changed(old.label, undefined);
     return old.label;
   }
 
@@ -142,45 +148,48 @@ export class SqliteCatalog implements Catalog {
     const replacedLabel = this.removeRow(item.id, seq);
     const vec = Buffer.from(item.vector.buffer, item.vector.byteOffset, item.vector.byteLength);
     const row = this.stmts.insert.get(item.id, JSON.stringify(item.metadata), item.sha256, item.modelId, vec, seq, new Date().toISOString()) as ItemRow;
+    this.changed(row.label, item.metadata);
     return { item: toItem(row), replacedLabel };
   }
 
   upsert(item: NewItem): UpsertResult {
-    return this.db.transaction(() => this.upsertOne(item))();
+    return this.write(() => this.upsertOne(item));
   }
 
   upsertMany(items: NewItem[]): UpsertResult[] {
-    return this.db.transaction(() => items.map((i) => this.upsertOne(i)))();
+    return this.write(() => items.map((i) => this.upsertOne(i)));
   }
 
   delete(id: string): { label: number; seq: number; aliases: number } | undefined {
-    return this.db.transaction(() => {
+    return this.write(() => {
       if (!this.stmts.byId.get(id)) return undefined;
       const seq = this.nextSeq();
       const label = this.removeRow(id, seq)!;
       // Aliases name the same bytes as their target; without it they would point at nothing.
       const aliases = this.stmts.deleteAliasesOf.run(id).changes;
       return { label, seq, aliases };
-    })();
+    });
   }
 
   updateMetadata(id: string, update: MetadataUpdate, where?: SameBytes): boolean {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const item = this.stmts.byId.get(id) as ItemRow | undefined;
       if (item) {
         if (where && (item.sha256 !== where.sha256 || item.model_id !== where.modelId)) return false;
-        this.stmts.setItemMetadata.run(JSON.stringify(update(JSON.parse(item.metadata))), id);
+        const metadata = update(JSON.parse(item.metadata));
+        this.stmts.setItemMetadata.run(JSON.stringify(metadata), id);
+        this.changed(item.label, metadata);
         return true;
       }
       const alias = where ? undefined : (this.stmts.alias.get(id) as AliasRow | undefined);
       if (!alias) return false;
       this.stmts.setAliasMetadata.run(JSON.stringify(update(JSON.parse(alias.metadata))), id);
       return true;
-    })();
+    });
   }
 
   link(alias: NewAlias): { label: number; seq: number } | undefined {
-    return this.db.transaction(() => {
+    return this.write(() => {
       let removed: { label: number; seq: number } | undefined;
       if (this.stmts.byId.get(alias.id)) {
         const seq = this.nextSeq();
@@ -189,7 +198,7 @@ export class SqliteCatalog implements Catalog {
       }
       this.stmts.putAlias.run(alias.id, alias.target, alias.sha256, JSON.stringify(alias.metadata), new Date().toISOString());
       return removed;
-    })();
+    });
   }
 
   getAlias(id: string): Alias | undefined {
@@ -272,25 +281,14 @@ export class SqliteCatalog implements Catalog {
   }
 
   /**
-   * A test of labels against `filter`, its statement prepared once: hnswlib asks about every candidate
-   * it meets (hundreds to thousands per filtered search), and preparing per call cost most of the time.
+   * A test of labels against `filter` from the cached field values: hnswlib asks about every candidate
+   * it meets (over a thousand per filtered search), and a SQLite lookup each cost most of the search.
+   * Equal in value and in JSON type (1 is not true), as PostgreSQL's jsonb containment decides.
    */
   matcher(filter: MetadataFilter): (label: number) => boolean {
-    // Plain field names only, so each can be quoted into a JSON path.
-    const keys = Object.keys(checkFilter(filter) ?? {});
-    if (keys.length === 0) return () => true;
-    // Equal in value and in JSON type, as PostgreSQL's jsonb containment and metadataMatches decide:
-    // json_extract gives true as 1, so without the type check `true` would match 1 and 1 would match true.
-    const where = keys.map((k) => (typeof filter[k] === 'boolean' ? `json_type(metadata, ?) = ?` : `json_type(metadata, ?) IN (?, ?) AND json_extract(metadata, ?) = ?`));
-    // Field paths are bound as parameters too: nothing a client sends is ever part of the SQL text.
-    const params = keys.flatMap((k) => {
-      const path = `$."${k}"`;
-      const v = filter[k];
-      if (typeof v === 'boolean') return [path, v ? 'true' : 'false'];
-      return [path, ...(typeof v === 'number' ? ['integer', 'real'] : ['text', 'text']), path, v];
-    });
-    const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`).pluck();
-    return (label) => stmt.get(label, ...params) !== undefined;
+    // Plain field names only (checkFilter), so each can be quoted into a JSON path.
+    const wanted = Object.entries(checkFilter(filter) ?? {}).map(([field, value]) => [this.fieldValues.values(field, () => this.scanField(field)), value] as const);
+    return (label) => wanted.every(([values, value]) => values.get(label) === value);
   }
 
   idsBySha256(sha256: string, limit: number): string[] {
@@ -298,7 +296,51 @@ export class SqliteCatalog implements Catalog {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.write(fn);
+  }
+
+  /**
+   * Runs a write in a transaction (a savepoint inside an open one). Field values change when their
+   * transaction commits: at once here if this was the outermost, else at `settle` after the caller's
+   * COMMIT. A failure drops the cached values (rebuilt on the next filtered search): what a rolled-back
+   * savepoint undid is not worth tracking.
+   */
+  private write<T>(fn: () => T): T {
+    try {
+      const out = this.db.transaction(fn)();
+      this.settle();
+      return out;
+    } catch (err) {
+      this.dropFieldValues();
+      throw err;
+    }
+  }
+
+  /** Notes a change to item `label` (undefined: removed) for the cached field values. */
+  private changed(label: number, metadata: Metadata | undefined): void {
+    if (this.fieldValues.fields > 0) this.pendingFields.push([label, metadata]);
+  }
+
+  /** Applies the noted changes once no transaction is open (after its COMMIT). */
+  settle(): void {
+    if (this.db.inTransaction) return;
+    for (const [label, metadata] of this.pendingFields) this.fieldValues.apply(label, metadata);
+    this.pendingFields = [];
+  }
+
+  /** After a ROLLBACK of an outer transaction: the cached values may hold what it undid. */
+  dropFieldValues(): void {
+    this.fieldValues.clear();
+    this.pendingFields = [];
+  }
+
+  /** Every item's value of `field`, for the cache. */
+  private *scanField(field: string): Iterable<[number, FieldValue]> {
+    const path = `$."${field}"`;
+    for (const [label, type, value] of this.stmts.fieldScan.iterate(path, path) as Iterable<[number, string | null, unknown]>) {
+      const v = fromJson(type, value);
+      if (v !== undefined) yield [label, v];
+    }
   }
 
   /** The underlying connection, for stores that share the catalogue's transactions (ingest jobs). */

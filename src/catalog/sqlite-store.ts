@@ -206,8 +206,10 @@ export class SqliteStore implements Store {
       try {
         out = await fn(tx);
         db.exec('COMMIT');
+        this.catalog.settle();
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
+        this.catalog.dropFieldValues();
         throw err;
       }
       // Still inside the serialised section: a single write that committed while a bulk chunk's changes

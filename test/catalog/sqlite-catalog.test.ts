@@ -97,6 +97,64 @@ describe('SqliteCatalog', () => {
     expect(catalog.matches(a.label, { colour: "red' OR 1=1 --" })).toBe(false);
     expect(() => catalog.matches(a.label, { "x') OR 1=1 --": 'y' })).toThrow(expect.objectContaining({ code: 'BAD_FILTER' }));
   });
+
+  it('keeps the in-memory filter values in step with committed writes, and not with rolled-back ones', () => {
+    // Brute force over what the database holds now: the answer every matcher must give.
+    const truth = (filter: Record<string, string | number | boolean>): number[] =>
+      [...catalog.itemsSince(0, 'm@1', 1000)].flat().filter((it) => Object.entries(filter).every(([k, v]) => Object.hasOwn(it.metadata, k) && it.metadata[k] === v)).map((it) => it.label);
+    const filters: Array<Record<string, string | number | boolean>> = [{ colour: 'red' }, { size: 2 }, { sale: true }, { colour: 'blue', sale: false }, { size: '2' }, { sale: 1 }];
+    const check = (step: string) => {
+      const labels = [...catalog.itemsSince(0, 'm@1', 1000)].flat().map((it) => it.label);
+      for (const f of filters) {
+        const m = catalog.matcher(f);
+        expect({ step, f, got: labels.filter(m) }).toEqual({ step, f, got: truth(f) });
+      }
+    };
+    const colours = ['red', 'blue', 'green'];
+    let seed = 7;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const meta = () => ({ colour: colours[rand(3)], size: rand(3), ...(rand(2) ? { sale: rand(2) === 0 } : {}), ...(rand(4) === 0 ? { size: [1] } : {}) });
+    for (let i = 0; i < 30; i++) catalog.upsert(item(`i${i}`, meta()));
+    check('start'); // builds the cached values of every field the filters name
+    for (let step = 0; step < 200; step++) {
+      const id = `i${rand(40)}`;
+      const op = rand(6);
+      if (op === 0) catalog.upsert(item(id, meta()));
+      else if (op === 1) catalog.delete(id);
+      else if (op === 2) catalog.updateMetadata(id, () => meta());
+      else if (op === 3) catalog.link({ id, target: 'i0', sha256: null, metadata: meta() });
+      else if (op === 4) catalog.upsertMany([item(id, meta()), item(`i${rand(40)}`, meta())]);
+      else {
+        // A failed write inside an outer transaction that rolls back (as SqliteStore.transaction does).
+        const db = catalog.database;
+        db.exec('BEGIN IMMEDIATE');
+        catalog.upsert(item(id, meta()));
+        catalog.updateMetadata(`i${rand(40)}`, () => meta());
+        catalog.delete(`i${rand(40)}`);
+        if (rand(2)) {
+          db.exec('ROLLBACK');
+          catalog.dropFieldValues();
+        } else {
+          db.exec('COMMIT');
+          catalog.settle();
+        }
+      }
+      check(`step ${step} op ${op} ${id}`);
+    }
+    // Rolled back: an update and a delete of items that stay as they were, then an unrelated write.
+    catalog.upsert(item('kept', { colour: 'red', size: 1 }));
+    catalog.upsert(item('also-kept', { colour: 'blue', size: 1 }));
+    catalog.database.exec('BEGIN IMMEDIATE');
+    catalog.updateMetadata('kept', () => ({ colour: 'blue', size: 2 }));
+    catalog.delete('also-kept');
+    catalog.database.exec('ROLLBACK');
+    catalog.dropFieldValues();
+    catalog.upsert(item('unrelated', { colour: 'green' }));
+    check('after a rollback and a write');
+    // A write that throws inside its own transaction leaves nothing behind either.
+    expect(() => catalog.updateMetadata('i1', () => { throw new Error('refused'); })).toThrow('refused');
+    check('after a refused update');
+  });
 });
 
 describe('SqliteJobStore', () => {
