@@ -9,7 +9,11 @@ import type { Metadata } from './catalog';
 /** A field's value as filters compare it: equal in value and in JSON type. Other JSON values never match. */
 export type FieldValue = string | number | boolean;
 
-/** How many fields are kept; the least recently used goes first. Each costs one map entry per item. */
+/**
+ * How many fields are kept: the first ones filtered on, for the life of the process. Each costs one
+ * map entry per item. No eviction: with more fields in use than this, evicting would rebuild a field
+ * (a scan of the whole catalogue) on search after search; the others are read from the database.
+ */
 const MAX_FIELDS = 4;
 
 const asFieldValue = (v: unknown): FieldValue | undefined => (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : undefined);
@@ -34,18 +38,12 @@ export function fromJson(type: string | null, value: unknown): FieldValue | unde
 export class FieldValues {
   private readonly byField = new Map<string, Map<number, FieldValue>>();
 
-  /** Label → value of `field`; `scan` reads every item's value the first time. */
-  values(field: string, scan: () => Iterable<[number, FieldValue]>): Map<number, FieldValue> {
+  /** Label → value of `field` (`scan` reads every item's value the first time); undefined once MAX_FIELDS others are kept. */
+  values(field: string, scan: () => Iterable<[number, FieldValue]>): Map<number, FieldValue> | undefined {
     const cached = this.byField.get(field);
-    if (cached) {
-      // Map order is insertion order: re-inserting marks it most recently used.
-      this.byField.delete(field);
-      this.byField.set(field, cached);
-      return cached;
-    }
+    if (cached || this.byField.size >= MAX_FIELDS) return cached;
     const built = new Map(scan());
     this.byField.set(field, built);
-    if (this.byField.size > MAX_FIELDS) this.byField.delete(this.byField.keys().next().value!);
     return built;
   }
 

@@ -281,14 +281,32 @@ export class SqliteCatalog implements Catalog {
   }
 
   /**
-   * A test of labels against `filter` from the cached field values: hnswlib asks about every candidate
-   * it meets (over a thousand per filtered search), and a SQLite lookup each cost most of the search.
-   * Equal in value and in JSON type (1 is not true), as PostgreSQL's jsonb containment decides.
+   * A test of labels against `filter`: hnswlib asks about every candidate it meets (over a thousand per
+   * filtered search), so fields are tested against their cached values where kept (FieldValues), the
+   * rest with one statement prepared for this search. Equal in value and in JSON type (1 is not true),
+   * as PostgreSQL's jsonb containment decides.
    */
   matcher(filter: MetadataFilter): (label: number) => boolean {
     // Plain field names only (checkFilter), so each can be quoted into a JSON path.
-    const wanted = Object.entries(checkFilter(filter) ?? {}).map(([field, value]) => [this.fieldValues.values(field, () => this.scanField(field)), value] as const);
-    return (label) => wanted.every(([values, value]) => values.get(label) === value);
+    const cached: Array<[Map<number, FieldValue>, FieldValue]> = [];
+    const rest: Array<[string, FieldValue]> = [];
+    for (const [field, value] of Object.entries(checkFilter(filter) ?? {})) {
+      const values = this.fieldValues.values(field, () => this.scanField(field));
+      if (values) cached.push([values, value]);
+      else rest.push([field, value]);
+    }
+    const inMemory = (label: number) => cached.every(([values, value]) => values.get(label) === value);
+    if (rest.length === 0) return inMemory;
+    // json_extract gives true as 1: the json_type test keeps `true` from matching 1 and 1 from matching true.
+    const where = rest.map(([, v]) => (typeof v === 'boolean' ? `json_type(metadata, ?) = ?` : `json_type(metadata, ?) IN (?, ?) AND json_extract(metadata, ?) = ?`));
+    // Field paths are bound as parameters too: nothing a client sends is ever part of the SQL text.
+    const params = rest.flatMap(([field, v]) => {
+      const path = `$."${field}"`;
+      if (typeof v === 'boolean') return [path, v ? 'true' : 'false'];
+      return [path, ...(typeof v === 'number' ? ['integer', 'real'] : ['text', 'text']), path, v];
+    });
+    const stmt = this.db.prepare(`SELECT 1 FROM items WHERE label = ? AND ${where.join(' AND ')}`).pluck();
+    return (label) => inMemory(label) && stmt.get(label, ...params) !== undefined;
   }
 
   idsBySha256(sha256: string, limit: number): string[] {

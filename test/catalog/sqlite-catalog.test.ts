@@ -102,7 +102,10 @@ describe('SqliteCatalog', () => {
     // Brute force over what the database holds now: the answer every matcher must give.
     const truth = (filter: Record<string, string | number | boolean>): number[] =>
       [...catalog.itemsSince(0, 'm@1', 1000)].flat().filter((it) => Object.entries(filter).every(([k, v]) => Object.hasOwn(it.metadata, k) && it.metadata[k] === v)).map((it) => it.label);
-    const filters: Array<Record<string, string | number | boolean>> = [{ colour: 'red' }, { size: 2 }, { sale: true }, { colour: 'blue', sale: false }, { size: '2' }, { sale: 1 }];
+    // Five fields: four are kept in memory, the fifth (w) is read from the database.
+    const filters: Array<Record<string, string | number | boolean>> = [
+      { colour: 'red' }, { size: 2 }, { sale: true }, { colour: 'blue', sale: false }, { size: '2' }, { sale: 1 }, { shape: 'round' }, { w: 1, colour: 'red' }, { w: true },
+    ];
     const check = (step: string) => {
       const labels = [...catalog.itemsSince(0, 'm@1', 1000)].flat().map((it) => it.label);
       for (const f of filters) {
@@ -113,7 +116,10 @@ describe('SqliteCatalog', () => {
     const colours = ['red', 'blue', 'green'];
     let seed = 7;
     const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
-    const meta = () => ({ colour: colours[rand(3)], size: rand(3), ...(rand(2) ? { sale: rand(2) === 0 } : {}), ...(rand(4) === 0 ? { size: [1] } : {}) });
+    const meta = () => ({
+      colour: colours[rand(3)], size: rand(3), shape: rand(2) ? 'round' : 'square', w: rand(3),
+      ...(rand(2) ? { sale: rand(2) === 0 } : {}), ...(rand(4) === 0 ? { size: [1] } : {}),
+    });
     for (let i = 0; i < 30; i++) catalog.upsert(item(`i${i}`, meta()));
     check('start'); // builds the cached values of every field the filters name
     for (let step = 0; step < 200; step++) {
