@@ -9,6 +9,9 @@ import type { Metadata } from './catalog';
 /** A field's value as filters compare it: equal in value and in JSON type. Other JSON values never match. */
 export type FieldValue = string | number | boolean;
 
+/** One item's values of the kept fields after a write (undefined: no such value, or the item is gone). */
+export type FieldChange = Array<[field: string, value: FieldValue | undefined]>;
+
 /**
  * How many fields are kept: the first ones filtered on, for the life of the process. Each costs one
  * map entry per item. No eviction: with more fields in use than this, evicting would rebuild a field
@@ -37,30 +40,45 @@ export function fromJson(type: string | null, value: unknown): FieldValue | unde
 
 export class FieldValues {
   private readonly byField = new Map<string, Map<number, FieldValue>>();
+  /** Fields that could not be kept (a Map holds at most 2^24 entries): read from the database instead. */
+  private readonly refused = new Set<string>();
 
-  /** Label → value of `field` (`scan` reads every item's value the first time); undefined once MAX_FIELDS others are kept. */
-  values(field: string, scan: () => Iterable<[number, FieldValue]>): Map<number, FieldValue> | undefined {
+  /**
+   * Label → value of `field` (`scan` reads every item's value the first time); undefined when the
+   * field is not kept: MAX_FIELDS others are, it could not be, or `mayBuild` is false.
+   */
+  values(field: string, scan: () => Iterable<[number, FieldValue]>, mayBuild: boolean): Map<number, FieldValue> | undefined {
     const cached = this.byField.get(field);
-    if (cached || this.byField.size >= MAX_FIELDS) return cached;
-    const built = new Map(scan());
-    this.byField.set(field, built);
-    return built;
-  }
-
-  get fields(): number {
-    return this.byField.size;
-  }
-
-  /** A committed write: the item `label` now has `metadata`, or is gone (undefined). */
-  apply(label: number, metadata: Metadata | undefined): void {
-    for (const [field, values] of this.byField) {
-      const v = metadata && Object.hasOwn(metadata, field) ? asFieldValue(metadata[field]) : undefined;
-      if (v === undefined) values.delete(label);
-      else values.set(label, v);
+    if (cached || !mayBuild || this.byField.size >= MAX_FIELDS || this.refused.has(field)) return cached;
+    try {
+      const built = new Map(scan());
+      this.byField.set(field, built);
+      return built;
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      this.refused.add(field);
+      return undefined;
     }
   }
 
-  clear(): void {
-    this.byField.clear();
+  /** What a write of `metadata` (undefined: a removal) changes in the kept fields, read now. */
+  change(metadata: Metadata | undefined): FieldChange | undefined {
+    if (this.byField.size === 0) return undefined;
+    return [...this.byField.keys()].map((field) => [field, metadata && Object.hasOwn(metadata, field) ? asFieldValue(metadata[field]) : undefined]);
+  }
+
+  /** Applies a committed change to item `label`. Never throws: a field that cannot take it is no longer kept. */
+  apply(label: number, change: FieldChange): void {
+    for (const [field, value] of change) {
+      const values = this.byField.get(field);
+      if (!values) continue;
+      try {
+        if (value === undefined) values.delete(label);
+        else values.set(label, value);
+      } catch {
+        this.byField.delete(field);
+        this.refused.add(field);
+      }
+    }
   }
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeCursor, encodeCursor } from './cursor';
 import type { Alias, Catalog, CatalogStats, Item, Metadata, MetadataFilter, MetadataUpdate, NewAlias, NewItem, Page, SameBytes, UpsertResult } from './catalog';
-import { FieldValues, fromJson, type FieldValue } from './field-values';
+import { FieldValues, fromJson, type FieldChange, type FieldValue } from './field-values';
 import { checkFilter } from './store';
 
 const SCHEMA_VERSION = 1;
@@ -84,7 +84,7 @@ export class SqliteCatalog implements Catalog {
   private readonly stmts;
   private readonly fieldValues = new FieldValues();
   /** Changes to items inside the open transaction, for the cached field values (see `write`). */
-  private pendingFields: Array<[number, Metadata | undefined]> = [];
+  private pendingFields: Array<[number, FieldChange]> = [];
 
   constructor(file: string) {
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -291,7 +291,8 @@ export class SqliteCatalog implements Catalog {
     const cached: Array<[Map<number, FieldValue>, FieldValue]> = [];
     const rest: Array<[string, FieldValue]> = [];
     for (const [field, value] of Object.entries(checkFilter(filter) ?? {})) {
-      const values = this.fieldValues.values(field, () => this.scanField(field));
+      // Not built inside an open transaction: the scan would see its uncommitted rows.
+      const values = this.fieldValues.values(field, () => this.scanField(field), !this.db.inTransaction);
       if (values) cached.push([values, value]);
       else rest.push([field, value]);
     }
@@ -320,35 +321,36 @@ export class SqliteCatalog implements Catalog {
   /**
    * Runs a write in a transaction (a savepoint inside an open one). Field values change when their
    * transaction commits: at once here if this was the outermost, else at `settle` after the caller's
-   * COMMIT. A failure drops the cached values (rebuilt on the next filtered search): what a rolled-back
-   * savepoint undid is not worth tracking.
+   * COMMIT. A failed write's changes are forgotten, as its savepoint or transaction was rolled back.
    */
   private write<T>(fn: () => T): T {
+    const mark = this.pendingFields.length;
+    let out: T;
     try {
-      const out = this.db.transaction(fn)();
-      this.settle();
-      return out;
+      out = this.db.transaction(fn)();
     } catch (err) {
-      this.dropFieldValues();
+      this.pendingFields.length = this.db.inTransaction ? mark : 0;
       throw err;
     }
+    this.settle();
+    return out;
   }
 
-  /** Notes a change to item `label` (undefined: removed) for the cached field values. */
+  /** Notes a change to item `label` (undefined: removed) for the cached field values, read now. */
   private changed(label: number, metadata: Metadata | undefined): void {
-    if (this.fieldValues.fields > 0) this.pendingFields.push([label, metadata]);
+    const change = this.fieldValues.change(metadata);
+    if (change) this.pendingFields.push([label, change]);
   }
 
-  /** Applies the noted changes once no transaction is open (after its COMMIT). */
+  /** Applies the noted changes once no transaction is open (after its COMMIT). Never throws. */
   settle(): void {
     if (this.db.inTransaction) return;
-    for (const [label, metadata] of this.pendingFields) this.fieldValues.apply(label, metadata);
+    for (const [label, change] of this.pendingFields) this.fieldValues.apply(label, change);
     this.pendingFields = [];
   }
 
-  /** After a ROLLBACK of an outer transaction: the cached values may hold what it undid. */
-  dropFieldValues(): void {
-    this.fieldValues.clear();
+  /** After a ROLLBACK of an outer transaction: forgets the changes it undid. */
+  discardPending(): void {
     this.pendingFields = [];
   }
 

@@ -206,12 +206,12 @@ export class SqliteStore implements Store {
       try {
         out = await fn(tx);
         db.exec('COMMIT');
-        this.catalog.settle();
       } catch (err) {
         if (db.inTransaction) db.exec('ROLLBACK');
-        this.catalog.dropFieldValues();
+        this.catalog.discardPending();
         throw err;
       }
+      this.catalog.settle();
       // Still inside the serialised section: a single write that committed while a bulk chunk's changes
       // were being applied would move the index's sequence past changes it does not hold yet.
       if (indexChanges) await this.index.applyMany(indexChanges(out));
