@@ -528,7 +528,6 @@ export class CatalogService {
     return results;
   }
 
-  /** Ids of items and aliases whose bytes hash to `sha256`. */
   /**
    * Ids stored with these bytes: items, then aliases. Under a search filter, only those whose own
    * metadata passes it (an alias by its metadata, not its item's), as for the results: a filtered
