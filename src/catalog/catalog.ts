@@ -101,9 +101,7 @@ export interface Catalog {
   idsBySha256(sha256: string, limit: number): string[];
   /** Runs `fn` in one transaction: everything it writes commits together or not at all. */
   transaction<T>(fn: () => T): T;
-  /** True when the item with `label` has every field of `filter` equal. */
-  matches(label: number, filter: MetadataFilter): boolean;
-  /** `matches` for many labels against one filter (checked and prepared once). */
+  /** A test of labels against `filter` (checked once): true when the item has every field of it equal. */
   matcher(filter: MetadataFilter): (label: number) => boolean;
   close(): void;
 }

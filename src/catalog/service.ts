@@ -61,7 +61,8 @@ export interface Prepared {
 
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A JSON object: not null, not an array. */
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * JSON Merge Patch (RFC 7396, section 2): fields of `patch` replace those of `target`, null removes
@@ -84,7 +85,7 @@ export function mergePatch(target: unknown, patch: unknown, depth = 0): unknown 
 /** JSON with object keys sorted at every level: equal for equal metadata whatever the key order. */
 function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+    isObject(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
   );
 }
 
@@ -167,11 +168,11 @@ export function validateId(id: unknown): string {
 
 export function validateMetadata(metadata: unknown): Metadata {
   if (metadata === undefined || metadata === null) return {};
-  if (typeof metadata !== 'object' || Array.isArray(metadata)) throw badRequest('BAD_METADATA', 'metadata must be a JSON object');
+  if (!isObject(metadata)) throw badRequest('BAD_METADATA', 'metadata must be a JSON object');
   const bytes = Buffer.byteLength(JSON.stringify(metadata));
   if (bytes > LIMITS.maxMetadataBytes) throw badRequest('BAD_METADATA', `metadata is ${bytes} bytes; the limit is ${LIMITS.maxMetadataBytes}`);
   checkJsonValue(metadata, 0);
-  return metadata as Metadata;
+  return metadata;
 }
 
 /**

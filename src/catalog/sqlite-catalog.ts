@@ -276,10 +276,6 @@ export class SqliteCatalog implements Catalog {
     this.stmts.prune.run(seq);
   }
 
-  matches(label: number, filter: MetadataFilter): boolean {
-    return this.matcher(filter)(label);
-  }
-
   /**
    * A test of labels against `filter`: hnswlib asks about every candidate it meets (over a thousand per
    * filtered search), so fields are tested against their cached values where kept (FieldValues), the

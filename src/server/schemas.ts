@@ -1,5 +1,6 @@
 /** Request validation (zod). Form fields and query strings arrive as text, so numbers are coerced there. */
 import { z } from 'zod';
+import { isObject } from '../catalog/service';
 import { badRequest } from '../errors';
 
 const filterValue = (v: unknown): boolean => (typeof v === 'string' ? v.length <= 1024 : typeof v === 'number' || typeof v === 'boolean');
@@ -8,7 +9,7 @@ const filterValue = (v: unknown): boolean => (typeof v === 'string' ? v.length <
  * z.record, which rebuilds the object by assignment and so drops a field named `__proto__`.
  */
 export const filterSchema = z.custom<Record<string, string | number | boolean>>(
-  (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([k, x]) => k.length <= 64 && filterValue(x)),
+  (v) => isObject(v) && Object.entries(v).every(([k, x]) => k.length <= 64 && filterValue(x)),
   { error: 'must be an object of field names (at most 64 characters) to a string (at most 1024 characters), number or boolean' },
 );
 

@@ -231,17 +231,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // value (a flip probability of 2) stops the run before the monitor's first pass and before any file.
   tf.tidy(() => void multiView(tf.zeros([1, size, size, channels]), { views: methodCfg.views, augment }, seed));
   // After every check of the settings (a mistyped option is reported first), before anything is written.
+  const logFile = path.join(opts.outDir, TRAIN_LOG);
   const checkpointed = hasCheckpoint(opts.outDir);
   if (!(opts.resume && checkpointed)) {
     const held = checkpointed ? 'a checkpoint' : fs.existsSync(path.join(opts.outDir, MANIFEST_JSON)) ? `a trained model${opts.resume ? ' and no checkpoint to resume' : ''}` : undefined;
     if (held && !opts.overwrite) throw new Error(`${opts.outDir} already holds ${held}: pass --resume to continue that run, --overwrite to start a new one there (replacing it), or choose another --out`);
     if (held) {
       removeCheckpoint(opts.outDir); // else a later --resume would continue the replaced run
-      const oldLog = path.join(opts.outDir, TRAIN_LOG);
-      if (fs.existsSync(oldLog)) fs.renameSync(oldLog, path.join(opts.outDir, `train-log.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`));
+      if (fs.existsSync(logFile)) fs.renameSync(logFile, path.join(opts.outDir, `train-log.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`));
     }
   }
-  const logFile = path.join(opts.outDir, TRAIN_LOG);
   fs.mkdirSync(opts.outDir, { recursive: true });
   const log = (rec: Record<string, unknown>): void => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...rec }) + '\n');
 

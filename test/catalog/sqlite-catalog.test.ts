@@ -91,11 +91,11 @@ describe('SqliteCatalog', () => {
 
   it('matches metadata equality filters with bound values only', () => {
     const { item: a } = catalog.upsert(item('a', { colour: 'red', size: 2, sale: true }));
-    expect(catalog.matches(a.label, { colour: 'red' })).toBe(true);
-    expect(catalog.matches(a.label, { colour: 'red', size: 2, sale: true })).toBe(true);
-    expect(catalog.matches(a.label, { colour: 'blue' })).toBe(false);
-    expect(catalog.matches(a.label, { colour: "red' OR 1=1 --" })).toBe(false);
-    expect(() => catalog.matches(a.label, { "x') OR 1=1 --": 'y' })).toThrow(expect.objectContaining({ code: 'BAD_FILTER' }));
+    expect(catalog.matcher({ colour: 'red' })(a.label)).toBe(true);
+    expect(catalog.matcher({ colour: 'red', size: 2, sale: true })(a.label)).toBe(true);
+    expect(catalog.matcher({ colour: 'blue' })(a.label)).toBe(false);
+    expect(catalog.matcher({ colour: "red' OR 1=1 --" })(a.label)).toBe(false);
+    expect(() => catalog.matcher({ "x') OR 1=1 --": 'y' })(a.label)).toThrow(expect.objectContaining({ code: 'BAD_FILTER' }));
   });
 
   it('keeps the in-memory filter values in step with committed writes, and not with rolled-back ones', () => {

@@ -1,7 +1,7 @@
 /** Catalogue items: add (or replace) by image, change metadata, read, delete, page through. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { CatalogService, LIMITS } from '../../catalog/service';
+import { CatalogService, isObject, LIMITS } from '../../catalog/service';
 import { badRequest } from '../../errors';
 import { itemFormSchema, listQuerySchema, parse } from '../schemas';
 import { jsonBody, parseBody, uploadedImage } from '../upload';
@@ -9,7 +9,7 @@ import { jsonBody, parseBody, uploadedImage } from '../upload';
 const duplicatesQuerySchema = z.object({ threshold: z.coerce.number().optional(), k: z.coerce.number().optional() }).strip();
 // z.custom, not z.record: a record is rebuilt by assignment, which would turn a `__proto__` field into a prototype.
 const patchSchema = z
-  .object({ metadata: z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { error: 'must be a JSON object (a merge patch: a field set to null is removed)' }) })
+  .object({ metadata: z.custom<Record<string, unknown>>(isObject, { error: 'must be a JSON object (a merge patch: a field set to null is removed)' }) })
   .strict();
 const duplicateGroupsSchema = z
   .object({ threshold: z.number().optional(), cursor: z.string().max(64).optional(), limit: z.number().int().min(1).max(LIMITS.maxPageSize).optional() })
