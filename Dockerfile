@@ -1,4 +1,5 @@
-# CPU image: tfjs runs on the wasm backend (XNNPACK), no libtensorflow download needed.
+# CPU image: tfjs runs on the wasm backend, its convolutions on oneDNN (Debian's libdnnl, through the
+# native addon native/dnnl-conv), no libtensorflow download needed.
 #   docker build -t likeness .
 #   docker run -p 8080:8080 -v likeness-data:/data likeness
 # GPU variant: build FROM an nvidia/cuda runtime image (CUDA 11.8 + cuDNN 8, as tfjs-node-gpu 4.x needs)
@@ -7,18 +8,26 @@
 # `tensorflow` backend at start (`likeness info` and /healthz show which backend runs).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# The oneDNN addon compiles against libdnnl-dev with node-gyp (python3, make, g++).
+RUN apt-get update && apt-get install -y --no-install-recommends libdnnl-dev python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-# Optional tfjs-node packages would try to download libtensorflow; the CPU image does not need them.
-RUN npm ci --omit=optional --no-audit --no-fund
+COPY native ./native
+# The optional tfjs-node packages would try to download libtensorflow; the CPU image does not need them,
+# so they are left out by name and the optional oneDNN addon is kept.
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && npm rebuild hnswlib-node better-sqlite3 likeness-dnnl-conv \
+ && node -e "require('likeness-dnnl-conv')"
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --omit=optional
+RUN npm run build && npm prune --omit=dev && rm -rf node_modules/@tensorflow/tfjs-node node_modules/@tensorflow/tfjs-node-gpu
 
 FROM node:20-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libdnnl2 && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production LIKENESS_DATA_DIR=/data PORT=8080 HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/native ./native
 COPY package.json ./
 COPY bin ./bin
 COPY models ./models

@@ -5,7 +5,7 @@
  *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
  *                               [--workers <cores>] [--skip-before] [--profile]
  *                               [--wasm-threads <n>] [--stock <Kernel,...>] [--widths 16,32,64]
- *                               [--encoder resnet18] [--stem small|imagenet] [--stages 2,2,2,2]
+ *                               [--encoder resnet18] [--stem small|imagenet] [--stages 2,2,2,2] [--onednn]
  *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS, BENCH_WASM_THREADS)
  * --workers N also measures data-parallel training over N worker threads (0 skips it).
  * --wasm-threads N runs everything on the threaded wasm build with N XNNPACK threads.
@@ -13,6 +13,8 @@
  * --widths sets the encoder's stage widths; default: those of the shipped model (models/fmnist-simclr-mini).
  * --encoder picks another preset (its widths, unless --widths), --stem and --stages override its own,
  * as `likeness train` does: to weigh a larger encoder's cost before training it.
+ * --onednn also measures the "after" kernels with oneDNN's convolutions in front (the optional addon
+ * native/dnnl-conv, src/runtime/kernels/onednn-conv.ts), in the same process: `onednn` in the output.
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -27,7 +29,8 @@ import { buildResNet, RESNET_PRESETS, ResNetConfig, resnetConfig, resnetFeatureD
 import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime/kernels/simd-filter-grad';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
-import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
+import { loadDnnlConv } from '../src/runtime/kernels/onednn-conv';
+import { registerOnednnConvKernels, registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
 import { machine, median, roundTo } from './measure';
 
@@ -44,6 +47,8 @@ interface Options {
   wasmThreads: number;
   /** Training kernels left stock in the "after" run (A/B of one kernel in one process). */
   stock: string[];
+  /** Also measure with oneDNN's convolutions in front of the "after" kernels. */
+  onednn: boolean;
   /** The encoder: a preset with the --widths, --stem and --stages overrides. */
   encoder: EncoderShape;
 }
@@ -77,6 +82,7 @@ function parseOptions(argv: string[]): Options {
     encoder: encoderShape(argv),
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
+    onednn: argv.includes('--onednn'),
   };
 }
 
@@ -240,6 +246,14 @@ async function main(): Promise<void> {
   if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
   const after = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
   const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.encoder) : undefined;
+  let onednn: (Figures & { version: string }) | undefined;
+  if (opts.onednn) {
+    const addon = loadDnnlConv();
+    if (typeof addon === 'string') throw new Error(`--onednn: ${addon}`);
+    addon.setThreads(wasmThreadCount());
+    registerOnednnConvKernels(addon);
+    onednn = { ...(await measure(opts.batch, opts.iters, opts.profile, opts.encoder)), version: addon.version() };
+  }
   const result = {
     bench: 'train-step',
     model: `${describe(opts.encoder)} 28x28x1 + dense head ${resnetFeatureDim(opts.encoder)}-64-32, Adam, loss = mean(head^2)`,
@@ -252,6 +266,9 @@ async function main(): Promise<void> {
     after,
     before: before ?? null,
     trainSpeedup: before ? roundTo(after.trainImagesPerSec / before.trainImagesPerSec, 1) : null,
+    onednn: onednn
+      ? { ...onednn, trainSpeedupOverAfter: roundTo(onednn.trainImagesPerSec / after.trainImagesPerSec, 2), forwardSpeedupOverAfter: roundTo(onednn.forwardImagesPerSec / after.forwardImagesPerSec, 2) }
+      : null,
     parallel: parallel
       ? { ...parallel, speedupOverOneCore: roundTo(parallel.trainImagesPerSec / after.trainImagesPerSec, 2) }
       : null,

@@ -90,13 +90,14 @@ export function openStore(config: Config, log: Logger, dim: number, modelId: str
 }
 
 export async function openLikeness(config: Config, log: Logger, hooks: OpenHooks = {}): Promise<Likeness> {
-  const backend = await initBackend(config.backend);
-  log.info({ backend: backend.name, provider: backend.provider, skipped: backend.skipped }, 'tfjs backend ready');
+  const backend = await initBackend(config.backend, { convKernels: config.convKernels });
+  log.info({ backend: backend.name, provider: backend.provider, convolutions: backend.convolutions, skipped: backend.skipped }, 'tfjs backend ready');
   const embedder = await Embedder.open({
     modelDir: config.model,
     tta: config.tta,
     workers: config.workers,
     backend: config.backend === 'auto' ? backend.name : config.backend,
+    convKernels: config.convKernels,
     batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, maxQueue: config.maxQueue },
     decode: { maxPixels: config.maxPixels, allowSvg: config.allowSvg, timeoutSeconds: config.decodeTimeoutSeconds },
     onBatch: hooks.onBatch,

@@ -7,7 +7,7 @@ import { InvalidArgumentError, Option } from 'commander';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TTA_MODES, TtaMode } from '../model/manifest';
-import { BACKEND_CHOICES, BackendChoice } from '../runtime/backend';
+import { BACKEND_CHOICES, BackendChoice, CONV_KERNEL_CHOICES, ConvKernelChoice } from '../runtime/backend';
 import { bool, intIn, numIn } from './arg-parsers';
 
 /** Root of the installed package (holds models/ and demo/). */
@@ -29,6 +29,8 @@ export interface Config {
   /** Test-time augmentation; undefined = as the model's manifest says. */
   tta?: TtaMode;
   backend: BackendChoice;
+  /** Who runs the wasm backend's convolutions. */
+  convKernels: ConvKernelChoice;
   workers: number;
   maxBatch: number;
   batchWaitMs: number;
@@ -77,6 +79,17 @@ function storeUrl(value: string): string {
 
 const opt = (flags: string, description: string, env: string) => new Option(flags, description).env(env);
 
+/** --conv-kernels: shared by the catalogue commands and `likeness train`. */
+export function convKernelsOption(): Option {
+  return opt(
+    '--conv-kernels <name>',
+    "wasm backend's convolutions: 'onednn' (native oneDNN, 3-4x faster; the optional addon likeness-dnnl-conv, built where libdnnl-dev is installed), 'wasm' (XNNPACK), 'auto' (oneDNN where built)",
+    'LIKENESS_CONV_KERNELS',
+  )
+    .choices(CONV_KERNEL_CHOICES as string[])
+    .default('auto');
+}
+
 /** Options shared by every command that opens the catalogue (serve, index, search, info). */
 export function catalogOptions(): Option[] {
   return [
@@ -90,6 +103,7 @@ export function catalogOptions(): Option[] {
       .choices(TTA_MODES)
       .default(undefined, "as the model's manifest says"),
     opt('--backend <name>', 'tfjs backend', 'LIKENESS_BACKEND').choices(BACKEND_CHOICES as string[]).default('auto'),
+    convKernelsOption(),
     opt('--workers <n>', 'inference worker threads (0 = in the main thread)', 'LIKENESS_WORKERS').argParser(intIn(0, 256)).default(os.availableParallelism(), 'number of cores'),
     opt('--max-batch <n>', 'largest micro-batch per model call', 'LIKENESS_MAX_BATCH').argParser(intIn(1, 4096)).default(64),
     opt('--batch-wait-ms <ms>', 'how long a request waits for a micro-batch to fill', 'LIKENESS_BATCH_WAIT_MS').argParser(intIn(0, 1000)).default(4),
@@ -139,6 +153,7 @@ export const DEFAULTS: Config = {
   pgPoolSize: 10,
   model: SHIPPED_MODEL,
   backend: 'auto',
+  convKernels: 'auto',
   workers: os.availableParallelism(),
   maxBatch: 64,
   batchWaitMs: 4,
@@ -177,6 +192,7 @@ export function toConfig(opts: Record<string, unknown>): Config {
     model: path.resolve(pick('model')),
     tta: opts.tta as TtaMode | undefined,
     backend: pick('backend'),
+    convKernels: pick('convKernels'),
     workers: pick('workers'),
     maxBatch: pick('maxBatch'),
     batchWaitMs: pick('batchWaitMs'),

@@ -10,7 +10,7 @@ import { unavailable } from '../errors';
 import { decodeToPixels, DecodeLimits } from '../images/decode';
 import type { ModelManifest, TtaMode } from '../model/manifest';
 import { modelIdOf, readManifest, withTta } from '../model/model-dir';
-import type { BackendChoice } from '../runtime/backend';
+import type { BackendChoice, ConvKernelChoice } from '../runtime/backend';
 import { InferenceEngine, LocalEngine } from './engine';
 import { WorkerPoolEngine } from './worker-pool';
 
@@ -28,6 +28,8 @@ export interface EmbedderOptions {
   /** 0 runs inference in this thread; N >= 1 starts N worker threads. */
   workers: number;
   backend: BackendChoice;
+  /** The wasm backend's convolutions in the workers (default 'auto'). */
+  convKernels?: ConvKernelChoice;
   /** Overrides the manifest's embedding.tta (test-time augmentation); undefined keeps it. */
   tta?: TtaMode;
   batching: BatchingOptions;
@@ -61,7 +63,7 @@ export class Embedder {
   static async open(opts: EmbedderOptions): Promise<Embedder> {
     const manifest = withTta(readManifest(opts.modelDir), opts.tta);
     const engine =
-      opts.workers > 0 ? await WorkerPoolEngine.open(opts.modelDir, opts.workers, opts.backend, opts.tta) : await LocalEngine.open(opts.modelDir, opts.tta);
+      opts.workers > 0 ? await WorkerPoolEngine.open(opts.modelDir, opts.workers, opts.backend, opts.tta, opts.convKernels) : await LocalEngine.open(opts.modelDir, opts.tta);
     return new Embedder(modelIdOf(opts.modelDir, manifest), manifest, engine, opts);
   }
 

@@ -1,12 +1,13 @@
 /** Worker thread body for WorkerPoolEngine: one backend and one copy of the model per thread. */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TtaMode } from '../model/manifest';
-import { BackendChoice, initBackend } from '../runtime/backend';
+import { BackendChoice, ConvKernelChoice, initBackend } from '../runtime/backend';
 import { LocalEngine } from './engine';
 
 export interface WorkerInit {
   modelDir: string;
   backend: BackendChoice;
+  convKernels: ConvKernelChoice;
   tta?: TtaMode;
 }
 export type WorkerRequest = { id: number; pixels: Uint8Array; count: number };
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   let engine: LocalEngine;
   try {
-    const info = await initBackend(init.backend);
+    const info = await initBackend(init.backend, { convKernels: init.convKernels });
     engine = await LocalEngine.open(init.modelDir, init.tta);
     port.postMessage({ ready: true, backend: info.name } satisfies WorkerResponse);
   } catch (err) {

@@ -5,7 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import type { TtaMode } from '../model/manifest';
-import type { BackendChoice } from '../runtime/backend';
+import type { BackendChoice, ConvKernelChoice } from '../runtime/backend';
 import { startWorker } from '../runtime/worker-script';
 import type { InferenceEngine } from './engine';
 import type { WorkerInit, WorkerRequest, WorkerResponse } from './inference-worker';
@@ -44,9 +44,9 @@ export class WorkerPoolEngine implements InferenceEngine {
     for (const worker of workers) this.adopt(worker);
   }
 
-  static async open(modelDir: string, workers: number, backend: BackendChoice, tta?: TtaMode): Promise<WorkerPoolEngine> {
+  static async open(modelDir: string, workers: number, backend: BackendChoice, tta?: TtaMode, convKernels: ConvKernelChoice = 'auto'): Promise<WorkerPoolEngine> {
     if (!(workers >= 1)) throw new RangeError(`workers must be >= 1, got ${workers}`);
-    const start = () => startWorker(__dirname, 'inference-worker', { workerData: { modelDir, backend, tta } satisfies WorkerInit });
+    const start = () => startWorker(__dirname, 'inference-worker', { workerData: { modelDir, backend, tta, convKernels } satisfies WorkerInit });
     const started = Array.from({ length: workers }, start);
     try {
       await Promise.all(started.map((w) => waitReady(w)));

@@ -16,7 +16,7 @@ import { normalize } from '../index/vector-index';
 import type { ModelManifest, TtaMode } from '../model/manifest';
 import { outputTwin, readManifest, saveModelDir, withTta } from '../model/model-dir';
 import { buildResNet } from '../model/resnet';
-import type { BackendChoice } from '../runtime/backend';
+import type { BackendChoice, ConvKernelChoice } from '../runtime/backend';
 import { withSeededRandom } from '../train/seeded-init';
 import { annRecallSweep, AnnPoint } from './ann-recall';
 import { classCount, knnClassify } from './knn';
@@ -35,6 +35,8 @@ export interface OfflineEvalOptions {
   efs: number[];
   workers: number;
   backend: BackendChoice;
+  /** The wasm backend's convolutions in the embedding workers (default 'auto'). */
+  convKernels?: ConvKernelChoice;
   /** Measure this output of the network (e.g. 'projection') instead of the one the model serves. */
   output?: string;
   /** Test-time augmentation instead of the manifest's (undefined keeps it). */
@@ -75,8 +77,15 @@ export interface OfflineReport {
 const BATCH = 1024;
 
 /** Embeds every image of `ds` with the model in `modelDir`: [count * dim] unit rows. */
-export async function embedDataset(ds: Dataset, modelDir: string, workers: number, backend: BackendChoice, tta?: TtaMode): Promise<{ vectors: Float32Array; dim: number; modelId: string }> {
-  const embedder = await Embedder.open({ modelDir, workers, backend, tta, batching: { maxBatch: 256, maxWaitMs: 1, maxQueue: 1 << 20 }, decode: DEFAULT_DECODE_LIMITS });
+export async function embedDataset(
+  ds: Dataset,
+  modelDir: string,
+  workers: number,
+  backend: BackendChoice,
+  tta?: TtaMode,
+  convKernels?: ConvKernelChoice,
+): Promise<{ vectors: Float32Array; dim: number; modelId: string }> {
+  const embedder = await Embedder.open({ modelDir, workers, backend, convKernels, tta, batching: { maxBatch: 256, maxWaitMs: 1, maxQueue: 1 << 20 }, decode: DEFAULT_DECODE_LIMITS });
   try {
     const dim = embedder.dim;
     const per = ds.size * ds.size * ds.channels;
@@ -122,7 +131,7 @@ export async function randomTwin(modelDir: string, seed = 1): Promise<string> {
 
 /** Train and test embeddings of the model in `modelDir`. */
 async function embedSplits(modelDir: string, opts: OfflineEvalOptions): Promise<Array<Awaited<ReturnType<typeof embedDataset>>>> {
-  const embed = (ds: Dataset) => embedDataset(ds, modelDir, opts.workers, opts.backend, opts.tta);
+  const embed = (ds: Dataset) => embedDataset(ds, modelDir, opts.workers, opts.backend, opts.tta, opts.convKernels);
   return [await embed(opts.train), await embed(opts.test)];
 }
 

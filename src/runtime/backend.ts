@@ -5,7 +5,8 @@
  * fails on machines without internet access, in which case `require` fails here and we fall through.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmTrainingKernels } from './wasm-kernels';
+import { loadDnnlConv } from './kernels/onednn-conv';
+import { registerOnednnConvKernels, registerWasmTrainingKernels } from './wasm-kernels';
 import { startSimdFilterGradHelpers } from './kernels/simd-filter-grad';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from './wasm-threads';
 
@@ -13,6 +14,14 @@ export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
 
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/**
+ * Who runs the wasm backend's convolutions: 'onednn' (the optional native addon likeness-dnnl-conv,
+ * built where libdnnl-dev is installed; an error where it is not), 'wasm' (XNNPACK and our wasm
+ * gradient kernels), 'auto' (oneDNN where the addon loads).
+ */
+export type ConvKernelChoice = 'auto' | 'onednn' | 'wasm';
+export const CONV_KERNEL_CHOICES: readonly ConvKernelChoice[] = ['auto', 'onednn', 'wasm'];
 
 export interface BackendInfo {
   /** Backend tfjs runs on, as tf.getBackend() reports it. */
@@ -23,6 +32,8 @@ export interface BackendInfo {
   skipped: string[];
   /** XNNPACK threads of the wasm backend (1 unless initBackend was asked for more). */
   threads: number;
+  /** Who runs the convolutions on wasm ('oneDNN 2.6.3' or 'wasm'); undefined on other backends. */
+  convolutions?: string;
 }
 
 export interface BackendOptions {
@@ -31,6 +42,8 @@ export interface BackendOptions {
    * single-threaded build. Ignored by the other backends (tfjs-node threads on its own).
    */
   wasmThreads?: number;
+  /** The wasm backend's convolutions (default 'auto'). */
+  convKernels?: ConvKernelChoice;
 }
 
 let chosen: BackendInfo | undefined;
@@ -57,7 +70,7 @@ async function tryTensorflow(skipped: string[]): Promise<BackendInfo | undefined
   return undefined;
 }
 
-async function tryWasm(skipped: string[], threads: number): Promise<BackendInfo | undefined> {
+async function tryWasm(skipped: string[], threads: number, convKernels: ConvKernelChoice): Promise<BackendInfo | undefined> {
   const failure = tryRequire('@tensorflow/tfjs-backend-wasm');
   if (failure) {
     skipped.push(failure);
@@ -69,10 +82,27 @@ async function tryWasm(skipped: string[], threads: number): Promise<BackendInfo 
   if (await withThreadedCoreCount(() => tf.setBackend('wasm'))) {
     // The filter-gradient kernel's helper threads, started now so training uses them from its first step.
     if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
-    return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount() };
+    const convolutions = convKernels === 'wasm' ? 'wasm' : useOnednn(skipped, convKernels === 'onednn', wasmThreadCount());
+    return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount(), convolutions };
   }
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');
   return undefined;
+}
+
+/**
+ * Puts oneDNN's convolutions in front of wasm's, with as many threads as the wasm backend has (an
+ * inference worker: 1). Returns who runs the convolutions; `required` turns a missing addon into an error.
+ */
+function useOnednn(skipped: string[], required: boolean, threads: number): string {
+  const addon = loadDnnlConv();
+  if (typeof addon === 'string') {
+    if (required) throw new Error(`--conv-kernels onednn: ${addon} (build it: apt-get install libdnnl-dev, then npm ci)`);
+    skipped.push(addon);
+    return 'wasm';
+  }
+  addon.setThreads(threads);
+  registerOnednnConvKernels(addon);
+  return `oneDNN ${addon.version()}`;
 }
 
 /**
@@ -84,7 +114,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: Backe
   const skipped: string[] = [];
   let info: BackendInfo | undefined;
   if (choice === 'auto' || choice === 'tensorflow') info = await tryTensorflow(skipped);
-  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped, options.wasmThreads ?? 1);
+  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped, options.wasmThreads ?? 1, options.convKernels ?? 'auto');
   if (!info && (choice === 'auto' || choice === 'cpu')) {
     await tf.setBackend('cpu');
     info = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped, threads: 1 };

@@ -22,6 +22,7 @@ import { depthwiseBackpropFilterConfig, depthwiseBackpropInputConfig } from './k
 import { sameTypeCastConfig, sharedIdentityConfig } from './kernels/identity';
 import { leadingReduceConfigs } from './kernels/leading-axes-reduce';
 import { maxPoolGradConfig } from './kernels/max-pool-grad';
+import { DnnlConvAddon, onednnConvConfigs } from './kernels/onednn-conv';
 
 const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2dBackpropInputConfig,
@@ -65,6 +66,21 @@ export function registerWasmTrainingKernels(skip: readonly string[] = []): void 
   const lean = leanGradientConfigs();
   displacedGradients = lean.map((g) => tf.getGradient(g.kernelName)).filter((g): g is tf.GradConfig => g !== undefined);
   lean.forEach((g) => tf.registerGradient(g));
+}
+
+/**
+ * Puts oneDNN's convolutions (./kernels/onednn-conv.ts) in front of the wasm ones: forward, input and
+ * filter gradients. Call after registerWasmTrainingKernels, whose gradient kernels become the
+ * fallback; unregisterWasmTrainingKernels removes both.
+ */
+export function registerOnednnConvKernels(addon: DnnlConvAddon): void {
+  if (!displaced) throw new Error('register the wasm training kernels first');
+  for (const config of onednnConvConfigs(addon, (name) => tf.getKernel(name, 'wasm'))) {
+    // Remember the stock kernel only: a training kernel it wraps is not one to restore.
+    if (!displaced.has(config.kernelName)) displaced.set(config.kernelName, tf.getKernel(config.kernelName, 'wasm'));
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
 }
 
 /** Restores the stock wasm kernel set (for baselines and A/B tests). */

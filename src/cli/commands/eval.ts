@@ -17,7 +17,7 @@ const env = (flags: string, description: string, name: string) => new Option(fla
 
 export function evalCommand(): Command {
   const cmd = new Command('eval').description('measure a model: k-NN accuracy, recall@k, mAP, linear probe, ANN recall, next to raw-pixel and random-weight baselines');
-  for (const o of catalogOptions().filter((o) => ['--model', '--tta', '--backend', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
+  for (const o of catalogOptions().filter((o) => ['--model', '--tta', '--backend', '--conv-kernels', '--workers', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
   cmd.addOption(env('--train <spec>', 'bank: idx:fashion-mnist:train, a class-per-folder directory, or a manifest', 'LIKENESS_EVAL_TRAIN').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--test <spec>', 'queries (same forms as --train)', 'LIKENESS_EVAL_TEST').default('idx:fashion-mnist:test'));
   cmd.addOption(env('--k <n>', 'neighbours for weighted k-NN', 'LIKENESS_EVAL_K').argParser(intIn(1)).default(200));
@@ -49,7 +49,10 @@ export function evalCommand(): Command {
     // Not a commander conflict: that would also refuse a LIKENESS_TTA exported for serve.
     if (variants && cmd.getOptionValueSource('tta') === 'cli') throw new Error('--variants measures every output with and without flip averaging; drop --tta');
     // --variants embeds in this thread (every output at once), so the wasm backend gets the workers' threads.
-    const backend = await initBackend(config.backend, variants ? { wasmThreads: Math.min(Math.max(1, config.workers), MAX_WASM_THREADS) } : {});
+    const backend = await initBackend(config.backend, {
+      convKernels: config.convKernels,
+      ...(variants ? { wasmThreads: Math.min(Math.max(1, config.workers), MAX_WASM_THREADS) } : {}),
+    });
     const manifest = readManifest(config.model);
     const open = (spec: string, limit?: number) => openDataset(spec, { size: manifest.input.size, channels: manifest.input.channels, limit });
     const holdout = opts.holdout as number | undefined;
@@ -75,6 +78,7 @@ export function evalCommand(): Command {
       efs: opts.ef as number[],
       workers: config.workers,
       backend: config.backend === 'auto' ? backend.name : config.backend,
+      convKernels: config.convKernels,
       output: opts.output as string | undefined,
       tta: config.tta,
       log,

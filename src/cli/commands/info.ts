@@ -12,7 +12,7 @@ export function infoCommand(): Command {
   for (const o of catalogOptions()) cmd.addOption(o);
   cmd.action(async (opts: Record<string, unknown>) => {
     const config = toConfig(opts);
-    const backend = await initBackend(config.backend);
+    const backend = await initBackend(config.backend, { convKernels: config.convKernels });
     const manifest = readManifest(config.model);
     const modelId = modelIdOf(config.model, manifest);
     const dbFile = catalogFile(config.dataDir);

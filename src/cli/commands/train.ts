@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { Dataset, holdOut, sliceDataset, subsetDataset } from '../../data/dataset';
 import { openDataset } from '../../data/open';
 import { Rng } from '../../augment/rng';
-import { initBackend, BACKEND_CHOICES, BackendChoice } from '../../runtime/backend';
+import { initBackend, BACKEND_CHOICES, BackendChoice, ConvKernelChoice } from '../../runtime/backend';
 import { MAX_WASM_THREADS } from '../../runtime/wasm-threads';
 import { StemKind } from '../../model/resnet';
 import { METHOD_NAMES } from '../../train/registry';
@@ -20,6 +20,7 @@ import { OPTIMIZERS, OptimizerName } from '../../train/optimizers';
 import { hasCheckpoint } from '../../train/checkpoint';
 import { KnnMonitorOptions, train, TrainOptions } from '../../train/trainer';
 import { bool, int, intIn, list, num, numAbove, numIn } from '../../config/arg-parsers';
+import { convKernelsOption } from '../../config/config';
 import { augmentOptions, parseAugmentOptions } from './augment';
 import { envOption } from '../env-option';
 
@@ -43,6 +44,7 @@ export function trainOptions(): Option[] {
     opt('--holdout <n>', 'do not train on the last n images of --data (after --limit); they are the k-NN monitor\'s validation set, and `likeness eval --holdout n` measures the model on them').argParser(int),
     opt('--seed <n>', 'seed for weights, data order, views and negatives').argParser(int).default(0),
     opt('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'),
+    convKernelsOption(),
     opt('--threads <n>', `wasm backend: threads for convolutions and matrix products (1 = single-threaded build, at most ${MAX_WASM_THREADS})`)
       .argParser(int)
       .default(Math.min(os.cpus().length, MAX_WASM_THREADS)),
@@ -211,8 +213,8 @@ export function trainCommand(): Command {
   for (const o of trainOptions()) cmd.addOption(o);
   cmd.addHelpText('after', '\nCtrl-C or SIGTERM stops after the current step with a checkpoint (exit 130/143); --resume continues.');
   cmd.action(async (o: Record<string, unknown>) => {
-    const backend = await initBackend(o.backend as BackendChoice, { wasmThreads: o.threads as number });
-    const threads = backend.name === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}` : '';
+    const backend = await initBackend(o.backend as BackendChoice, { wasmThreads: o.threads as number, convKernels: o.convKernels as ConvKernelChoice });
+    const threads = backend.name === 'wasm' ? `, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}, convolutions: ${backend.convolutions}` : '';
     process.stderr.write(`backend: ${backend.name} (${backend.provider}${threads})\n`);
     const opts = await trainOptionsFrom(o);
     process.stderr.write(`training ${opts.method} on ${opts.data.name}: ${opts.data.count} images, ${opts.epochs} epochs, batch ${opts.batchSize} → ${opts.outDir}\n`);

@@ -14,7 +14,7 @@ const env = (flags: string, description: string, name: string) => new Option(fla
 
 export function whitenCommand(): Command {
   const cmd = new Command('whiten').description('fit PCA whitening of a model\'s features on unlabelled images (e.g. your catalogue) and save the model with a "whitened" output, which it then serves');
-  for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
+  for (const o of catalogOptions().filter((o) => ['--model', '--backend', '--conv-kernels', '--log-level'].some((f) => o.flags.startsWith(f)))) cmd.addOption(o);
   cmd.addOption(env('--data <spec>', 'images to fit on: idx:fashion-mnist:train, a folder, or a .csv/.jsonl manifest (labels unused)', 'LIKENESS_WHITEN_DATA').default('idx:fashion-mnist:train'));
   cmd.addOption(env('--out <dir>', 'model directory to write (may not be --model)', 'LIKENESS_WHITEN_OUT').makeOptionMandatory());
   cmd.addOption(env('--source <name>', 'features to whiten: the encoder output, the projection, or a grid of the last feature map', 'LIKENESS_WHITEN_SOURCE').choices([...WHITEN_SOURCES]).default('encoder'));
@@ -29,7 +29,7 @@ export function whitenCommand(): Command {
     if (fs.existsSync(path.join(outDir, MANIFEST_JSON)) && opts.overwrite !== true && path.resolve(outDir) !== path.resolve(config.model)) {
       throw new Error(`${outDir} already holds a model: pass --overwrite to replace it, or choose another --out`);
     }
-    await initBackend(config.backend);
+    await initBackend(config.backend, { convKernels: config.convKernels });
     const manifest = readManifest(config.model);
     const data = await openDataset(String(opts.data), { size: manifest.input.size, channels: manifest.input.channels, limit: opts.limit as number | undefined });
     const started = Date.now();

@@ -1,0 +1,195 @@
+/**
+ * oneDNN's convolutions on the wasm backend (src/runtime/kernels/onednn-conv.ts, native/dnnl-conv)
+ * against the cpu backend: forward, input and filter gradients over a grid of geometries, the cases
+ * that must fall back to the wasm kernels, the addon's argument checks, and the shipped model's
+ * embeddings of real images.
+ *
+ * The addon is optional; CI installs libdnnl-dev (.ci/run), so there it must load. Elsewhere, without
+ * it, these tests are skipped with a note.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { SHIPPED_MODEL } from '../../src/config/config';
+import { LocalEngine } from '../../src/embed/engine';
+import { DEFAULT_DECODE_LIMITS, decodeToPixels } from '../../src/images/decode';
+import { readManifest } from '../../src/model/model-dir';
+import { DnnlConvAddon, loadDnnlConv } from '../../src/runtime/kernels/onednn-conv';
+import { registerOnednnConvKernels, registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../../src/runtime/wasm-kernels';
+import { fmnistFixtures } from '../helpers';
+import { relError, values } from '../numeric';
+
+const loaded = loadDnnlConv();
+if (typeof loaded === 'string' && process.env.CI) throw new Error(`CI installs libdnnl-dev, so the oneDNN addon must load: ${loaded}`);
+const describeIfBuilt = typeof loaded === 'string' ? describe.skip : describe;
+if (typeof loaded === 'string') process.stderr.write(`onednn-conv tests skipped: ${loaded}\n`);
+
+/** The addon, counting its calls per op, so a test can tell oneDNN ran (or that a case fell back). */
+const calls = [0, 0, 0];
+const counting: DnnlConvAddon | undefined =
+  typeof loaded === 'string'
+    ? undefined
+    : {
+        run: (op, x, w, y, geometry) => {
+          calls[op]++;
+          loaded.run(op, x, w, y, geometry);
+        },
+        setThreads: (n) => loaded.setThreads(n),
+        version: () => loaded.version(),
+      };
+
+const REL_TOL = 1e-4;
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  filter: [number, number, number, number];
+  strides: [number, number];
+  pad: Pad;
+}
+
+// The encoders' layers (3x3 same, stride 1 and 2 on even and odd sizes, the 1x1 strided shortcut, the
+// one-channel stem) and shapes they do not use but the kernel must get right.
+const CASES: Case[] = [
+  { name: '3x3 same stride 1', x: [4, 9, 9, 8], filter: [3, 3, 8, 16], strides: [1, 1], pad: 'same' },
+  { name: '3x3 same stride 2, even size (pad only after)', x: [3, 8, 8, 5], filter: [3, 3, 5, 7], strides: [2, 2], pad: 'same' },
+  { name: '3x3 same stride 2, odd size', x: [3, 7, 7, 4], filter: [3, 3, 4, 6], strides: [2, 2], pad: 'same' },
+  { name: '1x1 valid stride 2 (shortcut)', x: [2, 8, 8, 16], filter: [1, 1, 16, 32], strides: [2, 2], pad: 'valid' },
+  { name: 'one input channel (stem)', x: [5, 12, 12, 1], filter: [3, 3, 1, 8], strides: [1, 1], pad: 'same' },
+  { name: '5x3 valid, strides 2 and 1, rows left over', x: [2, 12, 9, 3], filter: [5, 3, 3, 4], strides: [2, 1], pad: 'valid' },
+  { name: 'explicit asymmetric pads', x: [2, 6, 7, 3], filter: [3, 2, 3, 5], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
+  { name: 'filter larger than the padded input in one axis', x: [1, 2, 6, 3], filter: [3, 3, 3, 2], strides: [1, 1], pad: 'same' },
+];
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** conv2d, and its gradients w.r.t. x and the filter of sum(conv · r) for a fixed r. */
+function convAndGrads(c: Case): Float32Array[] {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values(size(c.x), 1), c.x);
+    const w = tf.tensor4d(values(size(c.filter), 2), c.filter);
+    const y = tf.conv2d(x, w, c.strides, c.pad);
+    const r = tf.tensor(values(y.size, 3), y.shape);
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), r)))([x, w]);
+    return [y, dx, dw].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+/** `f` with the wasm training kernels alone, oneDNN's put back after. */
+function withoutOnednn<T>(f: () => T): T {
+  unregisterWasmTrainingKernels();
+  registerWasmTrainingKernels();
+  try {
+    return f();
+  } finally {
+    registerOnednnConvKernels(counting as DnnlConvAddon);
+  }
+}
+
+async function onBackend<T>(name: 'cpu' | 'wasm', f: () => T): Promise<T> {
+  await tf.setBackend(name);
+  return f();
+}
+
+describeIfBuilt('oneDNN convolutions on wasm', () => {
+  beforeAll(async () => {
+    registerWasmTrainingKernels();
+    registerOnednnConvKernels(counting as DnnlConvAddon);
+    expect(await tf.setBackend('wasm')).toBe(true);
+  });
+
+  afterAll(async () => {
+    // Leave the wasm kernels as the other tests expect them: training kernels, no oneDNN.
+    unregisterWasmTrainingKernels();
+    registerWasmTrainingKernels();
+    await tf.setBackend('cpu');
+  });
+
+  it.each(CASES)('$name: forward, input and filter gradients match cpu, computed by oneDNN', async (c) => {
+    const ref = await onBackend('cpu', () => convAndGrads(c));
+    const before = [...calls];
+    const got = await onBackend('wasm', () => convAndGrads(c));
+    // Two forward passes (one under tf.grads), one of each gradient.
+    expect(calls.map((n, i) => n - before[i])).toEqual([2, 1, 1]);
+    ref.forEach((r, i) => {
+      expect(got[i].length).toBe(r.length);
+      expect(relError(r, got[i])).toBeLessThan(REL_TOL);
+    });
+  });
+
+  it('leaves to the wasm kernels what oneDNN does not take: the same results as without it', async () => {
+    const x = [2, 8, 8, 3] as [number, number, number, number];
+    const w = [3, 3, 3, 4] as [number, number, number, number];
+    const cases: Array<() => tf.Tensor> = [
+      // 'ceil' rounding: 5x5 where oneDNN's formula gives 4x4
+      () => tf.conv2d(tf.tensor4d(values(size(x), 1), x), tf.tensor4d(values(size(w), 2), w), 2, 1, 'NHWC', 1, 'ceil'),
+      // dilation
+      () => tf.conv2d(tf.tensor4d(values(size(x), 1), x), tf.tensor4d(values(size(w), 2), w), 1, 'same', 'NHWC', 2),
+      // a fused bias and activation
+      () =>
+        tf.fused.conv2d({
+          x: tf.tensor4d(values(size(x), 1), x),
+          filter: tf.tensor4d(values(size(w), 2), w),
+          strides: 1,
+          pad: 'same',
+          bias: tf.tensor1d(values(4, 3)),
+          activation: 'relu',
+        }),
+    ];
+    for (const f of cases) {
+      const run = () => tf.tidy(() => f().dataSync() as Float32Array);
+      const before = [...calls];
+      const got = run();
+      expect(calls).toEqual(before);
+      // (the stock wasm conv does not agree with cpu on 'ceil' rounding; the fallback keeps what it gives)
+      expect(got).toEqual(withoutOnednn(run));
+    }
+  });
+
+  it('runs a fused conv without bias or activation (the encoders\' layers) itself', async () => {
+    const f = () => tf.tidy(() => tf.fused.conv2d({ x: tf.tensor4d(values(2 * 6 * 6 * 3, 1), [2, 6, 6, 3]), filter: tf.tensor4d(values(3 * 3 * 3 * 5, 2), [3, 3, 3, 5]), strides: 1, pad: 'same' }).dataSync() as Float32Array);
+    const ref = await onBackend('cpu', f);
+    const before = calls[0];
+    const got = await onBackend('wasm', f);
+    expect(calls[0]).toBe(before + 1);
+    expect(relError(ref, got)).toBeLessThan(REL_TOL);
+  });
+
+  it('refuses arrays that do not match the geometry instead of reading past them', () => {
+    const addon = loaded as DnnlConvAddon;
+    const geometry = [1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1];
+    const x = new Float32Array(32);
+    const w = new Float32Array(54);
+    const y = new Float32Array(48);
+    expect(() => addon.run(0, x, w, y, geometry)).not.toThrow();
+    expect(() => addon.run(0, new Float32Array(31), w, y, geometry)).toThrow(/x has 31 elements, the geometry needs 32/);
+    expect(() => addon.run(2, x, w, new Float32Array(4800), geometry)).toThrow(/y has 4800 elements/);
+    expect(() => addon.run(0, x, new Float64Array(54) as unknown as Float32Array, y, geometry)).toThrow(/w must be a Float32Array/);
+    expect(() => addon.run(3 as 0, x, w, y, geometry)).toThrow(/op must be 0, 1 or 2/);
+    expect(() => addon.run(0, x, w, y, geometry.slice(1))).toThrow(/15 integers/);
+    expect(() => addon.run(0, x, w, y, [0, ...geometry.slice(1)])).toThrow(/positive/);
+    // 4x4 input, 3x3 filter, stride 1, no padding gives 2x2, not the 4x4 the geometry claims
+    expect(() => addon.run(0, x, w, y, [1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0])).toThrow(/oneDNN/);
+  });
+
+  it('embeds real images with the shipped model as the wasm kernels do', async () => {
+    const manifest = readManifest(SHIPPED_MODEL);
+    const fixtures = fmnistFixtures().slice(0, 24);
+    const pixels = Buffer.concat(await Promise.all(fixtures.map((f) => decodeToPixels(f.bytes, manifest.input, DEFAULT_DECODE_LIMITS))));
+    const engine = await LocalEngine.open(SHIPPED_MODEL);
+    try {
+      const before = calls[0];
+      const withOnednn = await engine.run(pixels, fixtures.length);
+      expect(calls[0]).toBeGreaterThan(before);
+      const withWasm = await withoutOnednn(() => engine.run(pixels, fixtures.length));
+      const dim = manifest.embedding.dim;
+      for (let i = 0; i < fixtures.length; i++) {
+        let dot = 0;
+        for (let j = 0; j < dim; j++) dot += withOnednn[i * dim + j] * withWasm[i * dim + j];
+        expect(dot).toBeGreaterThan(0.99999); // unit vectors: the same direction
+      }
+    } finally {
+      await engine.close();
+    }
+  });
+});
