@@ -2,14 +2,15 @@
  * Embedding throughput: forward pass alone vs end-to-end (decode + embed), with inference in the main
  * thread (1 core) and in a worker pool (all cores). Prints one JSON line.
  *
- *   npx tsx bench/embed.ts [--model DIR] [--images N] [--batch B]
- *   (env: BENCH_MODEL, BENCH_IMAGES, BENCH_BATCH)
+ *   npx tsx bench/embed.ts [--model DIR] [--images N] [--batch B] [--conv-kernels auto|onednn|wasm]
+ *   (env: BENCH_MODEL, BENCH_IMAGES, BENCH_BATCH, BENCH_CONV_KERNELS)
+ * Run it once with each --conv-kernels value to compare oneDNN's convolutions with wasm's.
  */
 import * as os from 'node:os';
 import { Embedder } from '../src/embed/embedder';
 import { LocalEngine } from '../src/embed/engine';
 import { DEFAULT_DECODE_LIMITS } from '../src/images/decode';
-import { initBackend } from '../src/runtime/backend';
+import { ConvKernelChoice, initBackend } from '../src/runtime/backend';
 import { fmnistFixtures, TEST_MODEL } from '../test/helpers';
 import { arg } from './args';
 
@@ -18,12 +19,13 @@ async function main(): Promise<void> {
   const images = Number(arg('images', 'BENCH_IMAGES', '2048'));
   const batch = Number(arg('batch', 'BENCH_BATCH', '64'));
   const cores = os.availableParallelism();
-  const backend = await initBackend('auto');
+  const convKernels = arg('conv-kernels', 'BENCH_CONV_KERNELS', 'auto') as ConvKernelChoice;
+  const backend = await initBackend('auto', { convKernels });
   const fixtures = fmnistFixtures();
   const bytes = Array.from({ length: images }, (_, i) => fixtures[i % fixtures.length].bytes);
 
   const open = (workers: number) =>
-    Embedder.open({ modelDir: model, workers, backend: backend.name, batching: { maxBatch: batch, maxWaitMs: 2, maxQueue: images }, decode: DEFAULT_DECODE_LIMITS });
+    Embedder.open({ modelDir: model, workers, backend: backend.name, convKernels, batching: { maxBatch: batch, maxWaitMs: 2, maxQueue: images }, decode: DEFAULT_DECODE_LIMITS });
 
   const rate = async (fn: () => Promise<unknown>): Promise<number> => {
     await fn(); // warm-up (JIT, XNNPACK packing)
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
       bench: 'embed',
       model,
       backend: backend.name,
+      convolutions: backend.convolutions,
       cores,
       images,
       batch,

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -94,6 +95,9 @@ Plan plan(int op, const Geometry& g) {
 struct Scratch {
   void* data = nullptr;
   size_t bytes = 0;
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  ~Scratch() { std::free(data); }
   void* get(size_t need) {
     if (need > bytes) {
       std::free(data);
@@ -110,10 +114,11 @@ struct ThreadState {
   std::map<std::pair<int, Geometry>, Plan> plans;
   Scratch scratch[3];
 };
-thread_local ThreadState* state = nullptr;
+// Freed when its thread ends (an inference worker that stops).
+thread_local std::unique_ptr<ThreadState> state;
 
 void execute(int op, const Geometry& g, float* x, float* w, float* y) {
-  if (!state) state = new ThreadState();  // lives as long as its thread
+  if (!state) state = std::make_unique<ThreadState>();
   auto key = std::make_pair(op, g);
   auto it = state->plans.find(key);
   if (it == state->plans.end()) it = state->plans.emplace(key, plan(op, g)).first;

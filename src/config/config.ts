@@ -83,7 +83,7 @@ const opt = (flags: string, description: string, env: string) => new Option(flag
 export function convKernelsOption(): Option {
   return opt(
     '--conv-kernels <name>',
-    "wasm backend's convolutions: 'onednn' (native oneDNN, 3-4x faster; the optional addon likeness-dnnl-conv, built where libdnnl-dev is installed), 'wasm' (XNNPACK), 'auto' (oneDNN where built)",
+    "wasm backend's convolutions: 'onednn' (native oneDNN, up to 4x faster; the optional addon likeness-dnnl-conv, built where libdnnl-dev is installed), 'wasm' (XNNPACK), 'auto' (oneDNN where built)",
     'LIKENESS_CONV_KERNELS',
   )
     .choices(CONV_KERNEL_CHOICES as string[])

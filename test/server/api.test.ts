@@ -138,6 +138,8 @@ describe('HTTP API', () => {
     const health = await api().get('/healthz');
     expect(health.body).toMatchObject({ status: 'ok', backend: 'wasm', model: { name: 'random-mini', dim: 128 } });
     expect(health.body.items).toBe(health.body.indexed);
+    // CI builds the oneDNN addon (.ci/run), and --conv-kernels auto then uses it
+    expect(health.body.convolutions).toMatch(process.env.CI ? /^oneDNN \d+\.\d+/ : /^(oneDNN \d+\.\d+|wasm$)/);
     const metrics = await api().get('/metrics');
     expect(metrics.text).toMatch(/likeness_http_request_duration_seconds_bucket\{/);
     expect(metrics.text).toMatch(/likeness_embed_batch_size_count \d+/);
