@@ -8,9 +8,10 @@
  *   npx tsx bench/train-methods.ts [--steps 6] [--batch 128] [--methods simclr,moco,membank,swav,supcon]
  *                                  (a method may carry settings: moco:shuffleGroups=1)
  *                                  [--wasm-threads 1]   (threaded XNNPACK build when > 1, as likeness train --threads)
+ *                                  [--conv-kernels auto|onednn|wasm]   (as likeness train --conv-kernels)
  */
 import { openDataset } from '../src/data/open';
-import { initBackend } from '../src/runtime/backend';
+import { ConvKernelChoice, initBackend } from '../src/runtime/backend';
 import { train } from '../src/train/trainer';
 import { tempDir } from '../test/helpers';
 import { arg } from './args';
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   const batch = Number(arg('batch', 'BENCH_BATCH', '128'));
   const methods = arg('methods', 'BENCH_METHODS', 'simclr,moco,membank,swav,supcon').split(',');
   const threads = Number(arg('wasm-threads', 'BENCH_WASM_THREADS', '1'));
-  const backend = await initBackend('wasm', { wasmThreads: threads });
+  const convKernels = arg('conv-kernels', 'BENCH_CONV_KERNELS', 'auto') as ConvKernelChoice;
+  const backend = await initBackend('wasm', { wasmThreads: threads, convKernels });
   const data = await openDataset('idx:fashion-mnist:train', { size: 28, channels: 1, limit: steps * batch });
   const imagesPerSec: Record<string, number> = {};
   for (const spec of methods) {
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
       model: 'resnet-mini 16/32/64, 28x28x1, Adam',
       backend: backend.name,
       wasmThreads: backend.threads,
+      convolutions: backend.convolutions,
       machine: machine(),
       batch,
       steps,
