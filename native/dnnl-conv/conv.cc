@@ -14,6 +14,8 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <new>
@@ -109,6 +111,11 @@ struct Scratch {
   }
 };
 
+// Plans a thread keeps at most. Each holds JIT code (about 140 KB); a server's micro-batches of 1 to
+// --max-batch images make one plan per layer per batch size, so the cache is bounded and starts over when
+// full (a plan is rebuilt in about 5 ms; oneDNN's own primitive cache makes that cheaper still).
+constexpr size_t kMaxPlans = 256;
+
 struct ThreadState {
   dnnl::stream stream{cpuEngine()};
   std::map<std::pair<int, Geometry>, Plan> plans;
@@ -121,7 +128,10 @@ void execute(int op, const Geometry& g, float* x, float* w, float* y) {
   if (!state) state = std::make_unique<ThreadState>();
   auto key = std::make_pair(op, g);
   auto it = state->plans.find(key);
-  if (it == state->plans.end()) it = state->plans.emplace(key, plan(op, g)).first;
+  if (it == state->plans.end()) {
+    if (state->plans.size() >= kMaxPlans) state->plans.clear();
+    it = state->plans.emplace(key, plan(op, g)).first;
+  }
   Plan& p = it->second;
   const UserDescs user = userDescs(g);
   memory mine[3] = {memory(user.x, cpuEngine(), x), memory(user.w, cpuEngine(), w), memory(user.y, cpuEngine(), y)};
@@ -170,6 +180,15 @@ float* floats(napi_env env, napi_value v, int64_t expected, const char* name) {
   return static_cast<float*>(data);
 }
 
+// The product of some geometry entries, false on int64 overflow.
+bool product(const Geometry& g, std::initializer_list<int> which, int64_t* out) {
+  int64_t p = 1;
+  for (int i : which)
+    if (__builtin_mul_overflow(p, g[i], &p)) return false;
+  *out = p;
+  return true;
+}
+
 napi_value Run(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -188,19 +207,27 @@ napi_value Run(napi_env env, napi_callback_info info) {
     napi_get_element(env, argv[4], i, &e);
     if (!toInt64(env, e, &g[i])) return fail(env, "geometry must be an array of 15 integers");
   }
+  // oneDNN keeps dims, strides and pads as int; larger values would be narrowed.
   for (int i : {N, H, W, C, OH, OW, O, KH, KW, SH, SW})
-    if (g[i] < 1) return fail(env, "geometry sizes and strides must be positive");
+    if (g[i] < 1 || g[i] > INT32_MAX) return fail(env, "geometry sizes and strides must be positive 32-bit integers");
+  for (int i : {TOP, LEFT, BOTTOM, RIGHT})
+    if (g[i] < 0 || g[i] > INT32_MAX) return fail(env, "geometry pads must be non-negative 32-bit integers");
   // Each array must hold exactly its tensor: the addon reads and writes through raw pointers.
-  float* x = floats(env, argv[1], g[N] * g[H] * g[W] * g[C], "x");
+  int64_t sizes[3];
+  if (!product(g, {N, H, W, C}, &sizes[0]) || !product(g, {KH, KW, C, O}, &sizes[1]) || !product(g, {N, OH, OW, O}, &sizes[2]))
+    return fail(env, "geometry too large");
+  float* x = floats(env, argv[1], sizes[0], "x");
   if (!x) return nullptr;
-  float* w = floats(env, argv[2], g[KH] * g[KW] * g[C] * g[O], "w");
+  float* w = floats(env, argv[2], sizes[1], "w");
   if (!w) return nullptr;
-  float* y = floats(env, argv[3], g[N] * g[OH] * g[OW] * g[O], "y");
+  float* y = floats(env, argv[3], sizes[2], "y");
   if (!y) return nullptr;
   try {
     execute(static_cast<int>(op), g, x, w, y);
   } catch (const dnnl::error& e) {
     return fail(env, std::string("oneDNN: ") + e.what());
+  } catch (const std::exception& e) {  // e.g. bad_alloc: must not cross into Node (std::terminate)
+    return fail(env, std::string("dnnl-conv: ") + e.what());
   }
   return nullptr;
 }

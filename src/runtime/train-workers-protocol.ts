@@ -1,9 +1,12 @@
 /** Messages between DataParallelTrainer (main thread) and its gradient workers. */
+import type { ConvKernelChoice } from './backend';
 
 export interface InitMessage {
   kind: 'init';
   /** model.toJSON() of the network whose output feeds the loss. */
   modelJson: string;
+  /** Who runs the workers' convolutions. */
+  convKernels: ConvKernelChoice;
 }
 
 export interface StepMessage {

@@ -32,7 +32,7 @@ parentPort?.on('message', (msg: ToWorker) => {
   void (async () => {
     try {
       if (msg.kind === 'init') {
-        await initBackend('wasm');
+        await initBackend('wasm', { convKernels: msg.convKernels });
         model = await tf.models.modelFromJSON(JSON.parse(msg.modelJson));
         reply({ kind: 'ready' });
       } else if (msg.kind === 'step') {

@@ -11,6 +11,7 @@
 import * as os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import type { ConvKernelChoice } from './backend';
 import type { FromWorker, StepResult, ToWorker } from './train-workers-protocol';
 import { startWorker } from './worker-script';
 
@@ -66,11 +67,14 @@ export class DataParallelTrainer {
     private readonly workers: GradientWorker[],
   ) {}
 
-  /** Starts `workers` gradient workers (default: one per core) holding copies of `model`. */
-  static async create(model: tf.LayersModel, optimizer: tf.Optimizer, workers = os.cpus().length): Promise<DataParallelTrainer> {
+  /**
+   * Starts `workers` gradient workers (default: one per core) holding copies of `model`, their
+   * convolutions run as `convKernels` says (default: the wasm kernels).
+   */
+  static async create(model: tf.LayersModel, optimizer: tf.Optimizer, workers = os.cpus().length, convKernels: ConvKernelChoice = 'wasm'): Promise<DataParallelTrainer> {
     const modelJson = JSON.stringify(model.toJSON(null, false));
     const pool = Array.from({ length: Math.max(1, workers) }, () => new GradientWorker(startWorker(__dirname, 'train-workers-thread')));
-    await Promise.all(pool.map((w) => w.request({ kind: 'init', modelJson })));
+    await Promise.all(pool.map((w) => w.request({ kind: 'init', modelJson, convKernels })));
     return new DataParallelTrainer(model, optimizer, pool);
   }
 

@@ -58,7 +58,7 @@ const CASES: Case[] = [
   { name: 'one input channel (stem)', x: [5, 12, 12, 1], filter: [3, 3, 1, 8], strides: [1, 1], pad: 'same' },
   { name: '5x3 valid, strides 2 and 1, rows left over', x: [2, 12, 9, 3], filter: [5, 3, 3, 4], strides: [2, 1], pad: 'valid' },
   { name: 'explicit asymmetric pads', x: [2, 6, 7, 3], filter: [3, 2, 3, 5], strides: [1, 2], pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
-  { name: 'filter larger than the padded input in one axis', x: [1, 2, 6, 3], filter: [3, 3, 3, 2], strides: [1, 1], pad: 'same' },
+  { name: 'input smaller than the filter in one axis (2 rows, a 3-row filter)', x: [1, 2, 6, 3], filter: [3, 3, 3, 2], strides: [1, 1], pad: 'same' },
 ];
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -75,14 +75,16 @@ function convAndGrads(c: Case): Float32Array[] {
   });
 }
 
-/** `f` with the wasm training kernels alone, oneDNN's put back after. */
-function withoutOnednn<T>(f: () => T): T {
+/** `f` with the wasm training kernels alone (awaited), oneDNN's put back after; oneDNN must not run. */
+async function withoutOnednn<T>(f: () => T | Promise<T>): Promise<T> {
   unregisterWasmTrainingKernels();
   registerWasmTrainingKernels();
+  const before = [...calls];
   try {
-    return f();
+    return await f();
   } finally {
     registerOnednnConvKernels(counting as DnnlConvAddon);
+    expect(calls).toEqual(before);
   }
 }
 
@@ -117,15 +119,11 @@ describeIfBuilt('oneDNN convolutions on wasm', () => {
     });
   });
 
-  it('leaves to the wasm kernels what oneDNN does not take: the same results as without it', async () => {
+  it('leaves to the wasm kernels what oneDNN does not take: dilation, a fused bias and activation', async () => {
     const x = [2, 8, 8, 3] as [number, number, number, number];
     const w = [3, 3, 3, 4] as [number, number, number, number];
     const cases: Array<() => tf.Tensor> = [
-      // 'ceil' rounding: 5x5 where oneDNN's formula gives 4x4
-      () => tf.conv2d(tf.tensor4d(values(size(x), 1), x), tf.tensor4d(values(size(w), 2), w), 2, 1, 'NHWC', 1, 'ceil'),
-      // dilation
       () => tf.conv2d(tf.tensor4d(values(size(x), 1), x), tf.tensor4d(values(size(w), 2), w), 1, 'same', 'NHWC', 2),
-      // a fused bias and activation
       () =>
         tf.fused.conv2d({
           x: tf.tensor4d(values(size(x), 1), x),
@@ -138,11 +136,38 @@ describeIfBuilt('oneDNN convolutions on wasm', () => {
     ];
     for (const f of cases) {
       const run = () => tf.tidy(() => f().dataSync() as Float32Array);
+      const ref = await onBackend('cpu', run);
       const before = [...calls];
-      const got = run();
+      const got = await onBackend('wasm', run);
       expect(calls).toEqual(before);
-      // (the stock wasm conv does not agree with cpu on 'ceil' rounding; the fallback keeps what it gives)
-      expect(got).toEqual(withoutOnednn(run));
+      expect(relError(ref, got)).toBeLessThan(REL_TOL);
+    }
+  });
+
+  it("leaves 'ceil' rounding (5x5 where oneDNN's formula gives 4x4) to the wasm kernels", async () => {
+    await tf.setBackend('wasm');
+    const before = [...calls];
+    // (the stock wasm conv fills only 4x4 of its 5x5 output here, so only the shape is checked)
+    const shape = tf.tidy(() => tf.conv2d(tf.ones([2, 8, 8, 3]) as tf.Tensor4D, tf.ones([3, 3, 3, 4]) as tf.Tensor4D, 2, 1, 'NHWC', 1, 'ceil').shape);
+    expect(shape).toEqual([2, 5, 5, 4]);
+    expect(calls).toEqual(before);
+  });
+
+  it('gives empty tensors their empty sums (zeros) without calling oneDNN, as cpu does', async () => {
+    type Shape4 = [number, number, number, number];
+    const cases: Array<{ x: Shape4; w: Shape4; pad: 'same' | 'valid' }> = [
+      { x: [0, 4, 4, 2], w: [3, 3, 2, 3], pad: 'same' }, // no images
+      { x: [1, 2, 2, 2], w: [3, 3, 2, 3], pad: 'valid' }, // a filter larger than the image: 0x0 out
+      { x: [1, 4, 4, 2], w: [3, 3, 2, 0], pad: 'same' }, // no output channels
+      { x: [2, 4, 4, 0], w: [3, 3, 0, 3], pad: 'same' }, // no input channels: zeros
+    ];
+    for (const c of cases) {
+      const run = () => tf.tidy(() => convAndGrads({ name: '', x: c.x, filter: c.w, strides: [1, 1], pad: c.pad }));
+      const ref = await onBackend('cpu', run);
+      const before = [...calls];
+      const got = await onBackend('wasm', run);
+      expect(calls).toEqual(before);
+      expect(got).toEqual(ref);
     }
   });
 
@@ -168,6 +193,10 @@ describeIfBuilt('oneDNN convolutions on wasm', () => {
     expect(() => addon.run(3 as 0, x, w, y, geometry)).toThrow(/op must be 0, 1 or 2/);
     expect(() => addon.run(0, x, w, y, geometry.slice(1))).toThrow(/15 integers/);
     expect(() => addon.run(0, x, w, y, [0, ...geometry.slice(1)])).toThrow(/positive/);
+    expect(() => addon.run(0, x, w, y, [2 ** 31, ...geometry.slice(1)])).toThrow(/32-bit/);
+    expect(() => addon.run(0, x, w, y, [...geometry.slice(0, 11), -1, 1, 1, 1])).toThrow(/pads must be non-negative/);
+    // products that overflow int64 (each factor fits in 32 bits) are refused before any array is read
+    expect(() => addon.run(0, x, w, y, [2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1, 4, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1])).toThrow(/too large/);
     // 4x4 input, 3x3 filter, stride 1, no padding gives 2x2, not the 4x4 the geometry claims
     expect(() => addon.run(0, x, w, y, [1, 4, 4, 2, 4, 4, 3, 3, 3, 1, 1, 0, 0, 0, 0])).toThrow(/oneDNN/);
   });
@@ -182,6 +211,7 @@ describeIfBuilt('oneDNN convolutions on wasm', () => {
       const withOnednn = await engine.run(pixels, fixtures.length);
       expect(calls[0]).toBeGreaterThan(before);
       const withWasm = await withoutOnednn(() => engine.run(pixels, fixtures.length));
+      expect(calls[0]).toBeGreaterThan(before);
       const dim = manifest.embedding.dim;
       for (let i = 0; i < fixtures.length; i++) {
         let dot = 0;

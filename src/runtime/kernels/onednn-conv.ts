@@ -81,6 +81,12 @@ function dnnlKernel(
       if (!p) return fallback.kernelFunc(args);
       const wasm = args.backend as BackendWasm;
       const out = wasm.makeOutput(p.outShape, 'float32');
+      // An empty tensor (batch, size or channels 0): every output is an empty sum. oneDNN has no
+      // zero-size convolution, and the stock wasm ones misbehave there (XNNPACK errors, heap damage).
+      if (p.geometry.slice(0, 7).includes(0)) {
+        (wasm.typedArrayFromHeap(out) as Float32Array).fill(0);
+        return out;
+      }
       const views = p.operands.map((t) => wasm.typedArrayFromHeap(t ?? out) as Float32Array) as [Float32Array, Float32Array, Float32Array];
       addon.run(p.op, views[0], views[1], views[2], p.geometry);
       return out;
