@@ -5,10 +5,10 @@
  * The wasm backend's tensors live in its heap; the addon runs oneDNN's convolution, its input
  * gradient and its filter gradient directly on views of that heap (NHWC activations, [kh, kw, in,
  * out] filters: tfjs's layouts, so nothing is copied). On x86-64 oneDNN uses the machine's full vector
- * width where wasm has 128-bit SIMD: 7-10x XNNPACK's convolution on the same 2 cores
- * (bench/onednn-conv). Cases the addon does not take (dilation, another layout or dtype, a fused
- * bias or activation, a rounding mode that oneDNN's output size disagrees with) go to the kernel it
- * replaced.
+ * width where wasm has 128-bit SIMD: a ResNet-18 training step 4x faster on the same 2 cores
+ * (bench/train-step --onednn, docs/BENCHMARKS.md). Cases the addon does not take (dilation, another
+ * layout or dtype, a fused bias or activation, a rounding mode that oneDNN's output size disagrees
+ * with) go to the kernel it replaced; empty tensors get their zeros here.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
