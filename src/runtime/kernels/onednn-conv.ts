@@ -62,8 +62,8 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /**
  * One oneDNN-backed kernel: `plan` returns the op, the geometry and the output shape when the addon
- * takes the call, else undefined and `fallback` runs. The output is the tensor at `outputSlot`
- * (0 x, 1 w, 2 y) of the op's (x, w, y) triple; the other two are inputs.
+ * takes the call, else undefined and `fallback` runs. Of the op's (x, w, y) operands the one left
+ * undefined is the output, made here; the other two are inputs.
  */
 function dnnlKernel(
   addon: DnnlConvAddon,
