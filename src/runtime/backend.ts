@@ -5,7 +5,7 @@
  * fails on machines without internet access, in which case `require` fails here and we fall through.
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadDnnlConv } from './kernels/onednn-conv';
+import { DnnlConvAddon, loadDnnlConv } from './kernels/onednn-conv';
 import { registerOnednnConvKernels, registerWasmTrainingKernels } from './wasm-kernels';
 import { startSimdFilterGradHelpers } from './kernels/simd-filter-grad';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from './wasm-threads';
@@ -44,6 +44,8 @@ export interface BackendOptions {
   wasmThreads?: number;
   /** The wasm backend's convolutions (default 'auto'). */
   convKernels?: ConvKernelChoice;
+  /** Loads the oneDNN addon, or says why it cannot (default loadDnnlConv; tests stand in a missing one). */
+  loadAddon?: () => DnnlConvAddon | string;
 }
 
 let chosen: BackendInfo | undefined;
@@ -70,7 +72,7 @@ async function tryTensorflow(skipped: string[]): Promise<BackendInfo | undefined
   return undefined;
 }
 
-async function tryWasm(skipped: string[], threads: number, convKernels: ConvKernelChoice): Promise<BackendInfo | undefined> {
+async function tryWasm(skipped: string[], threads: number, convKernels: ConvKernelChoice, loadAddon: () => DnnlConvAddon | string): Promise<BackendInfo | undefined> {
   const failure = tryRequire('@tensorflow/tfjs-backend-wasm');
   if (failure) {
     skipped.push(failure);
@@ -82,7 +84,7 @@ async function tryWasm(skipped: string[], threads: number, convKernels: ConvKern
   if (await withThreadedCoreCount(() => tf.setBackend('wasm'))) {
     // The filter-gradient kernel's helper threads, started now so training uses them from its first step.
     if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
-    const convolutions = convKernels === 'wasm' ? 'wasm' : useOnednn(skipped, convKernels === 'onednn', wasmThreadCount());
+    const convolutions = convKernels === 'wasm' ? 'wasm' : useOnednn(loadAddon(), skipped, convKernels === 'onednn', wasmThreadCount());
     return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount(), convolutions };
   }
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');
@@ -93,8 +95,7 @@ async function tryWasm(skipped: string[], threads: number, convKernels: ConvKern
  * Puts oneDNN's convolutions in front of wasm's, with as many threads as the wasm backend has (an
  * inference worker: 1). Returns who runs the convolutions; `required` turns a missing addon into an error.
  */
-function useOnednn(skipped: string[], required: boolean, threads: number): string {
-  const addon = loadDnnlConv();
+function useOnednn(addon: DnnlConvAddon | string, skipped: string[], required: boolean, threads: number): string {
   if (typeof addon === 'string') {
     if (required) throw new Error(`--conv-kernels onednn: ${addon} (build it: apt-get install libdnnl-dev, then npm ci)`);
     skipped.push(addon);
@@ -114,7 +115,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: Backe
   const skipped: string[] = [];
   let info: BackendInfo | undefined;
   if (choice === 'auto' || choice === 'tensorflow') info = await tryTensorflow(skipped);
-  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped, options.wasmThreads ?? 1, options.convKernels ?? 'auto');
+  if (!info && (choice === 'auto' || choice === 'wasm')) info = await tryWasm(skipped, options.wasmThreads ?? 1, options.convKernels ?? 'auto', options.loadAddon ?? loadDnnlConv);
   if (!info && (choice === 'auto' || choice === 'cpu')) {
     await tf.setBackend('cpu');
     info = { name: 'cpu', provider: '@tensorflow/tfjs-backend-cpu', skipped, threads: 1 };
