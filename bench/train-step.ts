@@ -14,7 +14,9 @@
  * --encoder picks another preset (its widths, unless --widths), --stem and --stages override its own,
  * as `likeness train` does: to weigh a larger encoder's cost before training it.
  * --onednn also measures the "after" kernels with oneDNN's convolutions in front (the optional addon
- * native/dnnl-conv, src/runtime/kernels/onednn-conv.ts), in the same process: `onednn` in the output.
+ * native/dnnl-conv, src/runtime/kernels/onednn-conv.ts), in the same process: `onednn` in the output;
+ * first with the convolutions alone (`onednnConvOnly`), then with the addon's fused training batch norm
+ * too (src/runtime/kernels/onednn-batch-norm.ts), as Likeness runs it.
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -30,6 +32,7 @@ import { cpuBridgeKernel } from '../src/runtime/kernels/cpu-bridge';
 import { simdFilterGradStatus, startSimdFilterGradHelpers } from '../src/runtime/kernels/simd-filter-grad';
 import { DataParallelTrainer } from '../src/runtime/train-workers';
 import { loadDnnlConv } from '../src/runtime/kernels/onednn-conv';
+import { onednnBatchNormConfigs } from '../src/runtime/kernels/onednn-batch-norm';
 import { registerOnednnConvKernels, registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/runtime/wasm-kernels';
 import { prepareWasmThreads, wasmThreadCount, withThreadedCoreCount } from '../src/runtime/wasm-threads';
 import { machine, median, roundTo } from './measure';
@@ -247,11 +250,16 @@ async function main(): Promise<void> {
   const after = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
   const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.encoder) : undefined;
   let onednn: (Figures & { version: string }) | undefined;
+  let onednnConvOnly: Figures | undefined;
   if (opts.onednn) {
     const addon = loadDnnlConv();
     if (typeof addon === 'string') throw new Error(`--onednn: ${addon}`);
     addon.setThreads(wasmThreadCount());
     registerOnednnConvKernels(addon);
+    const batchNorm = onednnBatchNormConfigs(addon);
+    batchNorm.forEach((k) => tf.unregisterKernel(k.kernelName, 'wasm'));
+    onednnConvOnly = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
+    batchNorm.forEach((k) => tf.registerKernel(k));
     onednn = { ...(await measure(opts.batch, opts.iters, opts.profile, opts.encoder)), version: addon.version() };
   }
   const result = {
@@ -268,6 +276,9 @@ async function main(): Promise<void> {
     trainSpeedup: before ? roundTo(after.trainImagesPerSec / before.trainImagesPerSec, 1) : null,
     onednn: onednn
       ? { ...onednn, trainSpeedupOverAfter: roundTo(onednn.trainImagesPerSec / after.trainImagesPerSec, 2), forwardSpeedupOverAfter: roundTo(onednn.forwardImagesPerSec / after.forwardImagesPerSec, 2) }
+      : null,
+    onednnConvOnly: onednnConvOnly && onednn
+      ? { ...onednnConvOnly, batchNormTrainSpeedup: roundTo(onednn.trainImagesPerSec / onednnConvOnly.trainImagesPerSec, 2) }
       : null,
     parallel: parallel
       ? { ...parallel, speedupOverOneCore: roundTo(parallel.trainImagesPerSec / after.trainImagesPerSec, 2) }

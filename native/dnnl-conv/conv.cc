@@ -7,6 +7,12 @@
 // sizes; geometry = [n, h, w, c, oh, ow, o, kh, kw, sh, sw, top, left, bottom, right]:
 //   op 0: y = conv(x, w)           op 1: x = dconv/dx(dy = y, w)      op 2: w = dconv/dw(x, dy = y)
 // Primitives are cached per thread by (op, geometry): oneDNN JIT-compiles each on creation.
+//
+// batchNorm(x, y, scale, shift, mean, variance, dims, epsilon) and batchNormBackward(x, dy, scale, mean,
+// variance, dx, dscale, dshift, dims, epsilon): oneDNN's batch normalization in training mode over all
+// axes but the channels, on the same NHWC tensors (dims = [n, h, w, c]; another rank folds its leading
+// axes into n). Forward writes y and the batch mean and biased variance; backward writes the gradients
+// of x, scale and shift.
 #include <node_api.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -21,6 +27,8 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <cstring>
+#include <unordered_map>
 
 namespace {
 
@@ -116,16 +124,26 @@ struct Scratch {
 // full (a plan is rebuilt in a few milliseconds; oneDNN's own primitive cache makes that cheaper still).
 constexpr size_t kMaxPlans = 256;
 
+// Batch-norm primitives by (backward?, n, h, w, c, epsilon's bits); they read and write the caller's
+// layouts directly, so no reorders.
+using BnKey = std::array<int64_t, 6>;
+
 struct ThreadState {
   dnnl::stream stream{cpuEngine()};
   std::map<std::pair<int, Geometry>, Plan> plans;
+  std::map<BnKey, dnnl::primitive> bnPlans;
   Scratch scratch[3];
 };
 // Freed when its thread ends (an inference worker that stops).
 thread_local std::unique_ptr<ThreadState> state;
 
-void execute(int op, const Geometry& g, float* x, float* w, float* y) {
+ThreadState& threadState() {
   if (!state) state = std::make_unique<ThreadState>();
+  return *state;
+}
+
+void execute(int op, const Geometry& g, float* x, float* w, float* y) {
+  threadState();
   auto key = std::make_pair(op, g);
   auto it = state->plans.find(key);
   if (it == state->plans.end()) {
@@ -151,6 +169,47 @@ void execute(int op, const Geometry& g, float* x, float* w, float* y) {
   const int o = outputSlot(op);
   if (p.out) p.out->execute(state->stream, used[o], mine[o]);
   state->stream.wait();
+}
+
+const auto kBnFlags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+
+// dims in oneDNN's order (n, c, h, w) over an NHWC buffer; the statistics, scale and shift are c floats.
+memory::desc bnData(const std::array<int64_t, 4>& d) {
+  return memory::desc({d[0], d[3], d[1], d[2]}, memory::data_type::f32, memory::format_tag::nhwc);
+}
+memory::desc bnChannels(int64_t c) { return memory::desc({c}, memory::data_type::f32, memory::format_tag::a); }
+
+dnnl::primitive& bnPlan(bool backward, const std::array<int64_t, 4>& d, float epsilon) {
+  ThreadState& s = threadState();
+  uint32_t epsBits;
+  std::memcpy(&epsBits, &epsilon, sizeof epsBits);
+  BnKey key{backward, d[0], d[1], d[2], d[3], epsBits};
+  auto it = s.bnPlans.find(key);
+  if (it != s.bnPlans.end()) return it->second;
+  if (s.bnPlans.size() >= kMaxPlans) s.bnPlans.clear();
+  dnnl::batch_normalization_forward::primitive_desc forward(
+      dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, bnData(d), epsilon, kBnFlags), cpuEngine());
+  dnnl::primitive p;
+  if (backward) {
+    p = dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(
+        dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, bnData(d), bnData(d), epsilon, kBnFlags), cpuEngine(), forward));
+  } else {
+    p = dnnl::batch_normalization_forward(forward);
+  }
+  return s.bnPlans.emplace(key, p).first->second;
+}
+
+// Runs one batch norm; args by DNNL_ARG_* id, each a data-sized buffer or a c-float one.
+void bnExecute(bool backward, const std::array<int64_t, 4>& d, float epsilon, std::initializer_list<std::pair<int, float*>> args) {
+  dnnl::primitive& p = bnPlan(backward, d, epsilon);
+  std::unordered_map<int, memory> mem;
+  for (auto [id, ptr] : args) {
+    bool data = id == DNNL_ARG_SRC || id == DNNL_ARG_DST || id == DNNL_ARG_DIFF_SRC || id == DNNL_ARG_DIFF_DST;
+    mem.emplace(id, memory(data ? bnData(d) : bnChannels(d[3]), cpuEngine(), ptr));
+  }
+  ThreadState& s = threadState();
+  p.execute(s.stream, mem);
+  s.stream.wait();
 }
 
 napi_value fail(napi_env env, const std::string& message) {
@@ -189,6 +248,20 @@ bool product(const Geometry& g, std::initializer_list<int> which, int64_t* out) 
   return true;
 }
 
+// Runs f; C++ exceptions (oneDNN's, bad_alloc) become JS errors: they must not cross into Node
+// (std::terminate).
+template <typename F>
+napi_value guarded(napi_env env, F&& f) {
+  try {
+    f();
+  } catch (const dnnl::error& e) {
+    return fail(env, std::string("oneDNN: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(env, std::string("dnnl-conv: ") + e.what());
+  }
+  return nullptr;
+}
+
 napi_value Run(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -222,14 +295,92 @@ napi_value Run(napi_env env, napi_callback_info info) {
   if (!w) return nullptr;
   float* y = floats(env, argv[3], sizes[2], "y");
   if (!y) return nullptr;
-  try {
-    execute(static_cast<int>(op), g, x, w, y);
-  } catch (const dnnl::error& e) {
-    return fail(env, std::string("oneDNN: ") + e.what());
-  } catch (const std::exception& e) {  // e.g. bad_alloc: must not cross into Node (std::terminate)
-    return fail(env, std::string("dnnl-conv: ") + e.what());
+  return guarded(env, [&] { execute(static_cast<int>(op), g, x, w, y); });
+}
+
+// Batch-norm dims [n, h, w, c]: positive 32-bit integers whose product fits int64; epsilon in (0, 1].
+bool bnShape(napi_env env, napi_value dimsValue, napi_value epsValue, std::array<int64_t, 4>* dims, int64_t* size, float* epsilon) {
+  bool isArray = false;
+  uint32_t length = 0;
+  napi_is_array(env, dimsValue, &isArray);
+  if (!isArray || napi_get_array_length(env, dimsValue, &length) != napi_ok || length != 4) {
+    fail(env, "dims must be an array of 4 integers [n, h, w, c]");
+    return false;
   }
-  return nullptr;
+  int64_t p = 1;
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value e;
+    napi_get_element(env, dimsValue, i, &e);
+    if (!toInt64(env, e, &(*dims)[i]) || (*dims)[i] < 1 || (*dims)[i] > INT32_MAX) {
+      fail(env, "dims must be positive 32-bit integers");
+      return false;
+    }
+    if (__builtin_mul_overflow(p, (*dims)[i], &p)) {
+      fail(env, "dims too large");
+      return false;
+    }
+  }
+  *size = p;
+  double eps = 0;
+  if (napi_get_value_double(env, epsValue, &eps) != napi_ok || !(eps > 0) || eps > 1) {
+    fail(env, "epsilon must be a number in (0, 1]");
+    return false;
+  }
+  *epsilon = static_cast<float>(eps);
+  return true;
+}
+
+// argv[i] as a Float32Array of specs[i]'s size, into out[i].
+bool bnArrays(napi_env env, napi_value* argv, std::initializer_list<std::pair<const char*, int64_t>> specs, float** out) {
+  int i = 0;
+  for (auto [name, size] : specs) {
+    if (!(out[i] = floats(env, argv[i], size, name))) return false;
+    i++;
+  }
+  return true;
+}
+
+// batchNorm(x, y, scale, shift, mean, variance, dims, epsilon)
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) return fail(env, "batchNorm(x, y, scale, shift, mean, variance, dims, epsilon) takes 8 arguments");
+  std::array<int64_t, 4> d;
+  int64_t size;
+  float epsilon;
+  if (!bnShape(env, argv[6], argv[7], &d, &size, &epsilon)) return nullptr;
+  float* a[6];
+  if (!bnArrays(env, argv, {{"x", size}, {"y", size}, {"scale", d[3]}, {"shift", d[3]}, {"mean", d[3]}, {"variance", d[3]}}, a))
+    return nullptr;
+  return guarded(env, [&] {
+    bnExecute(false, d, epsilon, {{DNNL_ARG_SRC, a[0]}, {DNNL_ARG_DST, a[1]}, {DNNL_ARG_SCALE, a[2]}, {DNNL_ARG_SHIFT, a[3]},
+                                  {DNNL_ARG_MEAN, a[4]}, {DNNL_ARG_VARIANCE, a[5]}});
+  });
+}
+
+// batchNormBackward(x, dy, scale, mean, variance, dx, dscale, dshift, dims, epsilon)
+napi_value BatchNormBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 10)
+    return fail(env, "batchNormBackward(x, dy, scale, mean, variance, dx, dscale, dshift, dims, epsilon) takes 10 arguments");
+  std::array<int64_t, 4> d;
+  int64_t size;
+  float epsilon;
+  if (!bnShape(env, argv[8], argv[9], &d, &size, &epsilon)) return nullptr;
+  float* a[8];
+  if (!bnArrays(env, argv, {{"x", size}, {"dy", size}, {"scale", d[3]}, {"mean", d[3]}, {"variance", d[3]}, {"dx", size},
+                            {"dscale", d[3]}, {"dshift", d[3]}}, a))
+    return nullptr;
+  return guarded(env, [&] {
+    // oneDNN 2.6 wants a shift argument here too, though β does not enter any gradient: any c floats
+    // that are not an output do (the mean's).
+    bnExecute(true, d, epsilon, {{DNNL_ARG_SRC, a[0]}, {DNNL_ARG_DIFF_DST, a[1]}, {DNNL_ARG_SCALE, a[2]}, {DNNL_ARG_SHIFT, a[3]}, {DNNL_ARG_MEAN, a[3]},
+                                 {DNNL_ARG_VARIANCE, a[4]}, {DNNL_ARG_DIFF_SRC, a[5]}, {DNNL_ARG_DIFF_SCALE, a[6]},
+                                 {DNNL_ARG_DIFF_SHIFT, a[7]}});
+  });
 }
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
@@ -255,6 +406,8 @@ napi_value Version(napi_env env, napi_callback_info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"run", nullptr, Run, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, BatchNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

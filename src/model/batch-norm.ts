@@ -11,6 +11,10 @@
  * 5 passes forward, 6 backward. On wasm a layer's training pass is 2-3.4x faster than the stock
  * layer's (bench/batch-norm, docs/BENCHMARKS.md).
  *
+ * A backend may do better with one fused op: where it registers the kernels BATCH_NORM_TRAIN and
+ * BATCH_NORM_TRAIN_GRAD (on wasm with the oneDNN addon: src/runtime/kernels/onednn-batch-norm.ts), a
+ * layer's training pass is one kernel each way, two passes over the activation instead of five and six.
+ *
  * Inference is the same single scale-and-shift pass with the moving statistics (the stock layer's
  * FusedBatchNorm is ~3x slower on wasm). The subclass keeps the className 'BatchNormalization', its
  * config and weights, so saved models are plain tfjs models; registering it (model-dir.ts imports
@@ -117,7 +121,45 @@ export function channelAffine(x: tf.Tensor, scale: tf.Tensor, shift?: tf.Tensor)
   return x.rank === 4 ? y : tf.reshape(y, x.shape);
 }
 
-/** tf.layers.batchNormalization whose training pass is batchMoments + normalizeWithMoments. */
+/**
+ * A fused training pass a backend may provide. BATCH_NORM_TRAIN: inputs {x, gamma, beta}, attrs
+ * {epsilon}; outputs [y, moments] with y = γ·(x − μ)/√(σ² + ε) + β over all axes but the last and
+ * moments = [μ; σ²] (biased), [2, C]. BATCH_NORM_TRAIN_GRAD: inputs {dy, x, gamma, moments}, attrs
+ * {epsilon}; outputs [dx, dγ, dβ], dx including the moments' dependence on x (the paper's §3).
+ */
+export const BATCH_NORM_TRAIN = 'LikenessBatchNormTrain';
+export const BATCH_NORM_TRAIN_GRAD = 'LikenessBatchNormTrainGrad';
+
+/** Whether the fused training op runs here: the current backend has its kernel, x is a non-empty float32. */
+export function hasFusedBatchNorm(x: tf.Tensor): boolean {
+  return x.dtype === 'float32' && x.size > 0 && tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
+}
+
+/**
+ * The fused op: [y, moments]. Only y carries a gradient; the layer feeds moments to its moving
+ * averages alone, which the loss does not depend on, so their gradient (zeros) is not taken.
+ */
+export function fusedBatchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): [tf.Tensor, tf.Tensor2D] {
+  const [y, moments] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
+  return [y, moments as tf.Tensor2D];
+}
+
+tf.registerGradient({
+  kernelName: BATCH_NORM_TRAIN,
+  inputsToSave: ['x', 'gamma'],
+  outputsToSave: [false, true],
+  gradFunc: (dys, saved, attrs) => {
+    const dy = (dys as tf.Tensor[])[0];
+    const [x, gamma, moments] = saved;
+    const [dx, dGamma, dBeta] = tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, { dy, x, gamma, moments }, attrs) as tf.Tensor[];
+    return { x: () => dx, gamma: () => dGamma, beta: () => dBeta };
+  },
+});
+
+/**
+ * tf.layers.batchNormalization whose training pass is one fused op where the backend has it, else
+ * batchMoments + normalizeWithMoments.
+ */
 export class BatchNormalization extends StockBatchNormalization {
   static className = 'BatchNormalization';
 
@@ -133,7 +175,12 @@ export class BatchNormalization extends StockBatchNormalization {
       });
     }
     return tf.tidy(() => {
-      const moments = batchMoments(input);
+      const gamma = this.gamma.read() as tf.Tensor1D;
+      const beta = this.beta.read() as tf.Tensor1D;
+      let y: tf.Tensor | undefined;
+      let moments: tf.Tensor2D;
+      if (hasFusedBatchNorm(input)) [y, moments] = fusedBatchNormTrain(input, gamma, beta, this.epsilon);
+      else moments = batchMoments(input);
       // Moving averages as the stock layer keeps them: v ← v − (1 − momentum)·(v − batch value)
       const [mean, variance] = tf.unstack(moments);
       for (const [variable, value] of [
@@ -142,7 +189,7 @@ export class BatchNormalization extends StockBatchNormalization {
       ] as const) {
         variable.write(tf.sub(variable.read(), tf.mul(tf.sub(variable.read(), value), 1 - this.momentum)));
       }
-      return normalizeWithMoments(input, moments, this.gamma.read() as tf.Tensor1D, this.beta.read() as tf.Tensor1D, this.epsilon);
+      return y ?? normalizeWithMoments(input, moments, gamma, beta, this.epsilon);
     });
   }
 }

@@ -23,6 +23,7 @@ import { sameTypeCastConfig, sharedIdentityConfig } from './kernels/identity';
 import { leadingReduceConfigs } from './kernels/leading-axes-reduce';
 import { maxPoolGradConfig } from './kernels/max-pool-grad';
 import { DnnlConvAddon, onednnConvConfigs } from './kernels/onednn-conv';
+import { onednnBatchNormConfigs } from './kernels/onednn-batch-norm';
 
 const TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2dBackpropInputConfig,
@@ -70,15 +71,16 @@ export function registerWasmTrainingKernels(skip: readonly string[] = []): void 
 
 /**
  * Puts oneDNN's convolutions (./kernels/onednn-conv.ts) in front of the wasm ones: forward, input and
- * filter gradients. Call after registerWasmTrainingKernels, whose gradient kernels become the
- * fallback; unregisterWasmTrainingKernels removes both.
+ * filter gradients; and adds the fused training batch norm (./kernels/onednn-batch-norm.ts), which the
+ * encoders' batch-norm layers then use. Call after registerWasmTrainingKernels, whose gradient kernels
+ * become the fallback; unregisterWasmTrainingKernels removes all of them.
  */
 export function registerOnednnConvKernels(addon: DnnlConvAddon): void {
   if (!displaced) throw new Error('register the wasm training kernels first');
-  for (const config of onednnConvConfigs(addon, (name) => tf.getKernel(name, 'wasm'))) {
+  for (const config of [...onednnConvConfigs(addon, (name) => tf.getKernel(name, 'wasm')), ...onednnBatchNormConfigs(addon)]) {
     // Remember the stock kernel only: a training kernel it wraps is not one to restore.
     if (!displaced.has(config.kernelName)) displaced.set(config.kernelName, tf.getKernel(config.kernelName, 'wasm'));
-    tf.unregisterKernel(config.kernelName, 'wasm');
+    if (tf.getKernel(config.kernelName, 'wasm')) tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   }
 }

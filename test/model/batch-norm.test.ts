@@ -1,15 +1,17 @@
 /**
  * The fused batch-norm layer against tfjs-layers' stock layer: outputs, gradients (x, γ, β), moving
- * averages, inference, serialisation; on cpu and on wasm, whose results must match cpu's stock layer.
+ * averages, inference, serialisation; on cpu and on wasm, whose results must match cpu's stock layer;
+ * and, where the oneDNN addon is built (CI installs libdnnl-dev), its fused training kernels.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { BatchNormalization, channelAffine } from '../../src/model/batch-norm';
+import { BatchNormalization, channelAffine, hasFusedBatchNorm } from '../../src/model/batch-norm';
 import { fileSystem } from '../../src/model/fs-io';
 import { buildResNet, RESNET_PRESETS } from '../../src/model/resnet';
-import { registerWasmTrainingKernels } from '../../src/runtime/wasm-kernels';
+import { DnnlConvAddon, loadDnnlConv } from '../../src/runtime/kernels/onednn-conv';
+import { registerOnednnConvKernels, registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../../src/runtime/wasm-kernels';
 import { relError, values } from '../numeric';
 
 type Backend = 'cpu' | 'wasm';
@@ -143,5 +145,102 @@ describe('channelAffine', () => {
       });
     });
     expect(relError(want, got)).toBeLessThan(1e-6);
+  });
+});
+
+const addon = loadDnnlConv();
+if (typeof addon === 'string' && process.env.CI) throw new Error(`CI installs libdnnl-dev, so the oneDNN addon must load: ${addon}`);
+
+(typeof addon === 'string' ? describe.skip : describe)('BatchNormalization on wasm with oneDNN (one fused kernel each way)', () => {
+  const dnnl = addon as DnnlConvAddon;
+  /** Batch-norm calls [forward, backward] that reached oneDNN. */
+  const calls = [0, 0];
+  const counting: DnnlConvAddon = {
+    ...dnnl,
+    run: (...args) => dnnl.run(...args),
+    batchNorm: (...args) => {
+      calls[0]++;
+      dnnl.batchNorm(...args);
+    },
+    batchNormBackward: (...args) => {
+      calls[1]++;
+      dnnl.batchNormBackward(...args);
+    },
+  };
+
+  beforeAll(() => {
+    registerOnednnConvKernels(counting);
+  });
+
+  afterAll(() => {
+    // Leave the wasm kernels as the other tests expect them: training kernels, no oneDNN.
+    unregisterWasmTrainingKernels();
+    registerWasmTrainingKernels();
+  });
+
+  it.each([
+    ['NHWC activations', [4, 5, 6, 3]],
+    ['a dense layer (batch x features)', [16, 8]],
+    ['a training-sized activation', [32, 14, 14, 16]],
+    ['one value per channel (variance 0)', [1, 1, 1, 5]],
+  ])('matches the stock layer on cpu: %s', async (_name, shape) => {
+    const stock = await runLayer('cpu', true, shape);
+    const before = [...calls];
+    const fused = await runLayer('wasm', false, shape);
+    // four training calls (y, dx under tf.grad, variableGrads), two of them differentiated
+    expect(calls.map((n, i) => n - before[i])).toEqual([3, 2]);
+    stock.arrays.forEach((ref, i) => expect(relError(ref, fused.arrays[i])).toBeLessThan(1e-4));
+    expect(relError(stock.inference, fused.inference)).toBeLessThan(1e-5);
+  });
+
+  it('trains a ResNet on wasm with the same gradients as the composite ops, keeping no tensors', async () => {
+    await tf.setBackend('wasm');
+    const encoder = buildResNet({ ...RESNET_PRESETS['resnet-mini'], widths: [8, 16, 16], inputSize: 12, channels: 1 });
+    const x = tf.tensor(values(6 * 144, 11), [6, 12, 12, 1]).mul(2).add(0.3);
+    const step = (): Float32Array[] =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(encoder.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar);
+        return [value, ...encoder.trainableWeights.map((w) => grads[(w.read() as tf.Variable).name])].map((t) => t.dataSync() as Float32Array);
+      });
+    const moving = () => encoder.getWeights(false).filter((_, i) => !encoder.weights[i].trainable).map((t) => t.dataSync() as Float32Array);
+    const start = moving();
+    const before = [...calls];
+    const fused = step();
+    expect(calls[0] - before[0]).toBeGreaterThan(0);
+    expect(calls[1] - before[1]).toBe(calls[0] - before[0]);
+    const fusedMoving = moving();
+    expect(hasFusedBatchNorm(x)).toBe(true);
+    // the same step through batchMoments + normalizeWithMoments, from the same moving averages
+    unregisterWasmTrainingKernels();
+    registerWasmTrainingKernels();
+    expect(hasFusedBatchNorm(x)).toBe(false);
+    encoder.setWeights(encoder.getWeights(false).map((t, i) => (encoder.weights[i].trainable ? t : tf.tensor(start.shift() as Float32Array, t.shape))));
+    const composite = step();
+    const compositeMoving = moving();
+    registerOnednnConvKernels(counting);
+    composite.forEach((ref, i) => expect(relError(ref, fused[i])).toBeLessThan(1e-3));
+    compositeMoving.forEach((ref, i) => expect(relError(ref, fusedMoving[i])).toBeLessThan(1e-5));
+    const tensors = tf.memory().numTensors;
+    step();
+    expect(tf.memory().numTensors).toBe(tensors);
+    x.dispose();
+    encoder.dispose();
+  });
+
+  it('refuses arrays that do not match the dims, and bad dims or epsilon, instead of reading past them', () => {
+    const dims = [2, 3, 3, 4];
+    const data = () => new Float32Array(72);
+    const ch = () => new Float32Array(4);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), dims, 1e-3)).not.toThrow();
+    expect(() => dnnl.batchNorm(new Float32Array(71), data(), ch(), ch(), ch(), ch(), dims, 1e-3)).toThrow(/x has 71 elements/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), new Float32Array(3), ch(), ch(), dims, 1e-3)).toThrow(/shift has 3 elements/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2, 3, 3], 1e-3)).toThrow(/4 integers/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2, 0, 3, 4], 1e-3)).toThrow(/positive/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1, 4], 1e-3)).toThrow(/too large/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), dims, 0)).toThrow(/epsilon/);
+    expect(() => dnnl.batchNormBackward(data(), data(), ch(), ch(), ch(), data(), ch(), ch(), dims, 1e-3)).not.toThrow();
+    expect(() => dnnl.batchNormBackward(data(), data(), ch(), ch(), ch(), new Float32Array(8), ch(), ch(), dims, 1e-3)).toThrow(/dx has 8 elements/);
+    const short = dnnl.batchNormBackward as unknown as (...args: unknown[]) => void;
+    expect(() => short(data(), data(), ch(), ch(), ch(), data(), ch(), ch(), dims)).toThrow(/10 arguments/);
   });
 });

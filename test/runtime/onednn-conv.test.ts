@@ -34,6 +34,8 @@ const counting: DnnlConvAddon | undefined =
         },
         setThreads: (n) => loaded.setThreads(n),
         version: () => loaded.version(),
+        batchNorm: (...args) => loaded.batchNorm(...args),
+        batchNormBackward: (...args) => loaded.batchNormBackward(...args),
       };
 
 const REL_TOL = 1e-4;

@@ -17,6 +17,10 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 export interface DnnlConvAddon {
   /** op 0: y = conv(x, w); 1: x = ∂/∂x given dy = y; 2: w = ∂/∂w given x and dy = y. */
   run(op: 0 | 1 | 2, x: Float32Array, w: Float32Array, y: Float32Array, geometry: number[]): void;
+  /** Training batch norm over all axes but c (dims [n, h, w, c]): writes y, mean, variance (./onednn-batch-norm.ts). */
+  batchNorm(x: Float32Array, y: Float32Array, scale: Float32Array, shift: Float32Array, mean: Float32Array, variance: Float32Array, dims: number[], epsilon: number): void;
+  /** Its gradient: writes dx, dscale, dshift. */
+  batchNormBackward(x: Float32Array, dy: Float32Array, scale: Float32Array, mean: Float32Array, variance: Float32Array, dx: Float32Array, dscale: Float32Array, dshift: Float32Array, dims: number[], epsilon: number): void;
   /** OpenMP threads for this thread's later calls. */
   setThreads(n: number): void;
   version(): string;
