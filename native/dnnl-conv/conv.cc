@@ -10,8 +10,8 @@
 //
 // batchNorm(x, y, scale, shift, mean, variance, dims, epsilon) and batchNormBackward(x, dy, scale, mean,
 // variance, dx, dscale, dshift, dims, epsilon): oneDNN's batch normalization in training mode over all
-// axes but the channels, on the same NHWC tensors (dims = [n, h, w, c]; another rank folds its leading
-// axes into n). Forward writes y and the batch mean and biased variance; backward writes the gradients
+// axes but the channels, on the same NHWC tensors (dims = [n, h, w, c]; the caller folds another
+// rank's leading axes into n). Forward writes y and the batch mean and biased variance; backward writes the gradients
 // of x, scale and shift.
 #include <node_api.h>
 #include <omp.h>
@@ -311,10 +311,12 @@ bool bnShape(napi_env env, napi_value dimsValue, napi_value epsValue, std::array
   for (uint32_t i = 0; i < 4; i++) {
     napi_value e;
     napi_get_element(env, dimsValue, i, &e);
-    if (!toInt64(env, e, &(*dims)[i]) || (*dims)[i] < 1 || (*dims)[i] > INT32_MAX) {
+    double v = 0;
+    if (napi_get_value_double(env, e, &v) != napi_ok || !(v >= 1 && v <= INT32_MAX) || v != static_cast<double>(static_cast<int64_t>(v))) {
       fail(env, "dims must be positive 32-bit integers");
       return false;
     }
+    (*dims)[i] = static_cast<int64_t>(v);
     if (__builtin_mul_overflow(p, (*dims)[i], &p)) {
       fail(env, "dims too large");
       return false;
@@ -322,7 +324,7 @@ bool bnShape(napi_env env, napi_value dimsValue, napi_value epsValue, std::array
   }
   *size = p;
   double eps = 0;
-  if (napi_get_value_double(env, epsValue, &eps) != napi_ok || !(eps > 0) || eps > 1) {
+  if (napi_get_value_double(env, epsValue, &eps) != napi_ok || !(static_cast<float>(eps) > 0) || eps > 1) {
     fail(env, "epsilon must be a number in (0, 1]");
     return false;
   }

@@ -130,16 +130,21 @@ export function channelAffine(x: tf.Tensor, scale: tf.Tensor, shift?: tf.Tensor)
 export const BATCH_NORM_TRAIN = 'LikenessBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'LikenessBatchNormTrainGrad';
 
-/** Whether the fused training op runs here: the current backend has its kernel, x is a non-empty float32. */
-export function hasFusedBatchNorm(x: tf.Tensor): boolean {
-  return x.dtype === 'float32' && x.size > 0 && tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
+/**
+ * Whether the fused training op runs here: the current backend has its kernel, x is a non-empty
+ * float32, ε a float32 in (0, 1] (the addon's range; tfjs-layers accepts any, e.g. 0 from a Keras config).
+ */
+export function hasFusedBatchNorm(x: tf.Tensor, epsilon: number): boolean {
+  const eps = Math.fround(epsilon);
+  return x.dtype === 'float32' && x.size > 0 && eps > 0 && eps <= 1 && tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
 }
 
 /**
- * The fused op: [y, moments]. Only y carries a gradient; the layer feeds moments to its moving
- * averages alone, which the loss does not depend on, so their gradient (zeros) is not taken.
+ * The fused op: [y, moments]. Only y carries a gradient: the layer feeds moments to its moving
+ * averages alone, which the loss does not depend on, so their gradient (zeros) is not taken. Not for a
+ * loss that uses the moments (batchMoments differentiates them).
  */
-export function fusedBatchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): [tf.Tensor, tf.Tensor2D] {
+function fusedBatchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): [tf.Tensor, tf.Tensor2D] {
   const [y, moments] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma, beta }, { epsilon }) as tf.Tensor[];
   return [y, moments as tf.Tensor2D];
 }
@@ -179,7 +184,7 @@ export class BatchNormalization extends StockBatchNormalization {
       const beta = this.beta.read() as tf.Tensor1D;
       let y: tf.Tensor | undefined;
       let moments: tf.Tensor2D;
-      if (hasFusedBatchNorm(input)) [y, moments] = fusedBatchNormTrain(input, gamma, beta, this.epsilon);
+      if (hasFusedBatchNorm(input, this.epsilon)) [y, moments] = fusedBatchNormTrain(input, gamma, beta, this.epsilon);
       else moments = batchMoments(input);
       // Moving averages as the stock layer keeps them: v ← v − (1 − momentum)·(v − batch value)
       const [mean, variance] = tf.unstack(moments);

@@ -187,7 +187,7 @@ if (typeof addon === 'string' && process.env.CI) throw new Error(`CI installs li
     const stock = await runLayer('cpu', true, shape);
     const before = [...calls];
     const fused = await runLayer('wasm', false, shape);
-    // four training calls (y, dx under tf.grad, variableGrads), two of them differentiated
+    // three training calls (y, dx under tf.grad, variableGrads), two of them differentiated
     expect(calls.map((n, i) => n - before[i])).toEqual([3, 2]);
     stock.arrays.forEach((ref, i) => expect(relError(ref, fused.arrays[i])).toBeLessThan(1e-4));
     expect(relError(stock.inference, fused.inference)).toBeLessThan(1e-5);
@@ -209,15 +209,24 @@ if (typeof addon === 'string' && process.env.CI) throw new Error(`CI installs li
     expect(calls[0] - before[0]).toBeGreaterThan(0);
     expect(calls[1] - before[1]).toBe(calls[0] - before[0]);
     const fusedMoving = moving();
-    expect(hasFusedBatchNorm(x)).toBe(true);
+    expect(hasFusedBatchNorm(x, 1e-3)).toBe(true);
+    // what the addon would refuse takes the composite path: another dtype, ε outside (0, 1]
+    expect(tf.tidy(() => hasFusedBatchNorm(tf.zeros([2, 3], 'int32'), 1e-3))).toBe(false);
+    expect(hasFusedBatchNorm(x, 0)).toBe(false);
+    expect(hasFusedBatchNorm(x, 1e-50)).toBe(false);
     // the same step through batchMoments + normalizeWithMoments, from the same moving averages
     unregisterWasmTrainingKernels();
     registerWasmTrainingKernels();
-    expect(hasFusedBatchNorm(x)).toBe(false);
-    encoder.setWeights(encoder.getWeights(false).map((t, i) => (encoder.weights[i].trainable ? t : tf.tensor(start.shift() as Float32Array, t.shape))));
-    const composite = step();
-    const compositeMoving = moving();
-    registerOnednnConvKernels(counting);
+    let composite: Float32Array[];
+    let compositeMoving: Float32Array[];
+    try {
+      expect(hasFusedBatchNorm(x, 1e-3)).toBe(false);
+      encoder.setWeights(encoder.getWeights(false).map((t, i) => (encoder.weights[i].trainable ? t : tf.tensor(start.shift() as Float32Array, t.shape))));
+      composite = step();
+      compositeMoving = moving();
+    } finally {
+      registerOnednnConvKernels(counting);
+    }
     composite.forEach((ref, i) => expect(relError(ref, fused[i])).toBeLessThan(1e-3));
     compositeMoving.forEach((ref, i) => expect(relError(ref, fusedMoving[i])).toBeLessThan(1e-5));
     const tensors = tf.memory().numTensors;
@@ -236,6 +245,8 @@ if (typeof addon === 'string' && process.env.CI) throw new Error(`CI installs li
     expect(() => dnnl.batchNorm(data(), data(), ch(), new Float32Array(3), ch(), ch(), dims, 1e-3)).toThrow(/shift has 3 elements/);
     expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2, 3, 3], 1e-3)).toThrow(/4 integers/);
     expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2, 0, 3, 4], 1e-3)).toThrow(/positive/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2, 3, 3, 4.5], 1e-3)).toThrow(/integers/);
+    expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), dims, 1e-50)).toThrow(/epsilon/);
     expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), [2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1, 4], 1e-3)).toThrow(/too large/);
     expect(() => dnnl.batchNorm(data(), data(), ch(), ch(), ch(), ch(), dims, 0)).toThrow(/epsilon/);
     expect(() => dnnl.batchNormBackward(data(), data(), ch(), ch(), ch(), data(), ch(), ch(), dims, 1e-3)).not.toThrow();

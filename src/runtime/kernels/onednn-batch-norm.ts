@@ -23,6 +23,16 @@ function requireFloat32(kernel: string, infos: Record<string, tf.TensorInfo>): v
   }
 }
 
+/** Runs f; if it throws, the outputs made for it go back to the heap (the engine never sees them). */
+function freeOnThrow(wasm: BackendWasm, outputs: tf.TensorInfo[], f: () => void): void {
+  try {
+    f();
+  } catch (err) {
+    outputs.forEach((t) => wasm.disposeData(t.dataId));
+    throw err;
+  }
+}
+
 export function onednnBatchNormConfigs(addon: DnnlConvAddon): tf.KernelConfig[] {
   return [
     {
@@ -39,7 +49,9 @@ export function onednnBatchNormConfigs(addon: DnnlConvAddon): tf.KernelConfig[] 
         const moments = wasm.makeOutput([2, c], 'float32');
         const view = (t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
         const m = view(moments);
-        addon.batchNorm(view(x), view(y), view(gamma), view(beta), m.subarray(0, c), m.subarray(c), dims, (attrs as { epsilon: number }).epsilon);
+        freeOnThrow(wasm, [y, moments], () =>
+          addon.batchNorm(view(x), view(y), view(gamma), view(beta), m.subarray(0, c), m.subarray(c), dims, (attrs as { epsilon: number }).epsilon),
+        );
         return [y, moments];
       },
     },
@@ -57,7 +69,9 @@ export function onednnBatchNormConfigs(addon: DnnlConvAddon): tf.KernelConfig[] 
         const dBeta = wasm.makeOutput([c], 'float32');
         const view = (t: tf.TensorInfo) => wasm.typedArrayFromHeap(t) as Float32Array;
         const m = view(moments);
-        addon.batchNormBackward(view(x), view(dy), view(gamma), m.subarray(0, c), m.subarray(c), view(dx), view(dGamma), view(dBeta), dims, (attrs as { epsilon: number }).epsilon);
+        freeOnThrow(wasm, [dx, dGamma, dBeta], () =>
+          addon.batchNormBackward(view(x), view(dy), view(gamma), m.subarray(0, c), m.subarray(c), view(dx), view(dGamma), view(dBeta), dims, (attrs as { epsilon: number }).epsilon),
+        );
         return [dx, dGamma, dBeta];
       },
     },
