@@ -5,7 +5,7 @@
  *   npx tsx bench/train-step.ts [--batch 256] [--iters 5] [--before-batch 8] [--before-iters 1]
  *                               [--workers <cores>] [--skip-before] [--profile]
  *                               [--wasm-threads <n>] [--stock <Kernel,...>] [--widths 16,32,64]
- *                               [--encoder resnet18] [--stem small|imagenet] [--stages 2,2,2,2] [--onednn]
+ *                               [--encoder resnet18] [--stem small|imagenet] [--stages 2,2,2,2] [--onednn [--bf16]]
  *   (env: BENCH_BATCH, BENCH_ITERS, BENCH_BEFORE_BATCH, BENCH_BEFORE_ITERS, BENCH_WORKERS, BENCH_WASM_THREADS)
  * --workers N also measures data-parallel training over N worker threads (0 skips it).
  * --wasm-threads N runs everything on the threaded wasm build with N XNNPACK threads.
@@ -16,7 +16,8 @@
  * --onednn also measures the "after" kernels with oneDNN's convolutions in front (the optional addon
  * native/dnnl-conv, src/runtime/kernels/onednn-conv.ts), in the same process: `onednn` in the output;
  * first with the convolutions alone (`onednnConvOnly`), then with the addon's fused training batch norm
- * too (src/runtime/kernels/onednn-batch-norm.ts), as Likeness runs it.
+ * too (src/runtime/kernels/onednn-batch-norm.ts), as Likeness runs it. --bf16 (with --onednn) then
+ * measures the convolutions with bfloat16 inputs (`onednnBf16`; --conv-kernels onednn-bf16).
  *
  * "before" = stock tfjs 4.22 wasm kernels, with kernels wasm lacks (Conv2DBackpropFilter) run by the
  * cpu backend through a bridge: the only way stock tfjs trains a conv net on wasm. It is slow, so it
@@ -52,6 +53,8 @@ interface Options {
   stock: string[];
   /** Also measure with oneDNN's convolutions in front of the "after" kernels. */
   onednn: boolean;
+  /** Then with their inputs in bf16. */
+  bf16: boolean;
   /** The encoder: a preset with the --widths, --stem and --stages overrides. */
   encoder: EncoderShape;
 }
@@ -86,6 +89,7 @@ function parseOptions(argv: string[]): Options {
     skipBefore: argv.includes('--skip-before'),
     profile: argv.includes('--profile'),
     onednn: argv.includes('--onednn'),
+    bf16: argv.includes('--bf16'),
   };
 }
 
@@ -251,6 +255,7 @@ async function main(): Promise<void> {
   const parallel = opts.workers > 0 ? await measureParallel(opts.batch, opts.iters, opts.workers, opts.encoder) : undefined;
   let onednn: (Figures & { version: string }) | undefined;
   let onednnConvOnly: Figures | undefined;
+  let onednnBf16: Figures | undefined;
   if (opts.onednn) {
     const addon = loadDnnlConv();
     if (typeof addon === 'string') throw new Error(`--onednn: ${addon}`);
@@ -261,6 +266,10 @@ async function main(): Promise<void> {
     onednnConvOnly = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
     batchNorm.forEach((k) => tf.registerKernel(k));
     onednn = { ...(await measure(opts.batch, opts.iters, opts.profile, opts.encoder)), version: addon.version() };
+    if (opts.bf16) {
+      addon.setConvPrecision('bf16');
+      onednnBf16 = await measure(opts.batch, opts.iters, opts.profile, opts.encoder);
+    }
   }
   const result = {
     bench: 'train-step',
@@ -276,6 +285,9 @@ async function main(): Promise<void> {
     trainSpeedup: before ? roundTo(after.trainImagesPerSec / before.trainImagesPerSec, 1) : null,
     onednn: onednn
       ? { ...onednn, trainSpeedupOverAfter: roundTo(onednn.trainImagesPerSec / after.trainImagesPerSec, 2), forwardSpeedupOverAfter: roundTo(onednn.forwardImagesPerSec / after.forwardImagesPerSec, 2) }
+      : null,
+    onednnBf16: onednnBf16 && onednn
+      ? { ...onednnBf16, trainSpeedupOverFloat32: roundTo(onednnBf16.trainImagesPerSec / onednn.trainImagesPerSec, 2), forwardSpeedupOverFloat32: roundTo(onednnBf16.forwardImagesPerSec / onednn.forwardImagesPerSec, 2) }
       : null,
     onednnConvOnly: onednnConvOnly && onednn
       ? { ...onednnConvOnly, batchNormTrainSpeedup: roundTo(onednn.trainImagesPerSec / onednnConvOnly.trainImagesPerSec, 2) }

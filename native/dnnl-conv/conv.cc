@@ -8,6 +8,11 @@
 //   op 0: y = conv(x, w)           op 1: x = dconv/dx(dy = y, w)      op 2: w = dconv/dw(x, dy = y)
 // Primitives are cached per thread by (op, geometry): oneDNN JIT-compiles each on creation.
 //
+// setConvPrecision("f32" | "bf16"), per thread: with bf16 each convolution reads its two inputs as
+// bfloat16 (oneDNN's reorder rounds them on the way in) and writes its output in float32, accumulating
+// in float32: mixed precision, for CPUs with AVX512-BF16 or AMX (refused elsewhere, where oneDNN would
+// emulate it more slowly than float32).
+//
 // batchNorm(x, y, scale, shift, mean, variance, dims, epsilon) and batchNormBackward(x, dy, scale, mean,
 // variance, dx, dscale, dshift, dims, epsilon): oneDNN's batch normalization in training mode over all
 // axes but the channels, on the same NHWC tensors (dims = [n, h, w, c]; the caller folds another
@@ -66,14 +71,21 @@ struct Plan {
 // Which of (x, w, y) each op writes; the other two it reads.
 int outputSlot(int op) { return op == kForward ? 2 : op == kBackwardData ? 0 : 1; }
 
-Plan plan(int op, const Geometry& g) {
+Plan plan(int op, const Geometry& g, bool bf16) {
   const UserDescs user = userDescs(g);
-  auto any = [](const memory::desc& d) { return memory::desc(d.dims(), memory::data_type::f32, memory::format_tag::any); };
-  memory::desc x = any(user.x), w = any(user.w), y = any(user.y);
+  // Inputs in bf16 when asked; the output always f32.
+  auto any = [bf16](const memory::desc& d, bool input) {
+    return memory::desc(d.dims(), input && bf16 ? memory::data_type::bf16 : memory::data_type::f32, memory::format_tag::any);
+  };
+  const int out = outputSlot(op);
+  memory::desc x = any(user.x, out != 0), w = any(user.w, out != 1), y = any(user.y, out != 2);
   memory::dims strides{g[SH], g[SW]}, padL{g[TOP], g[LEFT]}, padR{g[BOTTOM], g[RIGHT]};
   auto algo = dnnl::algorithm::convolution_direct;
+  // A backward op's forward hint has the data types of its operands: bf16 for y there too.
   dnnl::convolution_forward::primitive_desc forward(
-      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, x, w, y, strides, padL, padR), cpuEngine());
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algo, any(user.x, true), any(user.w, true),
+                                      any(user.y, op != kForward), strides, padL, padR),
+      cpuEngine());
   Plan p;
   if (op == kForward) {
     p.conv = dnnl::convolution_forward(forward);
@@ -133,6 +145,7 @@ struct ThreadState {
   std::map<std::pair<int, Geometry>, Plan> plans;
   std::map<BnKey, dnnl::primitive> bnPlans;
   Scratch scratch[3];
+  bool bf16 = false;  // convolutions' input precision (setConvPrecision); plans are made for it
 };
 // Freed when its thread ends (an inference worker that stops).
 thread_local std::unique_ptr<ThreadState> state;
@@ -148,7 +161,7 @@ void execute(int op, const Geometry& g, float* x, float* w, float* y) {
   auto it = state->plans.find(key);
   if (it == state->plans.end()) {
     if (state->plans.size() >= kMaxPlans) state->plans.clear();
-    it = state->plans.emplace(key, plan(op, g)).first;
+    it = state->plans.emplace(key, plan(op, g, state->bf16)).first;
   }
   Plan& p = it->second;
   const UserDescs user = userDescs(g);
@@ -395,6 +408,27 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// setConvPrecision("f32" | "bf16") for this thread's later convolutions.
+napi_value SetConvPrecision(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  char name[8] = {0};
+  size_t length = 0;
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length) != napi_ok ||
+      (std::strcmp(name, "f32") != 0 && std::strcmp(name, "bf16") != 0))
+    return fail(env, "setConvPrecision(name) takes 'f32' or 'bf16'");
+  const bool bf16 = std::strcmp(name, "bf16") == 0;
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto need = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  if (bf16 && (isa & need) != need)
+    return fail(env, "bf16 convolutions need a CPU with AVX512-BF16 or AMX; oneDNN would only emulate them here");
+  ThreadState& s = threadState();
+  if (s.bf16 != bf16) s.plans.clear();
+  s.bf16 = bf16;
+  return nullptr;
+}
+
 napi_value Version(napi_env env, napi_callback_info) {
   const dnnl_version_t* v = dnnl_version();
   std::string s = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
@@ -411,6 +445,7 @@ NAPI_MODULE_INIT() {
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setConvPrecision", nullptr, SetConvPrecision, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -17,11 +17,12 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 
 
 /**
  * Who runs the wasm backend's convolutions: 'onednn' (the optional native addon likeness-dnnl-conv,
- * built where libdnnl-dev is installed; an error where it is not), 'wasm' (XNNPACK and our wasm
- * gradient kernels), 'auto' (oneDNN where the addon loads).
+ * built where libdnnl-dev is installed; an error where it is not), 'onednn-bf16' (the same with the
+ * convolutions' inputs in bfloat16, on CPUs with AVX512-BF16 or AMX; an error elsewhere), 'wasm'
+ * (XNNPACK and our wasm gradient kernels), 'auto' (oneDNN, float32, where the addon loads).
  */
-export type ConvKernelChoice = 'auto' | 'onednn' | 'wasm';
-export const CONV_KERNEL_CHOICES: readonly ConvKernelChoice[] = ['auto', 'onednn', 'wasm'];
+export type ConvKernelChoice = 'auto' | 'onednn' | 'onednn-bf16' | 'wasm';
+export const CONV_KERNEL_CHOICES: readonly ConvKernelChoice[] = ['auto', 'onednn', 'onednn-bf16', 'wasm'];
 
 export interface BackendInfo {
   /** Backend tfjs runs on, as tf.getBackend() reports it. */
@@ -84,7 +85,7 @@ async function tryWasm(skipped: string[], threads: number, convKernels: ConvKern
   if (await withThreadedCoreCount(() => tf.setBackend('wasm'))) {
     // The filter-gradient kernel's helper threads, started now so training uses them from its first step.
     if (wasmThreadCount() > 1) await startSimdFilterGradHelpers(wasmThreadCount());
-    const convolutions = convKernels === 'wasm' ? 'wasm' : useOnednn(loadAddon(), skipped, convKernels === 'onednn', wasmThreadCount());
+    const convolutions = convKernels === 'wasm' ? 'wasm' : useOnednn(loadAddon(), skipped, convKernels, wasmThreadCount());
     return { name: 'wasm', provider: '@tensorflow/tfjs-backend-wasm', skipped, threads: wasmThreadCount(), convolutions };
   }
   skipped.push('@tensorflow/tfjs-backend-wasm: did not initialise');
@@ -93,17 +94,24 @@ async function tryWasm(skipped: string[], threads: number, convKernels: ConvKern
 
 /**
  * Puts oneDNN's convolutions in front of wasm's, with as many threads as the wasm backend has (an
- * inference worker: 1). Returns who runs the convolutions; `required` turns a missing addon into an error.
+ * inference worker: 1). Returns who runs the convolutions; a choice other than 'auto' turns a missing
+ * addon into an error.
  */
-function useOnednn(addon: DnnlConvAddon | string, skipped: string[], required: boolean, threads: number): string {
+function useOnednn(addon: DnnlConvAddon | string, skipped: string[], choice: Exclude<ConvKernelChoice, 'wasm'>, threads: number): string {
   if (typeof addon === 'string') {
-    if (required) throw new Error(`--conv-kernels onednn: ${addon} (build it: apt-get install libdnnl-dev, then npm ci)`);
+    if (choice !== 'auto') throw new Error(`--conv-kernels ${choice}: ${addon} (build it: apt-get install libdnnl-dev, then npm ci)`);
     skipped.push(addon);
     return 'wasm';
   }
+  const bf16 = choice === 'onednn-bf16';
+  try {
+    addon.setConvPrecision(bf16 ? 'bf16' : 'f32');
+  } catch (err) {
+    throw new Error(`--conv-kernels ${choice}: ${(err as Error).message}`);
+  }
   addon.setThreads(threads);
   registerOnednnConvKernels(addon);
-  return `oneDNN ${addon.version()}`;
+  return `oneDNN ${addon.version()}${bf16 ? ', bf16 inputs' : ''}`;
 }
 
 /**

@@ -30,7 +30,7 @@ import { EpochRecord, hasCheckpoint, loadCheckpoint, removeCheckpoint, saveCheck
 import { gradCacheStep, supportsGradCache } from './grad-cache';
 import { knnAccuracy } from './knn';
 import { registerFastCpuConvFilterGrad } from './cpu-conv-filter-grad';
-import { isWasmOutOfMemory, wasmHeapBytes } from '../runtime/backend';
+import { currentBackend, isWasmOutOfMemory, wasmHeapBytes } from '../runtime/backend';
 import { ContrastiveMethod, MethodContext, RawConfig, TrainBatch } from './method';
 import { createOptimizer, defaultLearningRate, OptimizerConfig, OptimizerName } from './optimizers';
 import { methodClass } from './registry';
@@ -140,6 +140,8 @@ function machine(): Record<string, unknown> {
     node: process.version,
     tfjs: tf.version.tfjs,
     backend: tf.getBackend(),
+    // who ran the wasm backend's convolutions ('oneDNN 2.6.3, bf16 inputs'): it changes the numbers a little
+    ...(currentBackend()?.convolutions ? { convolutions: currentBackend()?.convolutions } : {}),
   };
 }
 

@@ -156,8 +156,10 @@ if (typeof addon === 'string' && process.env.CI) throw new Error(`CI installs li
   /** Batch-norm calls [forward, backward] that reached oneDNN. */
   const calls = [0, 0];
   const counting: DnnlConvAddon = {
-    ...dnnl,
     run: (...args) => dnnl.run(...args),
+    setThreads: (n) => dnnl.setThreads(n),
+    setConvPrecision: (name) => dnnl.setConvPrecision(name),
+    version: () => dnnl.version(),
     batchNorm: (...args) => {
       calls[0]++;
       dnnl.batchNorm(...args);

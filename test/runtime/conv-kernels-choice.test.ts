@@ -14,6 +14,10 @@ describe('--conv-kernels without the oneDNN addon', () => {
     );
   });
 
+  it("'onednn-bf16' refuses to start too", async () => {
+    await expect(initBackend('wasm', { convKernels: 'onednn-bf16', loadAddon: missing })).rejects.toThrow(/--conv-kernels onednn-bf16: likeness-dnnl-conv: Cannot find module/);
+  });
+
   it("'auto' keeps the wasm kernels and says why", async () => {
     const info = await initBackend('wasm', { convKernels: 'auto', loadAddon: missing });
     expect(info.name).toBe('wasm');

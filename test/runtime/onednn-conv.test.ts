@@ -33,6 +33,7 @@ const counting: DnnlConvAddon | undefined =
           loaded.run(op, x, w, y, geometry);
         },
         setThreads: (n) => loaded.setThreads(n),
+        setConvPrecision: (name) => loaded.setConvPrecision(name),
         version: () => loaded.version(),
         batchNorm: (...args) => loaded.batchNorm(...args),
         batchNormBackward: (...args) => loaded.batchNormBackward(...args),
@@ -180,6 +181,39 @@ describeIfBuilt('oneDNN convolutions on wasm', () => {
     const got = await onBackend('wasm', f);
     expect(calls[0]).toBe(before + 1);
     expect(relError(ref, got)).toBeLessThan(REL_TOL);
+  });
+
+  it('with bf16 inputs (--conv-kernels onednn-bf16) stays within bf16 rounding of cpu, or is refused on a CPU without AVX512-BF16', async () => {
+    const addon = loaded as DnnlConvAddon;
+    expect(() => addon.setConvPrecision('fp16' as 'bf16')).toThrow(/'f32' or 'bf16'/);
+    let supported = true;
+    try {
+      addon.setConvPrecision('bf16');
+    } catch (err) {
+      supported = false;
+      expect((err as Error).message).toMatch(/AVX512-BF16 or AMX/);
+    }
+    if (!supported) return;
+    try {
+      for (const c of CASES) {
+        const ref = await onBackend('cpu', () => convAndGrads(c));
+        const before = [...calls];
+        const got = await onBackend('wasm', () => convAndGrads(c));
+        expect(calls.map((n, i) => n - before[i])).toEqual([2, 1, 1]);
+        addon.setConvPrecision('f32');
+        const f32 = await onBackend('wasm', () => convAndGrads(c));
+        addon.setConvPrecision('bf16');
+        ref.forEach((r, i) => {
+          // bf16 keeps 8 bits of mantissa: products of rounded inputs, summed in float32
+          expect(relError(r, got[i])).toBeLessThan(1e-2);
+          expect(relError(r, f32[i])).toBeLessThan(REL_TOL);
+        });
+        // and the inputs were rounded: the forward output is not float32's
+        expect(relError(f32[0], got[0])).toBeGreaterThan(1e-5);
+      }
+    } finally {
+      addon.setConvPrecision('f32');
+    }
   });
 
   it('refuses arrays that do not match the geometry instead of reading past them', () => {

@@ -23,6 +23,11 @@ export interface DnnlConvAddon {
   batchNormBackward(x: Float32Array, dy: Float32Array, scale: Float32Array, mean: Float32Array, variance: Float32Array, dx: Float32Array, dscale: Float32Array, dshift: Float32Array, dims: number[], epsilon: number): void;
   /** OpenMP threads for this thread's later calls. */
   setThreads(n: number): void;
+  /**
+   * This thread's later convolutions: 'bf16' reads their inputs as bfloat16 (output and accumulation
+   * float32); throws where the CPU lacks AVX512-BF16 and AMX.
+   */
+  setConvPrecision(name: 'f32' | 'bf16'): void;
   version(): string;
 }
 
