@@ -240,6 +240,7 @@ function installStockBaseline(): () => void {
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.bf16 && !opts.onednn) throw new Error('--bf16 measures oneDNN with bf16 inputs: pass --onednn too');
   if (opts.wasmThreads > 1) prepareWasmThreads(opts.wasmThreads);
   if (!(await withThreadedCoreCount(() => tf.setBackend('wasm')))) throw new Error('wasm backend did not initialise');
   await tf.ready();

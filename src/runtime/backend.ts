@@ -33,7 +33,7 @@ export interface BackendInfo {
   skipped: string[];
   /** XNNPACK threads of the wasm backend (1 unless initBackend was asked for more). */
   threads: number;
-  /** Who runs the convolutions on wasm ('oneDNN 2.6.3' or 'wasm'); undefined on other backends. */
+  /** Who runs the convolutions on wasm ('oneDNN 2.6.3', 'oneDNN 2.6.3, bf16 inputs' or 'wasm'); undefined on other backends. */
   convolutions?: string;
 }
 
@@ -104,10 +104,15 @@ function useOnednn(addon: DnnlConvAddon | string, skipped: string[], choice: Exc
     return 'wasm';
   }
   const bf16 = choice === 'onednn-bf16';
-  try {
-    addon.setConvPrecision(bf16 ? 'bf16' : 'f32');
-  } catch (err) {
-    throw new Error(`--conv-kernels ${choice}: ${(err as Error).message}`);
+  // An addon built before setConvPrecision existed still serves float32; bf16 needs a rebuild.
+  if (typeof addon.setConvPrecision !== 'function') {
+    if (bf16) throw new Error(`--conv-kernels ${choice}: this build of likeness-dnnl-conv predates bf16 (rebuild it: npm rebuild likeness-dnnl-conv)`);
+  } else {
+    try {
+      addon.setConvPrecision(bf16 ? 'bf16' : 'f32');
+    } catch (err) {
+      throw new Error(`--conv-kernels ${choice}: ${(err as Error).message}`);
+    }
   }
   addon.setThreads(threads);
   registerOnednnConvKernels(addon);

@@ -13,7 +13,8 @@ export function systemRouter(app: Likeness, metrics: Metrics): Router {
       status: 'ok',
       backend: app.backend.name,
       backendProvider: app.backend.provider,
-      // who runs the wasm backend's convolutions ('oneDNN 2.6.3' or 'wasm'); absent on other backends
+      // who runs the wasm backend's convolutions ('oneDNN 2.6.3', with ', bf16 inputs' under
+      // --conv-kernels onednn-bf16, or 'wasm'); absent on other backends
       convolutions: app.backend.convolutions,
       store: app.store.kind,
       model: { id: app.embedder.modelId, name: app.embedder.manifest.name, dim: app.embedder.dim, input: app.embedder.manifest.input, duplicateThreshold: app.service.duplicateThreshold },
