@@ -275,11 +275,18 @@ napi_value guarded(napi_env env, F&& f) {
   return nullptr;
 }
 
-napi_value Run(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+// The call's n arguments into argv; false (a JS error naming `usage`) for another count.
+bool callArgs(napi_env env, napi_callback_info info, size_t n, napi_value* argv, const char* usage) {
+  size_t argc = n;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 5) return fail(env, "run(op, x, w, y, geometry) takes 5 arguments");
+  if (argc == n) return true;
+  fail(env, std::string(usage) + " takes " + std::to_string(n) + " arguments");
+  return false;
+}
+
+napi_value Run(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!callArgs(env, info, 5, argv, "run(op, x, w, y, geometry)")) return nullptr;
   int64_t op;
   if (!toInt64(env, argv[0], &op) || op < kForward || op > kBackwardFilter) return fail(env, "op must be 0, 1 or 2");
   Geometry g;
@@ -357,10 +364,8 @@ bool bnArrays(napi_env env, napi_value* argv, std::initializer_list<std::pair<co
 
 // batchNorm(x, y, scale, shift, mean, variance, dims, epsilon)
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 8) return fail(env, "batchNorm(x, y, scale, shift, mean, variance, dims, epsilon) takes 8 arguments");
+  if (!callArgs(env, info, 8, argv, "batchNorm(x, y, scale, shift, mean, variance, dims, epsilon)")) return nullptr;
   std::array<int64_t, 4> d;
   int64_t size;
   float epsilon;
@@ -376,11 +381,8 @@ napi_value BatchNorm(napi_env env, napi_callback_info info) {
 
 // batchNormBackward(x, dy, scale, mean, variance, dx, dscale, dshift, dims, epsilon)
 napi_value BatchNormBackward(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
   napi_value argv[10];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 10)
-    return fail(env, "batchNormBackward(x, dy, scale, mean, variance, dx, dscale, dshift, dims, epsilon) takes 10 arguments");
+  if (!callArgs(env, info, 10, argv, "batchNormBackward(x, dy, scale, mean, variance, dx, dscale, dshift, dims, epsilon)")) return nullptr;
   std::array<int64_t, 4> d;
   int64_t size;
   float epsilon;
