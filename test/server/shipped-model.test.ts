@@ -92,8 +92,10 @@ describe.each(shippedModels)('models/%s', (name) => {
     expect(m.quality).toBeDefined();
     const { accuracy, served } = await nearestClassAccuracy(dir, 0);
     expect(served.dim).toBe(m.embedding.dim);
-    // The id names the served output whenever it is not the network's first (encoder).
-    expect(served.id.endsWith(`:${m.embedding.output}`)).toBe(m.embedding.output !== m.outputs[0]);
+    // The id names the served output whenever it is not the network's first (encoder), then flip averaging.
+    const tta = m.embedding.tta === 'hflip' ? '+hflip' : '';
+    expect(served.id.endsWith('+hflip')).toBe(m.embedding.tta === 'hflip');
+    expect(served.id.slice(0, served.id.length - tta.length).endsWith(`:${m.embedding.output}`)).toBe(m.embedding.output !== m.outputs[0]);
     if (m.embedding.output === 'whitened') expect(m.whitening?.fittedOn.images).toBeGreaterThan(0);
     expect(accuracy).toBeGreaterThan(0.6);
   });
